@@ -1,0 +1,63 @@
+"""The application factory: settings, the CouchDB store's lifecycle, middleware and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from kazoo_vm import appkeys
+from kazoo_vm.auth.tokens import TokenService, load_or_create_signing_key
+from kazoo_vm.config import Settings
+from kazoo_vm.http.middleware import kazoo_middleware
+from kazoo_vm.routes import setup_routes
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.design_docs import ensure_database, sync_all
+from kazoo_vm.storage.errors import StorageUnreachable
+
+log = logging.getLogger(__name__)
+
+
+async def wait_for_couch(store: CouchStore, timeout_s: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await store.server_info()
+            return
+        except StorageUnreachable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def prepare_couch(store: CouchStore, *, sync_design_docs: bool) -> None:
+    """Databases every deployment needs, and design documents brought up to date."""
+    await ensure_database(store, naming.ACCOUNTS_DB, "accounts")
+    if sync_design_docs:
+        await sync_all(store)
+
+
+def create_app(settings: Settings, *, sync_design_docs: bool = True) -> web.Application:
+    if settings.couch_url is None:
+        raise ValueError("create_app needs settings.couch_url (kazoo-vm serve starts the bundled CouchDB first)")
+    couch_url = settings.couch_url
+    app = web.Application(middlewares=[kazoo_middleware], client_max_size=settings.max_upload_bytes + 1024 * 1024)
+    app[appkeys.SETTINGS] = settings
+
+    async def couch_context(app: web.Application) -> AsyncIterator[None]:
+        store = CouchStore(couch_url)
+        try:
+            await wait_for_couch(store)
+            await prepare_couch(store, sync_design_docs=sync_design_docs)
+            app[appkeys.STORE] = store
+            app[appkeys.TOKENS] = TokenService(await load_or_create_signing_key(store), settings.token_expiry_s)
+            yield
+        finally:
+            await store.close()
+
+    app.cleanup_ctx.append(couch_context)
+    setup_routes(app)
+    return app

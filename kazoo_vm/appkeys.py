@@ -1,0 +1,29 @@
+"""Typed keys for what the application and each request carry (aiohttp ``web.AppKey`` / ``web.RequestKey``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from kazoo_vm.config import Settings
+from kazoo_vm.storage.couch import CouchStore
+
+if TYPE_CHECKING:
+    from kazoo_vm.auth.context import AuthContext
+    from kazoo_vm.auth.tokens import TokenService
+    from kazoo_vm.http.request import ParsedRequest
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", CouchStore)
+TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
+
+PARSED: web.RequestKey[ParsedRequest] = web.RequestKey("parsed")
+AUTH: web.RequestKey[AuthContext] = web.RequestKey("auth")
+ALLOWED_METHODS: web.RequestKey[tuple[str, ...]] = web.RequestKey("allowed_methods")
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+
+if TYPE_CHECKING:
+    from kazoo_vm.domain.accounts import Account
+
+ACCOUNT: web.RequestKey[Account] = web.RequestKey("account")

@@ -1,0 +1,72 @@
+"""Authenticating and authorising a request to ``/v2/accounts/{A}/...`` (kazoo-crossbar-http.md §2.7, §3.4)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from kazoo_vm.auth.context import AuthContext
+from kazoo_vm.auth.tokens import TokenService
+from kazoo_vm.domain import accounts
+from kazoo_vm.domain.accounts import Account
+from kazoo_vm.errors import BadIdentifier, Forbidden, InvalidCredentials
+from kazoo_vm.http.request import ParsedRequest
+from kazoo_vm.storage.couch import CouchStore
+
+
+def token_of(headers: dict[str, str] | object, parsed: ParsedRequest) -> str | None:
+    """X-Auth-Token, then ``auth_token`` (data, query, envelope), then ``Authorization: Bearer``."""
+    get = getattr(headers, "get")
+    token = get("X-Auth-Token") or parsed.value("auth_token")
+    if isinstance(token, str) and token:
+        return token
+    authorization = str(get("Authorization") or "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    return None
+
+
+async def _basic_auth(store: CouchStore, header: str) -> AuthContext:
+    """``Basic base64(ACCOUNT_ID:md5hex(user:pass))`` as cb_basic_auth."""
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCredentials() from exc
+    account_id, _, credentials = decoded.partition(":")
+    if not account_id or not credentials:
+        raise InvalidCredentials()
+    try:
+        owner_id = await accounts.user_by_credentials(store, account_id, credentials, "md5")
+    except (ValueError, BadIdentifier):
+        owner_id = None
+    if owner_id is None:
+        raise InvalidCredentials()
+    return AuthContext(token=None, account_id=account_id, owner_id=owner_id, method="cb_basic_auth")
+
+
+async def authenticate(
+    store: CouchStore, tokens: TokenService, headers: dict[str, str] | object, parsed: ParsedRequest
+) -> AuthContext:
+    token = token_of(headers, parsed)
+    if token is not None:
+        auth = tokens.verify(token)
+        expected_account = getattr(headers, "get")("X-Auth-Account-Id")
+        if expected_account and expected_account != auth.account_id:
+            raise InvalidCredentials()
+        return auth
+    authorization = str(getattr(headers, "get")("Authorization") or "")
+    if authorization[:6].lower() == "basic ":
+        return await _basic_auth(store, authorization)
+    raise InvalidCredentials()
+
+
+async def authorize(store: CouchStore, auth: AuthContext, account: Account) -> None:
+    """The token's account must be the path account or one of its ancestors (or a superduper admin)."""
+    if auth.account_id == account.id or auth.account_id in account.tree:
+        return
+    try:
+        caller = await accounts.load_account(store, auth.account_id)
+    except (BadIdentifier, ValueError):
+        raise Forbidden() from None
+    if not caller.is_superduper_admin:
+        raise Forbidden()

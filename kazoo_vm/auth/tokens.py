@@ -1,0 +1,123 @@
+"""Kazoo 4.3 auth tokens: RS256 JWTs with Kazoo's claims (kz_auth_jwt; kazoo-crossbar-http.md §3.3).
+
+The RSA signing key is generated on first start and kept in CouchDB (``system_auth`` database, as Kazoo keeps
+its keys there), so restarts and every service process over the same CouchDB accept the same tokens. Two
+processes starting at once race on one deterministic document id; CouchDB lets one win (409 for the other,
+which then reads the winner's key).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kazoo_vm.auth.context import AuthContext
+from kazoo_vm.errors import InvalidCredentials
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.design_docs import ensure_database
+from kazoo_vm.storage.errors import Conflict, DocumentNotFound
+
+KEY_DOC_ID = "kazoo_vm_token_signing_key"
+ISSUER = "kazoo"
+ALGORITHM = "RS256"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private_pem: bytes
+    identity_secret: bytes
+
+    @property
+    def public_key(self) -> Any:
+        return serialization.load_pem_private_key(self.private_pem, password=None).public_key()
+
+
+def _new_key_doc() -> dict[str, Any]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "_id": KEY_DOC_ID,
+        "pvt_type": "private_key",
+        "pvt_algorithm": ALGORITHM,
+        "pvt_private_key_pem": pem.decode(),
+        "pvt_identity_secret": secrets.token_hex(32),
+        "pvt_created": naming.now_gregorian(),
+    }
+
+
+async def load_or_create_signing_key(store: CouchStore) -> SigningKey:
+    await ensure_database(store, naming.SYSTEM_AUTH_DB, "system_auth")
+    try:
+        doc = await store.get_doc(naming.SYSTEM_AUTH_DB, KEY_DOC_ID)
+    except DocumentNotFound:
+        doc = _new_key_doc()
+        try:
+            await store.put_doc(naming.SYSTEM_AUTH_DB, doc)
+        except Conflict:
+            doc = await store.get_doc(naming.SYSTEM_AUTH_DB, KEY_DOC_ID)
+    return SigningKey(
+        private_pem=str(doc["pvt_private_key_pem"]).encode(),
+        identity_secret=str(doc["pvt_identity_secret"]).encode(),
+    )
+
+
+class TokenService:
+    def __init__(self, key: SigningKey, lifetime_s: int) -> None:
+        self._key = key
+        self._public_key = key.public_key
+        self.lifetime_s = lifetime_s
+
+    def _identity_sig(self, account_id: str, owner_id: str | None) -> str:
+        message = f"{account_id}:{owner_id or ''}".encode()
+        digest = hmac.new(self._key.identity_secret, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def issue(self, account_id: str, owner_id: str | None, method: str, *, lifetime_s: int | None = None) -> str:
+        claims: dict[str, Any] = {
+            "account_id": account_id,
+            "method": method,
+            "iss": ISSUER,
+            "exp": int(time.time()) + (self.lifetime_s if lifetime_s is None else lifetime_s),
+            "identity_sig": self._identity_sig(account_id, owner_id),
+        }
+        if owner_id:
+            claims["owner_id"] = owner_id
+        return jwt.encode(claims, self._key.private_pem, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> AuthContext:
+        """Check algorithm, signature, expiry and identity signature; any failure is 401."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._public_key,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                options={"require": ["exp", "account_id"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidCredentials() from exc
+        account_id = claims.get("account_id")
+        owner_id = claims.get("owner_id")
+        if not isinstance(account_id, str) or not hmac.compare_digest(
+            str(claims.get("identity_sig", "")), self._identity_sig(account_id, owner_id)
+        ):
+            raise InvalidCredentials()
+        return AuthContext(
+            token=token,
+            account_id=account_id,
+            owner_id=owner_id if isinstance(owner_id, str) else None,
+            method=str(claims.get("method", "")),
+            claims=claims,
+        )

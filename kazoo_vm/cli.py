@@ -1,0 +1,154 @@
+"""``kazoo-vm``: serve the API, manage accounts and users, migrate legacy voicemail."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from aiohttp import web
+
+from kazoo_vm import devserver
+from kazoo_vm.app import create_app, prepare_couch, wait_for_couch
+from kazoo_vm.config import ConfigError, Settings, load_settings
+from kazoo_vm.domain import accounts
+from kazoo_vm.errors import KazooError
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.errors import StorageError
+
+log = logging.getLogger("kazoo_vm")
+
+
+@contextmanager
+def couch_for(settings: Settings, *, announce: bool = False) -> Iterator[Settings]:
+    """Settings whose ``couch_url`` is reachable: the configured CouchDB, the bundled server of a running
+    ``kazoo-vm serve``, or a bundled server started here (and stopped on exit)."""
+    if settings.couch_url is not None:
+        yield settings
+        return
+    running = devserver.running_url(settings)
+    if running is not None:
+        yield dataclasses.replace(settings, couch_url=running)
+        return
+    bundled = devserver.start_for(settings)
+    devserver.write_state(settings, bundled.url)
+    if announce:
+        print(f"bundled CouchDB (development server) at {bundled.url}, data in {settings.data_dir / 'couchdb'}", flush=True)
+    try:
+        yield dataclasses.replace(settings, couch_url=bundled.url)
+    finally:
+        devserver.clear_state(settings)
+        bundled.stop()
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    settings = dataclasses.replace(settings, host=args.host or settings.host, port=args.port if args.port is not None else settings.port)
+    with couch_for(settings, announce=True) as ready:
+        app = create_app(ready)
+        base = f"http://{ready.host}:{ready.port}"
+        print(
+            f"kazoo_vm serving the Kazoo 4.3 vmboxes API on {base}/v2\n"
+            f"CouchDB: {ready.couch_url}\n"
+            "Get a token:\n"
+            "  kazoo-vm accounts create --name 'My Company'      # prints account_id and api_key\n"
+            f"  curl -s -X PUT {base}/v2/api_auth -d '{{\"data\":{{\"api_key\":\"<api_key>\"}}}}'\n"
+            "  # the token is the response's auth_token; send it as X-Auth-Token",
+            flush=True,
+        )
+        web.run_app(app, host=ready.host, port=ready.port, print=None)
+    return 0
+
+
+def _run(settings: Settings, work: Callable[[CouchStore], Awaitable[Any]]) -> Any:
+    with couch_for(settings) as ready:
+        assert ready.couch_url is not None
+        couch_url = ready.couch_url
+
+        async def main() -> Any:
+            store = CouchStore(couch_url)
+            try:
+                await wait_for_couch(store)
+                await prepare_couch(store, sync_design_docs=False)
+                return await work(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(main())
+
+
+def _accounts_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(store: CouchStore) -> dict[str, Any]:
+        account, api_key = await accounts.create_account(store, name=args.name, realm=args.realm, parent_id=args.parent)
+        return {"account_id": account.id, "api_key": api_key, "name": account.name, "realm": account.realm}
+
+    print(json.dumps(_run(settings, work), indent=2))
+    return 0
+
+
+def _users_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(store: CouchStore) -> dict[str, Any]:
+        user = await accounts.create_user(store, account_id=args.account, username=args.username, password=args.password)
+        return {"user_id": user["_id"], "account_id": args.account, "username": user["username"]}
+
+    print(json.dumps(_run(settings, work), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kazoo-vm", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the API (starts the bundled CouchDB when KAZOO_VM_COUCH_URL is unset)")
+    serve.add_argument("--host", help="listen address (KAZOO_VM_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (KAZOO_VM_PORT, default 8000)")
+    serve.set_defaults(run=_serve)
+
+    account_cmd = commands.add_parser("accounts", help="manage accounts").add_subparsers(dest="action", required=True)
+    create = account_cmd.add_parser("create", help="create an account; prints account_id, api_key and realm")
+    create.add_argument("--name", required=True)
+    create.add_argument("--realm")
+    create.add_argument("--parent", help="parent account id (the new account is its descendant)")
+    create.set_defaults(run=_accounts_create)
+
+    user_cmd = commands.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
+    create_user = user_cmd.add_parser("create", help="create a user; prints user_id")
+    create_user.add_argument("--account", required=True)
+    create_user.add_argument("--username", required=True)
+    create_user.add_argument("--password", required=True)
+    create_user.set_defaults(run=_users_create)
+
+    add_migrate_command(commands)
+    return parser
+
+
+def add_migrate_command(commands: Any) -> None:
+    """Issue #4 registers ``kazoo-vm migrate`` here."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.run(settings, args)
+    except KazooError as exc:
+        print(json.dumps({"error": exc.message, "data": exc.data}), file=sys.stderr)
+        return 1
+    except (StorageError, devserver.DevServerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The shape of a Kazoo 4.x voicemail message document (kazoo-storage-model.md §3), as pure functions.
+
+Shared by the message API and the legacy migrator so both write exactly what Kazoo's ``kzd_box_message:new/2``
+writes: ``_id`` = ``metadata.media_id`` = ``YYYYMM-<32 hex>`` in the MODB of that UTC month, ``pvt_type``
+``"mailbox_message"``, the box as ``source_id``, caller data under ``metadata``, Gregorian timestamps.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kazoo_vm.domain.documents import Actor, stamp
+from kazoo_vm.storage import naming
+
+JsonDict = dict[str, Any]
+
+MESSAGE_TYPE = "mailbox_message"
+FOLDERS = ("new", "saved", "deleted")
+
+# Audio types by extension (kz_mime; mp3 and wav as Kazoo's Makefile, mp4 from mime.types).
+CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "mp4": "audio/mp4"}
+# Upload content types we accept, and the extension each is stored under.
+EXTENSIONS = {
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/mpeg3": "mp3",
+    "audio/x-mpeg-3": "mp3",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/vnd.wave": "wav",
+    "audio/mp4": "mp4",
+    "audio/x-m4a": "mp4",
+    "audio/m4a": "mp4",
+    "audio/ogg": "ogg",
+    "application/octet-stream": "mp3",
+}
+
+# The metadata keys kzd_box_message:build_metadata_object writes.
+METADATA_KEYS = (
+    "media_id",
+    "call_id",
+    "caller_id_name",
+    "caller_id_number",
+    "from",
+    "from_user",
+    "from_realm",
+    "length",
+    "timestamp",
+    "to",
+    "to_user",
+    "to_realm",
+    "folder",
+)
+
+
+def zone(timezone: str | None, fallback: str) -> ZoneInfo | None:
+    for candidate in (timezone, fallback):
+        if candidate:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return None
+
+
+def local_time(gregorian_seconds: int, timezone: str | None, fallback: str) -> tuple[datetime, bool]:
+    """The moment in the box's zone; the flag says whether a zone was found (else UTC)."""
+    utc = naming.to_datetime(gregorian_seconds)
+    tz = zone(timezone, fallback)
+    return (utc.astimezone(tz), True) if tz is not None else (utc, False)
+
+
+def message_name(box_number: Any, gregorian_seconds: int, timezone: str | None, fallback: str) -> str:
+    """``"mailbox <N> message <Y>-<MM>-<DD> <H>:<M>:<S>"``: month and day padded, time parts not
+    (kzd_box_message:create_message_name); UTC with a " UTC" suffix when the zone is unknown."""
+    moment, zoned = local_time(gregorian_seconds, timezone, fallback)
+    text = (
+        f"mailbox {box_number} message {moment.year}-{moment.month:02d}-{moment.day:02d} "
+        f"{moment.hour}:{moment.minute}:{moment.second}"
+    )
+    return text if zoned else text + " UTC"
+
+
+def split_address(address: str) -> tuple[str, str]:
+    user, _, realm = address.partition("@")
+    return user, realm
+
+
+def build_metadata(message_id: str, fields: JsonDict) -> JsonDict:
+    """Metadata with Kazoo's derived ``from_user``/``from_realm``/``to_user``/``to_realm`` and ``media_id``."""
+    metadata = copy.deepcopy(fields)
+    metadata["media_id"] = message_id
+    for side in ("from", "to"):
+        address = metadata.get(side)
+        if isinstance(address, str):
+            user, realm = split_address(address)
+            metadata.setdefault(f"{side}_user", user)
+            metadata.setdefault(f"{side}_realm", realm)
+    metadata.setdefault("folder", "new")
+    return metadata
+
+
+def new_message_doc(
+    *,
+    account_id: str,
+    box: JsonDict,
+    message_id: str,
+    utc_seconds: int,
+    metadata: JsonDict,
+    attachment_name: str | None,
+    default_timezone: str,
+    actor: Actor | None = None,
+    description: str = "voicemail message with media",
+) -> JsonDict:
+    """A new message document for ``box`` (kzd_box_message:new/2 + kz_doc:update_pvt_parameters)."""
+    db = naming.message_db(account_id, message_id)
+    doc: JsonDict = {
+        "_id": message_id,
+        "name": message_name(box.get("mailbox"), utc_seconds, box.get("timezone"), default_timezone),
+        "description": description,
+        "source_type": "voicemail",
+        "source_id": box["_id"],
+        "media_source": "recording",
+        "streamable": True,
+        "utc_seconds": utc_seconds,
+        "metadata": build_metadata(message_id, metadata),
+    }
+    if attachment_name:
+        doc["media_filename"] = attachment_name
+    stamp(doc, doc_type=MESSAGE_TYPE, account_id=account_id, db=db, actor=actor, now=utc_seconds)
+    return doc
+
+
+def folder_of(doc: JsonDict) -> str | None:
+    """``metadata.folder``, then a top-level ``folder`` (kzd_box_message:folder/2)."""
+    metadata = doc.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("folder"), str):
+        return str(metadata["folder"])
+    folder = doc.get("folder")
+    return folder if isinstance(folder, str) else None
+
+
+def apply_folder(doc: JsonDict, folder: str, *, soft_delete: bool = False) -> JsonDict:
+    """Set the folder in place; ``soft_delete`` also sets ``pvt_deleted`` (kzd_box_message:apply_folder)."""
+    metadata = doc.setdefault("metadata", {})
+    metadata["folder"] = folder
+    if soft_delete:
+        doc["pvt_deleted"] = True
+    return doc
+
+
+def public_metadata(doc: JsonDict) -> JsonDict:
+    """What a single-message response shows: the metadata, plus the transcription when present
+    (kzd_box_message:metadata/2)."""
+    metadata = copy.deepcopy(doc.get("metadata") or {})
+    if isinstance(doc.get("transcription"), dict):
+        metadata["transcription"] = copy.deepcopy(doc["transcription"])
+    return metadata
+
+
+def attachment_names(doc: JsonDict) -> list[str]:
+    """Names of real (``_attachments``) and handler-backed (``pvt_attachments``) attachments."""
+    names = list((doc.get("_attachments") or {}).keys())
+    names += [name for name in (doc.get("pvt_attachments") or {}) if name not in names]
+    return names

@@ -1,0 +1,290 @@
+"""Voicemail boxes: validation, unique mailbox numbers, replace/patch/soft delete, and the listing.
+
+Boxes are ``pvt_type: "vmbox"`` documents in the account database (cb_vmboxes.erl; kazoo-crossbar-http.md §1.1-1.3).
+
+Unique mailbox numbers. Kazoo checks uniqueness with the ``vmboxes/listing_by_mailbox`` view only, which lets two
+concurrent creates both succeed. We keep that check (it also covers boxes written by Kazoo itself) and add a
+claim document per number with a deterministic id, ``vmbox_mailbox_<n>``: CouchDB lets exactly one writer create
+it, so the guarantee holds across any number of service processes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kazoo_vm.domain import validation
+from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.documents import Actor, is_private_key, merge_patch, public_fields, stamp
+from kazoo_vm.domain.filters import DocFilter
+from kazoo_vm.domain.paging import Paging, encode_start_key
+from kazoo_vm.errors import BadIdentifier, DatastoreConflict, ValidationFailed
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.design_docs import query_view
+from kazoo_vm.storage.errors import Conflict, DocumentNotFound
+
+BOX_TYPE = "vmbox"
+CLAIM_TYPE = "vmbox_mailbox_claim"
+SCHEMA = "vmboxes"
+UNIQUE_MESSAGE = "Invalid mailbox number or already exists"
+MIGRATE_MESSAGE = "Please migrate your voicemail box messages to MODB"
+# A claim whose box never appeared is only taken over after this long: the claimer may still be saving it.
+CLAIM_GRACE_S = 60
+_LEADING_INT = re.compile(r"^\s*([+-]?\d+)")
+_DOC_ID = re.compile(r"^[^_][\x21-\x7e]{0,127}$")
+
+
+def mailbox_number(value: Any) -> int | None:
+    """JavaScript ``parseInt(value, 10)``, as the ``listing_by_mailbox`` view computes it ("0300" → 300)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        return None
+    match = _LEADING_INT.match(value)
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class SavedBox:
+    doc: JsonDict
+    has_legacy_messages: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BoxPage:
+    items: list[JsonDict]
+    next_start_key: str | None
+
+
+# Issue-3 hook: per-box message counts merged into the listing, ``{box_id: {"new": n, "saved": s}}``.
+CountsProvider = Callable[[Account], Awaitable[Mapping[str, Mapping[str, int]]]]
+# Issue-3 hook: runs before a box is soft-deleted (Kazoo soft-deletes the box's messages first).
+BoxDeletedHook = Callable[[CouchStore, Account, JsonDict], Awaitable[None]]
+
+
+def _is_live_box(doc: JsonDict | None) -> bool:
+    return bool(doc) and doc.get("pvt_type") == BOX_TYPE and not doc.get("pvt_deleted")  # type: ignore[union-attr]
+
+
+async def load_box(store: CouchStore, account: Account, box_id: str) -> JsonDict:
+    """A live box, or 404 ``bad_identifier`` when missing, of another type, or soft-deleted."""
+    if not box_id or box_id.startswith("_"):
+        raise BadIdentifier(box_id)
+    try:
+        doc = await store.get_doc(account.db, box_id)
+    except DocumentNotFound:
+        raise BadIdentifier(box_id) from None
+    if not _is_live_box(doc):
+        raise BadIdentifier(box_id)
+    return doc
+
+
+def _request_fields(data: JsonDict) -> tuple[JsonDict, list[str]]:
+    """The public request fields, with Kazoo's legacy ``notify_email_address`` migrated (and a warning)."""
+    fields = {key: value for key, value in data.items() if not is_private_key(key) and key != "id"}
+    warnings: list[str] = []
+    if "notify_email_address" in fields:
+        fields["notify_email_addresses"] = fields.pop("notify_email_address")
+        warnings.append("214 Transformation applied: attribute notify_email_address replaced")
+    return fields, warnings
+
+
+async def _uniqueness_errors(store: CouchStore, account: Account, box_id: str | None, mailbox: Any) -> validation.Errors:
+    number = mailbox_number(mailbox)
+    if number is None:
+        return {}  # Kazoo never reports non-numeric mailboxes as duplicates
+    rows = await query_view(store, account.db, "account", "vmboxes", "listing_by_mailbox", key=number)
+    others = [row for row in rows if row.id != box_id]
+    if others or len(rows) > 1:
+        return {"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}}
+    return {}
+
+
+def _claim_id(number: int) -> str:
+    return f"vmbox_mailbox_{number}"
+
+
+async def _claim(store: CouchStore, account: Account, number: int, box_id: str) -> None:
+    """Take the claim on ``number`` for ``box_id``; a validation error when a live box holds it."""
+    for _attempt in range(5):
+        claim: JsonDict = {"_id": _claim_id(number), "vmbox_id": box_id, "mailbox": number}
+        stamp(claim, doc_type=CLAIM_TYPE, account_id=account.id, db=account.db)
+        try:
+            current = await store.get_doc(account.db, claim["_id"])
+        except DocumentNotFound:
+            current = None
+        if current is not None:
+            if current.get("vmbox_id") == box_id:
+                return
+            if await _claim_is_held(store, account, current, number):
+                raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
+            claim["_rev"] = current["_rev"]
+            claim["pvt_created"] = naming.now_gregorian()
+        try:
+            await store.put_doc(account.db, claim)
+            return
+        except Conflict:
+            continue  # someone else claimed or released it meanwhile: look again
+    raise DatastoreConflict()
+
+
+async def _claim_is_held(store: CouchStore, account: Account, claim: JsonDict, number: int) -> bool:
+    try:
+        holder: JsonDict | None = await store.get_doc(account.db, str(claim.get("vmbox_id")))
+    except DocumentNotFound:
+        holder = None
+    if holder is None:
+        age = naming.now_gregorian() - int(claim.get("pvt_created") or 0)
+        return age < CLAIM_GRACE_S
+    return _is_live_box(holder) and mailbox_number(holder.get("mailbox")) == number
+
+
+async def _release(store: CouchStore, account: Account, number: int | None, box_id: str) -> None:
+    if number is None:
+        return
+    try:
+        claim = await store.get_doc(account.db, _claim_id(number))
+        if claim.get("vmbox_id") == box_id:
+            await store.delete_doc(account.db, claim["_id"], claim["_rev"])
+    except (DocumentNotFound, Conflict):
+        pass  # gone or taken over already; a stale claim is recognised by the next claimer anyway
+
+
+async def _save(
+    store: CouchStore,
+    account: Account,
+    doc: JsonDict,
+    *,
+    old_number: int | None,
+    is_new: bool,
+) -> None:
+    number = mailbox_number(doc.get("mailbox"))
+    claimed = number is not None and (is_new or number != old_number)
+    if claimed:
+        assert number is not None
+        await _claim(store, account, number, doc["_id"])
+    try:
+        await store.put_doc(account.db, doc)
+    except Conflict:
+        if claimed:
+            await _release(store, account, number, doc["_id"])
+        raise DatastoreConflict() from None
+    if old_number is not None and old_number != number:
+        await _release(store, account, old_number, doc["_id"])
+
+
+async def _validated(store: CouchStore, account: Account, box_id: str | None, fields: JsonDict) -> JsonDict:
+    unique = await _uniqueness_errors(store, account, box_id, fields.get("mailbox"))
+    return validation.validate(SCHEMA, fields, extra_errors=unique)
+
+
+async def create_box(store: CouchStore, account: Account, data: JsonDict, actor: Actor) -> SavedBox:
+    fields, warnings = _request_fields(data)
+    requested_id = data.get("id") if isinstance(data.get("id"), str) else None
+    if requested_id is not None and not _DOC_ID.match(requested_id):
+        raise ValidationFailed.single("id", "pattern", "Failed to match pattern '^[^_].{0,127}$'", value=requested_id)
+    validated = await _validated(store, account, None, fields)
+    doc: JsonDict = {"_id": requested_id or naming.new_doc_id(), **validated}
+    stamp(doc, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
+    doc["pvt_alphanum_name"] = re.sub(r"[^a-z0-9]", "", str(doc.get("name", "")).lower())
+    await _save(store, account, doc, old_number=None, is_new=True)
+    return SavedBox(doc=doc, warnings=warnings)
+
+
+async def _update(store: CouchStore, account: Account, stored: JsonDict, public: JsonDict, actor: Actor, warnings: list[str]) -> SavedBox:
+    validated = await _validated(store, account, stored["_id"], public)
+    # The stored private fields win over anything in the request (crossbar_doc load_merge).
+    doc: JsonDict = {**validated, **{key: value for key, value in stored.items() if is_private_key(key)}}
+    legacy = stored.get("messages")
+    if isinstance(legacy, list):
+        doc["messages"] = legacy  # the legacy array is kept on write, never returned
+    stamp(doc, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
+    doc["pvt_alphanum_name"] = re.sub(r"[^a-z0-9]", "", str(doc.get("name", "")).lower())
+    await _save(store, account, doc, old_number=mailbox_number(stored.get("mailbox")), is_new=False)
+    return SavedBox(doc=doc, has_legacy_messages=bool(legacy), warnings=warnings)
+
+
+async def replace_box(store: CouchStore, account: Account, box_id: str, data: JsonDict, actor: Actor) -> SavedBox:
+    """POST: every public field missing from the request is dropped; defaults are filled again."""
+    stored = await load_box(store, account, box_id)
+    fields, warnings = _request_fields(data)
+    return await _update(store, account, stored, fields, actor, warnings)
+
+
+async def patch_box(store: CouchStore, account: Account, box_id: str, data: JsonDict, actor: Actor) -> SavedBox:
+    """PATCH: deep-merge over the stored public fields; ``null`` deletes a key."""
+    stored = await load_box(store, account, box_id)
+    fields, warnings = _request_fields(data)
+    current = {key: value for key, value in public_fields(stored).items() if key != "messages"}
+    return await _update(store, account, stored, merge_patch(current, fields), actor, warnings)
+
+
+async def delete_box(
+    store: CouchStore, account: Account, box_id: str, actor: Actor, before_delete: BoxDeletedHook | None = None
+) -> JsonDict:
+    """Soft delete (``pvt_deleted``), releasing the mailbox number; ``before_delete`` handles the messages."""
+    stored = await load_box(store, account, box_id)
+    if before_delete is not None:
+        await before_delete(store, account, stored)
+    stored["pvt_deleted"] = True
+    stamp(stored, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
+    try:
+        await store.put_doc(account.db, stored)
+    except Conflict:
+        raise DatastoreConflict() from None
+    await _release(store, account, mailbox_number(stored.get("mailbox")), box_id)
+    return stored
+
+
+def summary(row_value: JsonDict, counts: Mapping[str, int] | None) -> JsonDict:
+    """A listing item: the ``crossbar_listing`` value, with counts merged as cb_vmboxes merge_summary_fold."""
+    item = {key: value for key, value in row_value.items() if value is not None}
+    if counts:
+        new, saved = int(counts.get("new", 0)), int(counts.get("saved", 0))
+        if any(int(value) for value in counts.values()):
+            item["messages"] = int(item.get("messages") or 0) + new + saved
+            item["folders"] = {"new": new, "saved": saved}
+    return item
+
+
+async def list_boxes(
+    store: CouchStore,
+    account: Account,
+    paging: Paging,
+    doc_filter: DocFilter,
+    counts: Mapping[str, Mapping[str, int]] | None = None,
+) -> BoxPage:
+    """Box summaries in box-id order (4.3's ``crossbar_listing`` key); filtered-out rows do not use up the page."""
+    items: list[JsonDict] = []
+    start_key = paging.start_key
+    skip_first = False
+    batch = (paging.page_size + 1) if paging.paginate else None
+    next_key: Any = None
+    while True:
+        params: dict[str, Any] = {"include_docs": doc_filter.active}
+        if start_key is not None:
+            params["startkey"] = start_key
+        if batch is not None:
+            params["limit"] = batch + (1 if skip_first else 0)
+        rows = await query_view(store, account.db, "account", "vmboxes", "crossbar_listing", **params)
+        if skip_first and rows:
+            rows = rows[1:]
+        for row in rows:
+            if paging.paginate and len(items) >= paging.page_size:
+                next_key = row.key
+                break
+            if doc_filter.active and not (row.doc is not None and doc_filter.matches(row.doc)):
+                continue
+            box_counts = (counts or {}).get(str(row.id))
+            items.append(summary(dict(row.value), box_counts))
+        if next_key is not None or batch is None or len(rows) < batch:
+            break
+        start_key = rows[-1].key
+        skip_first = True
+    return BoxPage(items=items, next_start_key=encode_start_key(next_key) if next_key is not None else None)

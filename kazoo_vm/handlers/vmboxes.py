@@ -1,0 +1,92 @@
+"""``/v2/accounts/{A}/vmboxes`` and ``/vmboxes/{B}``: parse, call the domain, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from kazoo_vm import appkeys
+from kazoo_vm.domain import vmboxes
+from kazoo_vm.domain.documents import to_response
+from kazoo_vm.domain.filters import build_filter
+from kazoo_vm.domain.paging import paging_from
+from kazoo_vm.handlers.common import account, actor, location, parsed
+from kazoo_vm.http import envelope
+
+# Issue #3 installs the message counts here (app key), so the box listing can merge them.
+COUNTS: web.AppKey[vmboxes.CountsProvider] = web.AppKey("vmbox_counts")
+
+
+def _box_response(saved: vmboxes.SavedBox) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    data = to_response(saved.doc)
+    data.pop("messages", None)
+    extra = {"message": vmboxes.MIGRATE_MESSAGE} if saved.has_legacy_messages else {}
+    headers = {"Warning": saved.warnings[0]} if saved.warnings else {}
+    return data, extra, headers
+
+
+async def list_boxes(request: web.Request) -> web.StreamResponse:
+    store = request.app[appkeys.STORE]
+    req = parsed(request)
+    paging = paging_from(req, request.app[appkeys.SETTINGS].page_size)
+    counts_provider = request.app.get(COUNTS)
+    counts = await counts_provider(account(request)) if counts_provider is not None else None
+    page = await vmboxes.list_boxes(store, account(request), paging, build_filter(req.query), counts)
+    paging_keys = None
+    if paging.paginate:
+        paging_keys = {
+            "page_size": len(page.items),
+            "start_key": req.value("start_key") if paging.start_key_given else None,
+            "next_start_key": page.next_start_key,
+        }
+    return envelope.success(request, page.items, paging=paging_keys)
+
+
+async def create_box(request: web.Request) -> web.StreamResponse:
+    saved = await vmboxes.create_box(request.app[appkeys.STORE], account(request), parsed(request).data_object, actor(request))
+    data, extra, headers = _box_response(saved)
+    headers["Location"] = location(request, saved.doc["_id"])
+    return envelope.success(request, data, status=201, revision=saved.doc["_rev"], extra=extra, headers=headers)
+
+
+async def get_box(request: web.Request) -> web.StreamResponse:
+    doc = await vmboxes.load_box(request.app[appkeys.STORE], account(request), request.match_info["box_id"])
+    data = to_response(doc)
+    data.pop("messages", None)
+    extra = {"message": vmboxes.MIGRATE_MESSAGE} if doc.get("messages") else {}
+    return envelope.success(request, data, revision=doc["_rev"], extra=extra)
+
+
+async def replace_box(request: web.Request) -> web.StreamResponse:
+    saved = await vmboxes.replace_box(
+        request.app[appkeys.STORE], account(request), request.match_info["box_id"], parsed(request).data_object, actor(request)
+    )
+    data, extra, headers = _box_response(saved)
+    return envelope.success(request, data, revision=saved.doc["_rev"], extra=extra, headers=headers)
+
+
+async def patch_box(request: web.Request) -> web.StreamResponse:
+    saved = await vmboxes.patch_box(
+        request.app[appkeys.STORE], account(request), request.match_info["box_id"], parsed(request).data_object, actor(request)
+    )
+    data, extra, headers = _box_response(saved)
+    return envelope.success(request, data, revision=saved.doc["_rev"], extra=extra, headers=headers)
+
+
+# Issue #3 installs here what happens to a box's messages when the box is deleted.
+BOX_DELETED_HOOK: web.AppKey[vmboxes.BoxDeletedHook] = web.AppKey("vmbox_deleted_hook")
+
+
+async def delete_box(request: web.Request) -> web.StreamResponse:
+    doc = await vmboxes.delete_box(
+        request.app[appkeys.STORE],
+        account(request),
+        request.match_info["box_id"],
+        actor(request),
+        before_delete=request.app.get(BOX_DELETED_HOOK),
+    )
+    data = to_response(doc)
+    data.pop("messages", None)
+    data["_read_only"] = {"deleted": True}
+    return envelope.success(request, data, revision=doc["_rev"])

@@ -1,0 +1,116 @@
+"""Kazoo's response envelope (kazoo-crossbar-http.md §2.3), for successes and errors.
+
+Success: ``{"auth_token", "data", "node", "request_id", "revision", "status": "success", "timestamp", "version"}``
+plus paging keys when paging. Error: ``{"data", "error": "<code as string>", "message", "status": "error", ...}``.
+Keys without a value are left out, as Kazoo does; ``auth_token`` only when the request carried one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from kazoo_vm import appkeys
+from kazoo_vm.errors import KazooError
+
+EXPIRES = "Fri, 01 Jan 1999 00:00:00 GMT"  # Kazoo's default resp_expires
+
+
+def node_id(node_name: str) -> str:
+    """base64url(md5(node name)) without padding, as Kazoo's kz_nodes:node_encoded."""
+    digest = hashlib.md5(node_name.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _timestamp() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _token_of(request: web.Request) -> str | None:
+    auth = request.get(appkeys.AUTH)
+    if auth is not None and auth.token:
+        token: str = auth.token
+        return token
+    parsed = request.get(appkeys.PARSED)
+    if parsed is None:
+        header = request.headers.get("X-Auth-Token")
+        return header or None
+    token = request.headers.get("X-Auth-Token") or parsed.value("auth_token")
+    return token if isinstance(token, str) and token else None
+
+
+def _base(request: web.Request) -> dict[str, Any]:
+    settings = request.app[appkeys.SETTINGS]
+    body: dict[str, Any] = {
+        "node": node_id(settings.node_name),
+        "request_id": request.get(appkeys.REQUEST_ID, ""),
+        "timestamp": _timestamp(),
+        "version": settings.kazoo_version,
+    }
+    token = _token_of(request)
+    if token:
+        body["auth_token"] = token
+    return body
+
+
+def _wants_pretty(request: web.Request) -> bool:
+    parsed = request.get(appkeys.PARSED)
+    if request.headers.get("X-Pretty-Print", "").lower() == "true":
+        return True
+    return parsed.flag("pretty_print") if parsed is not None else request.query.get("pretty_print") == "true"
+
+
+def render(request: web.Request, body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> web.Response:
+    """Serialise an envelope, honouring ``pretty_print`` and ``jsonp`` as Kazoo does."""
+    text = json.dumps(body, indent=2 if _wants_pretty(request) else None, separators=None if _wants_pretty(request) else (",", ":"), sort_keys=True)
+    parsed = request.get(appkeys.PARSED)
+    callback = parsed.value("jsonp") if parsed is not None else request.query.get("jsonp")
+    content_type = "application/json"
+    if isinstance(callback, str) and callback.replace("_", "").replace(".", "").isalnum():
+        text = f"{callback}({text});"
+        content_type = "application/javascript"
+    response = web.Response(text=text, status=status, content_type=content_type, headers=headers)
+    response.headers["X-Request-Id"] = str(request.get(appkeys.REQUEST_ID, ""))
+    return response
+
+
+def success(
+    request: web.Request,
+    data: Any,
+    *,
+    status: int = 200,
+    revision: str | None = None,
+    paging: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    body = _base(request)
+    body.update(extra or {})
+    body["data"] = data
+    body["status"] = "success"
+    if paging:
+        body.update({key: value for key, value in paging.items() if value is not None})
+    if revision is None and isinstance(data, list):
+        # Lists have no revision of their own: Kazoo uses the md5 of the encoded response.
+        revision = hashlib.md5(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    if revision is not None:
+        body["revision"] = revision
+    all_headers = dict(headers or {})
+    if request.method in ("GET", "HEAD") and revision is not None:
+        etag = f'"{revision}"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag, "X-Request-Id": body["request_id"]})
+        all_headers["ETag"] = etag
+        all_headers["Expires"] = EXPIRES
+    return render(request, body, status, all_headers)
+
+
+def error_body(request: web.Request, error: KazooError) -> dict[str, Any]:
+    body = _base(request)
+    body.update({"data": error.data, "error": str(error.status), "message": error.message, "status": "error"})
+    return body

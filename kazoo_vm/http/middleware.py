@@ -1,0 +1,72 @@
+"""The single middleware every request passes: request id, CORS, and every error in Kazoo's envelope."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from kazoo_vm import appkeys
+from kazoo_vm.errors import MethodNotAllowed, UnspecifiedFault
+from kazoo_vm.http.envelope import error_body, render
+from kazoo_vm.http.error_handlers import to_kazoo_error
+from kazoo_vm.http.request import request_id_of
+
+log = logging.getLogger("kazoo_vm.http")
+
+# api_util.erl: the CORS headers Kazoo sends on CORS requests and on every error.
+CORS_ALLOW_HEADERS = (
+    "content-type, depth, user-agent, x-http-method-override, x-file-size, x-requested-with, "
+    "if-modified-since, x-file-name, cache-control, x-auth-token, x-kazoo-cluster-id, if-match"
+)
+CORS_EXPOSE_HEADERS = "content-type, x-auth-token, x-request-id, x-kazoo-cluster-id, location, etag, etag"
+
+
+def is_cors_request(request: web.Request) -> bool:
+    headers = request.headers
+    return any(
+        name in headers for name in ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
+    )
+
+
+def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    methods = ["OPTIONS", *request.get(appkeys.ALLOWED_METHODS, ())]
+    requested = request.headers.get("Access-Control-Request-Method", "").upper()
+    if requested and requested not in methods:
+        methods.append(requested)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Methods"] = ", ".join(methods)
+    response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+    response.headers["Access-Control-Max-Age"] = "86400"
+
+
+@web.middleware
+async def kazoo_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[appkeys.REQUEST_ID] = request_id_of(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _error_response(request, exc)
+    except Exception as exc:  # noqa: BLE001 - every failure is answered in the envelope
+        response = _error_response(request, exc)
+    if is_cors_request(request) and not response.prepared:
+        add_cors_headers(request, response)
+    return response
+
+
+def _error_response(request: web.Request, exc: BaseException) -> web.Response:
+    error = to_kazoo_error(exc)
+    if error is None:
+        log.exception("request %s failed unexpectedly", request.get(appkeys.REQUEST_ID), exc_info=exc)
+        error = UnspecifiedFault()
+    elif error.status >= 500:
+        log.error("request %s: %s (%r)", request.get(appkeys.REQUEST_ID), error.message, exc)
+    if isinstance(error, MethodNotAllowed) and error.allowed and appkeys.ALLOWED_METHODS not in request:
+        request[appkeys.ALLOWED_METHODS] = error.allowed
+    response = render(request, error_body(request, error), error.status)
+    add_cors_headers(request, response)
+    return response

@@ -1,0 +1,44 @@
+"""The route table: every path kazoo_vm serves and which handler answers each method.
+
+Paths are matched in order, so the literal ``/vmboxes/messages`` comes before ``/vmboxes/{box_id}``: Kazoo matches
+the token ``messages`` before a box id, so a box whose id is ``messages`` cannot be addressed.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kazoo_vm.handlers import auth, vmboxes
+from kazoo_vm.http.dispatch import endpoint
+
+ACCOUNT = "/v2/accounts/{account_id}"
+
+
+def setup_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_route("*", "/v2/api_auth", endpoint({"PUT": auth.api_auth}, account_scoped=False), name="api_auth")
+    router.add_route("*", "/v2/user_auth", endpoint({"PUT": auth.user_auth}, account_scoped=False), name="user_auth")
+    router.add_route(
+        "*",
+        f"{ACCOUNT}/vmboxes",
+        endpoint({"GET": vmboxes.list_boxes, "PUT": vmboxes.create_box}),
+        name="vmboxes",
+    )
+    setup_message_routes(app)
+    router.add_route(
+        "*",
+        f"{ACCOUNT}/vmboxes/{{box_id}}",
+        endpoint(
+            {
+                "GET": vmboxes.get_box,
+                "POST": vmboxes.replace_box,
+                "PATCH": vmboxes.patch_box,
+                "DELETE": vmboxes.delete_box,
+            }
+        ),
+        name="vmbox",
+    )
+
+
+def setup_message_routes(app: web.Application) -> None:
+    """Message routes (issue #3) go here, before the box route."""

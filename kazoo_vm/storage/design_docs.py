@@ -1,0 +1,98 @@
+"""Design documents from ``couch_design_docs/<class>/``, and keeping databases supplied with them.
+
+A database gets its design documents when it is created; at start-up :func:`sync_all` brings every known
+database's design documents up to date where they differ. A view query that finds its design document missing
+(another process created the database a moment ago) repairs it through :func:`ensure_design_docs`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import cache
+from typing import Any
+
+from kazoo_vm.resources import design_docs_dir
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.errors import Conflict, DocumentNotFound
+
+log = logging.getLogger(__name__)
+
+DATABASE_CLASSES = ("accounts", "account", "modb")
+
+
+@cache
+def design_docs(db_class: str) -> tuple[JsonDict, ...]:
+    """The design documents of a database class, read once from the package's data files."""
+    folder = design_docs_dir() / db_class
+    if not folder.is_dir():
+        return ()
+    docs = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))]
+    return tuple(docs)
+
+
+def _content(doc: JsonDict) -> dict[str, Any]:
+    return {key: value for key, value in doc.items() if key not in ("_id", "_rev")}
+
+
+async def ensure_design_docs(store: CouchStore, db: str, db_class: str) -> int:
+    """Write every design document of ``db_class`` into ``db`` that is missing or differs; returns how many."""
+    written = 0
+    for wanted in design_docs(db_class):
+        for _attempt in range(3):
+            try:
+                current: JsonDict | None = await store.get_doc(db, wanted["_id"])
+            except DocumentNotFound:
+                current = None
+            if current is not None and _content(current) == _content(wanted):
+                break
+            doc = dict(wanted)
+            if current is not None:
+                doc["_rev"] = current["_rev"]
+            try:
+                await store.put_doc(db, doc)
+                written += 1
+                break
+            except Conflict:
+                continue  # another process wrote it meanwhile: compare again
+    return written
+
+
+async def ensure_database(store: CouchStore, db: str, db_class: str) -> bool:
+    """Create ``db`` with its design documents if it does not exist; True when this call created it.
+
+    Safe when several requests or processes create the same database at once: CouchDB lets exactly one PUT
+    succeed (412 for the others) and design-document writes tolerate conflicts.
+    """
+    created = await store.create_db(db)
+    if created:
+        await ensure_design_docs(store, db, db_class)
+    return created
+
+
+async def sync_all(store: CouchStore) -> int:
+    """Bring design documents of every database we know up to date; returns the number written."""
+    written = 0
+    for db in await store.all_dbs():
+        db_class = naming.database_class(db)
+        if db_class in DATABASE_CLASSES:
+            written += await ensure_design_docs(store, db, db_class)
+    if written:
+        log.info("updated %d design documents", written)
+    return written
+
+
+async def query_view(
+    store: CouchStore, db: str, db_class: str, design: str, view: str, **params: Any
+) -> list[Any]:
+    """Query a view, writing the database's design documents first if they are missing.
+
+    A database created by another process a moment ago may not have them yet; a missing database is
+    still a :class:`~kazoo_vm.storage.errors.DatabaseNotFound` for the caller to interpret.
+    """
+    try:
+        return await store.view(db, design, view, **params)
+    except DocumentNotFound:
+        await ensure_design_docs(store, db, db_class)
+        return await store.view(db, design, view, **params)
