@@ -1,0 +1,184 @@
+"""Authentication (api_auth, user_auth, tokens, Basic) and authorisation, as Kazoo 4.3 (crossbar-http §3)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import jwt
+from aiohttp.test_utils import TestClient
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from helpers import TestAccount, make_account
+from kazoo_vm import appkeys
+from kazoo_vm.app import create_app
+from kazoo_vm.config import Settings
+from kazoo_vm.domain import accounts
+
+
+def md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+async def put_json(client: TestClient[Any, Any], path: str, data: Any) -> tuple[int, Any]:
+    response = await client.put(path, json={"data": data})
+    return response.status, await response.json()
+
+
+async def list_boxes(client: TestClient[Any, Any], account_id: str, **headers: str) -> tuple[int, Any]:
+    response = await client.get(f"/v2/accounts/{account_id}/vmboxes", headers=headers)
+    return response.status, await response.json()
+
+
+async def test_api_auth_returns_201_with_a_token_and_the_account_id(client: TestClient[Any, Any], account: TestAccount) -> None:
+    status, body = await put_json(client, "/v2/api_auth", {"api_key": account.api_key})
+    assert status == 201
+    assert body["status"] == "success"
+    assert body["data"]["account_id"] == account.id
+    assert "owner_id" not in body["data"]
+    token = body["auth_token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["account_id"] == account.id and claims["method"] == "cb_api_auth" and claims["iss"] == "kazoo"
+    assert jwt.get_unverified_header(token)["alg"] == "RS256"
+    status, _ = await list_boxes(client, account.id, **{"X-Auth-Token": token})
+    assert status == 200
+
+
+async def test_api_auth_with_an_unknown_key_is_404_with_the_key_as_data(client: TestClient[Any, Any], account: TestAccount) -> None:
+    unknown = "f" * 64
+    status, body = await put_json(client, "/v2/api_auth", {"api_key": unknown})
+    assert status == 404
+    assert body["error"] == "404" and body["message"] == "bad identifier" and body["data"] == [unknown]
+
+
+async def test_api_auth_with_a_key_of_the_wrong_length_is_a_validation_error(client: TestClient[Any, Any]) -> None:
+    status, body = await put_json(client, "/v2/api_auth", {"api_key": "abc"})
+    assert status == 400
+    assert body["message"] == "validation error"
+    assert body["data"]["api_key"]["minLength"]["target"] == 64
+
+
+async def test_user_auth_by_account_name_with_md5_credentials(client: TestClient[Any, Any], account: TestAccount) -> None:
+    store = client.app[appkeys.STORE]
+    user = await accounts.create_user(store, account_id=account.id, username="John@Example.com", password="m32c6NfqYEt")
+    # The documented example hash: md5("john@example.com:m32c6NfqYEt")
+    assert md5("john@example.com:m32c6NfqYEt") == "82a2dc91686ec828a67152d45a5c5ef7"
+    status, body = await put_json(
+        client, "/v2/user_auth", {"credentials": "82a2dc91686ec828a67152d45a5c5ef7", "account_name": "Test Account"}
+    )
+    assert status == 201, body
+    assert body["data"]["account_id"] == account.id
+    assert body["data"]["owner_id"] == user["_id"]
+    claims = jwt.decode(body["auth_token"], options={"verify_signature": False})
+    assert claims["owner_id"] == user["_id"] and claims["method"] == "cb_user_auth"
+
+
+async def test_user_auth_by_realm_with_sha1_credentials(client: TestClient[Any, Any], account: TestAccount) -> None:
+    store = client.app[appkeys.STORE]
+    await accounts.create_user(store, account_id=account.id, username="alice", password="pw")
+    credentials = hashlib.sha1(b"alice:pw").hexdigest()
+    status, body = await put_json(
+        client, "/v2/user_auth", {"credentials": credentials, "method": "sha", "account_realm": account.account.realm}
+    )
+    assert status == 201, body
+    assert body["data"]["account_id"] == account.id
+
+
+async def test_user_auth_with_wrong_credentials_or_unknown_account_is_401(client: TestClient[Any, Any], account: TestAccount) -> None:
+    store = client.app[appkeys.STORE]
+    await accounts.create_user(store, account_id=account.id, username="bob", password="right")
+    for request in (
+        {"credentials": md5("bob:wrong"), "account_name": "Test Account"},
+        {"credentials": md5("bob:right"), "account_name": "No Such Account"},
+        {"credentials": md5("bob:right"), "realm": "nowhere.example.com"},
+    ):
+        status, body = await put_json(client, "/v2/user_auth", request)
+        assert status == 401
+        assert body["error"] == "401" and body["message"] == "invalid_credentials"
+        assert body["data"] == {"message": "invalid credentials"}
+
+
+async def test_user_auth_without_credentials_is_a_validation_error(client: TestClient[Any, Any]) -> None:
+    status, body = await put_json(client, "/v2/user_auth", {"account_name": "x"})
+    assert status == 400
+    assert "required" in body["data"]["credentials"]
+
+
+async def test_no_token_is_401_and_the_error_has_no_auth_token(client: TestClient[Any, Any], account: TestAccount) -> None:
+    status, body = await list_boxes(client, account.id)
+    assert status == 401
+    assert body == {**body, "status": "error", "error": "401", "message": "invalid_credentials", "data": {"message": "invalid credentials"}}
+    assert "auth_token" not in body
+
+
+async def test_a_garbage_or_foreign_token_is_401(client: TestClient[Any, Any], account: TestAccount) -> None:
+    foreign_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = foreign_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    forged = jwt.encode({"account_id": account.id, "iss": "kazoo", "exp": 4102444800}, pem, algorithm="RS256")
+    for token in ("not-a-jwt", forged):
+        status, body = await list_boxes(client, account.id, **{"X-Auth-Token": token})
+        assert status == 401, token
+        assert body["message"] == "invalid_credentials"
+
+
+async def test_an_expired_token_is_401(client: TestClient[Any, Any], account: TestAccount) -> None:
+    expired = client.app[appkeys.TOKENS].issue(account.id, None, "cb_api_auth", lifetime_s=-60)
+    status, body = await list_boxes(client, account.id, **{"X-Auth-Token": expired})
+    assert status == 401
+    assert body["message"] == "invalid_credentials"
+
+
+async def test_a_token_of_another_account_is_403(client: TestClient[Any, Any], account: TestAccount) -> None:
+    other = await make_account(client, name="Other")
+    status, body = await list_boxes(client, account.id, **other.headers)
+    assert status == 403
+    assert body["error"] == "403" and body["message"] == "forbidden" and body["data"] == {"message": "forbidden"}
+
+
+async def test_an_ancestor_token_may_manage_a_descendant_but_not_the_reverse(client: TestClient[Any, Any], account: TestAccount) -> None:
+    child = await make_account(client, name="Child", parent=account.id)
+    grandchild = await make_account(client, name="Grandchild", parent=child.id)
+    assert (await list_boxes(client, grandchild.id, **account.headers))[0] == 200
+    assert (await list_boxes(client, grandchild.id, **child.headers))[0] == 200
+    assert (await list_boxes(client, account.id, **child.headers))[0] == 403
+
+
+async def test_the_token_may_come_from_query_envelope_or_bearer_header(client: TestClient[Any, Any], account: TestAccount) -> None:
+    path = f"/v2/accounts/{account.id}/vmboxes"
+    response = await client.get(path, params={"auth_token": account.token})
+    assert response.status == 200
+    response = await client.get(path, headers={"Authorization": f"Bearer {account.token}"})
+    assert response.status == 200
+    response = await client.put(path, json={"auth_token": account.token, "data": {"name": "b", "mailbox": "1"}})
+    assert response.status == 201
+    body = await response.json()
+    assert body["auth_token"] == account.token
+
+
+async def test_basic_auth_with_account_id_and_md5_credentials(client: TestClient[Any, Any], account: TestAccount) -> None:
+    store = client.app[appkeys.STORE]
+    await accounts.create_user(store, account_id=account.id, username="carol", password="pw")
+    good = base64.b64encode(f"{account.id}:{md5('carol:pw')}".encode()).decode()
+    bad = base64.b64encode(f"{account.id}:{md5('carol:nope')}".encode()).decode()
+    assert (await list_boxes(client, account.id, Authorization=f"Basic {good}"))[0] == 200
+    assert (await list_boxes(client, account.id, Authorization=f"Basic {bad}"))[0] == 401
+
+
+async def test_unknown_account_in_the_path_is_404_even_without_a_token(client: TestClient[Any, Any]) -> None:
+    missing = "0" * 32
+    status, body = await list_boxes(client, missing)
+    assert status == 404
+    assert body["message"] == "bad_identifier" and body["data"] == {"cause": missing, "message": "bad identifier"}
+    status, body = await list_boxes(client, "short")
+    assert status == 404
+    assert body["message"] == "bad identifier" and body["data"] == {"message": "invalid account_id 'short'"}
+
+
+async def test_tokens_survive_a_restart_because_the_key_lives_in_couchdb(
+    client: TestClient[Any, Any], account: TestAccount, settings: Settings, aiohttp_client: Any
+) -> None:
+    restarted: TestClient[Any, Any] = await aiohttp_client(create_app(settings, sync_design_docs=False))
+    response = await restarted.get(f"/v2/accounts/{account.id}/vmboxes", headers=account.headers)
+    assert response.status == 200
