@@ -16,12 +16,12 @@ ACCOUNT = "/v2/accounts/{account_id}"
 
 def setup_routes(app: web.Application) -> None:
     router = app.router
-    router.add_route("*", "/v2/api_auth", endpoint({"PUT": auth.api_auth}, account_scoped=False), name="api_auth")
-    router.add_route("*", "/v2/user_auth", endpoint({"PUT": auth.user_auth}, account_scoped=False), name="user_auth")
+    router.add_route("*", "/v2/api_auth", endpoint({"PUT": auth.api_auth}, account_scoped=False, json_only=True), name="api_auth")
+    router.add_route("*", "/v2/user_auth", endpoint({"PUT": auth.user_auth}, account_scoped=False, json_only=True), name="user_auth")
     router.add_route(
         "*",
         f"{ACCOUNT}/vmboxes",
-        endpoint({"GET": vmboxes.list_boxes, "PUT": vmboxes.create_box}),
+        endpoint({"GET": vmboxes.list_boxes, "PUT": vmboxes.create_box}, json_only=True),
         name="vmboxes",
     )
     setup_message_routes(app)
@@ -34,7 +34,8 @@ def setup_routes(app: web.Application) -> None:
                 "POST": vmboxes.replace_box,
                 "PATCH": vmboxes.patch_box,
                 "DELETE": vmboxes.delete_box,
-            }
+            },
+            json_only=True,
         ),
         name="vmbox",
     )

@@ -184,3 +184,18 @@ def test_storage_conflicts_map_to_409_datastore_conflict() -> None:
     error = to_kazoo_error(storage_errors.Conflict("conflict", status=409))
     assert isinstance(error, DatastoreConflict)
     assert (error.status, error.message, error.data) == (409, "datastore_conflict", {"message": "conflicting documents"})
+
+
+async def test_a_file_body_on_a_json_only_endpoint_is_415(api: Api) -> None:
+    response = await api.client.put(api.url("/vmboxes"), data=b"ID3...", headers={**api.account.headers, "Content-Type": "audio/mpeg"})
+    body = await response.json()
+    assert response.status == 415
+    assert body["error"] == "415" and "audio/mpeg" in body["data"]["message"]
+
+
+async def test_a_write_without_content_type_gets_kazoos_rfc2616_hint(api: Api) -> None:
+    response = await api.client.put(
+        api.url("/vmboxes"), data=b'{"data":{"name":"n","mailbox":"77"}}', headers=api.account.headers, skip_auto_headers=["Content-Type"]
+    )
+    assert response.status == 201
+    assert response.headers["X-RFC2616"] == "Section 14.17 (Try it, you'll like it)"

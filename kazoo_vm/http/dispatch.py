@@ -13,15 +13,22 @@ from aiohttp import web
 from kazoo_vm import appkeys
 from kazoo_vm.auth.authenticate import authenticate, authorize
 from kazoo_vm.domain.accounts import load_account
-from kazoo_vm.errors import MethodNotAllowed
+from kazoo_vm.errors import MethodNotAllowed, UnsupportedMediaType
 from kazoo_vm.http.request import parse_request
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 AioHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def endpoint(methods: Mapping[str, Handler], *, account_scoped: bool = True) -> AioHandler:
-    """An aiohttp handler serving ``methods`` (verb → handler) with Kazoo's pipeline in front."""
+JSON_CONTENT_TYPES = ["application/json", "application/x-json"]
+
+
+def endpoint(methods: Mapping[str, Handler], *, account_scoped: bool = True, json_only: bool = False) -> AioHandler:
+    """An aiohttp handler serving ``methods`` (verb → handler) with Kazoo's pipeline in front.
+
+    ``json_only`` endpoints refuse bodies that are files (audio, octet-stream...) with 415, as Kazoo's
+    ``known_content_type`` does for modules that accept only JSON.
+    """
     allowed = tuple(methods)
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -34,6 +41,8 @@ def endpoint(methods: Mapping[str, Handler], *, account_scoped: bool = True) -> 
         handler = methods.get(parsed.method)
         if handler is None:
             raise MethodNotAllowed(allowed)
+        if json_only and parsed.files:
+            raise UnsupportedMediaType(parsed.content_type, JSON_CONTENT_TYPES)
         if account_scoped:
             store = request.app[appkeys.STORE]
             account = await load_account(store, request.match_info["account_id"])
@@ -41,6 +50,10 @@ def endpoint(methods: Mapping[str, Handler], *, account_scoped: bool = True) -> 
             auth = await authenticate(store, request.app[appkeys.TOKENS], request.headers, parsed)
             request[appkeys.AUTH] = auth
             await authorize(store, auth, account)
-        return await handler(request)
+        response = await handler(request)
+        if parsed.method in ("PUT", "POST", "PATCH") and "Content-Type" not in request.headers:
+            # api_resource.erl L477-486: Kazoo's hint that a write should say what it sends.
+            response.headers["X-RFC2616"] = "Section 14.17 (Try it, you'll like it)"
+        return response
 
     return handle
