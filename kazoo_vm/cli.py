@@ -128,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_migrate_command(commands: Any) -> None:
-    """Issue #4 registers ``kazoo-vm migrate`` here."""
+    """``kazoo-vm migrate``: legacy voicemail into monthly databases (kazoo_vm.migrate.cli)."""
+    # Imported here: the migrate command uses couch_for from this module.
+    from kazoo_vm.migrate.cli import add_command
+
+    add_command(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

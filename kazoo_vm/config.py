@@ -53,6 +53,10 @@ class Settings:
     node_name: str = field(default_factory=lambda: f"kazoo_vm@{socket.gethostname()}")
     kazoo_version: str = "4.3.142"
     log_level: str = "INFO"
+    # Legacy migration (kazoo-vm migrate): legacy entries per batch, and boxes migrated at once. Kazoo's
+    # callflow voicemail.migrate_max_worker is 10; its batch of 2000 carried no audio, ours does, so it is smaller.
+    migrate_batch_size: int = 100
+    migrate_workers: int = 10
 
     @property
     def uses_bundled_couch(self) -> bool:
@@ -133,6 +137,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     read("default_timezone", _timezone)
     read("node_name", _non_empty)
     read("log_level", _log_level)
+    read("migrate_batch_size", _int(1))
+    read("migrate_workers", _int(1))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     values.update({key: value for key, value in overrides.items() if value is not None})

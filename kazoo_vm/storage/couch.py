@@ -284,6 +284,12 @@ class CouchStore:
         )
         return str(result["rev"])
 
+    async def all_dbs_between(self, start: str, end: str) -> list[str]:
+        """Database names from ``start`` to ``end`` inclusive (``_all_dbs`` with a key range), e.g. one
+        account's MODBs, without listing every database of the server."""
+        result: list[str] = await self._json("GET", "/_all_dbs", params={"start_key": start, "end_key": end})
+        return [name for name in result if start <= name <= end]
+
 
 def _row(raw: JsonDict) -> ViewRow:
     return ViewRow(id=raw.get("id"), key=raw.get("key"), value=raw.get("value"), doc=raw.get("doc"))

@@ -1,0 +1,115 @@
+"""The migrator's writes to box documents: always from a fresh read, retried on conflict, touching only the
+entries this run decided about, so concurrent API writes to the same box are never lost.
+
+Kazoo's ``update_message_array`` rewrote every entry of a touched box from its batch's view of the world and so
+dropped entries that were not in the batch (defect §5.6). Here an entry leaves the array only when its id is in
+``done`` (its document and audio are verified in the MODB); every other entry is kept as it is now in CouchDB.
+The box's ``pvt_modified`` is left alone: it is part of the timestamp fallback, which must not move between runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from typing import Any
+
+from kazoo_vm.migrate.legacy import entry_timestamp, media_id_of
+from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.errors import Conflict, DocumentNotFound
+
+MAX_ATTEMPTS = 10
+NO_MEDIA_ID = "no_media_id"
+
+
+class BoxBusy(Exception):
+    """The box kept changing under us; nothing was lost, a rerun finishes the job."""
+
+
+async def _fresh(store: CouchStore, db: str, box_id: str) -> JsonDict | None:
+    try:
+        return await store.get_doc(db, box_id)
+    except DocumentNotFound:
+        return None
+
+
+async def pin_timestamps(store: CouchStore, db: str, box_id: str, proposals: Mapping[str, int]) -> dict[str, int | None]:
+    """Write a timestamp into entries that have none, before their documents are written.
+
+    The new id's month comes from the timestamp; for an entry without one Kazoo falls back to values that move
+    (the box's ``pvt_modified``, now). Pinning the chosen value first makes every later run compute the same id.
+    Returns each id's timestamp as now stored (another process may have pinned it first), or None when the
+    entry is no longer in the box.
+    """
+    for _attempt in range(MAX_ATTEMPTS):
+        box = await _fresh(store, db, box_id)
+        messages = box.get("messages") if box is not None else None
+        if box is None or not isinstance(messages, list):
+            return {media_id: None for media_id in proposals}
+        result: dict[str, int | None] = {media_id: None for media_id in proposals}
+        changed = False
+        for index, entry in enumerate(messages):
+            media_id = media_id_of(entry)
+            if media_id is None or media_id not in proposals or result[media_id] is not None:
+                continue
+            current = entry_timestamp(entry)
+            if current is None:
+                current = proposals[media_id]
+                messages[index] = {**entry, "timestamp": current}
+                changed = True
+            result[media_id] = current
+        if not changed:
+            return result
+        try:
+            await store.put_doc(db, box)
+            return result
+        except Conflict:
+            continue
+    raise BoxBusy(f"box {box_id} changed {MAX_ATTEMPTS} times while pinning timestamps")
+
+
+def _settled_entries(
+    messages: list[Any], done: AbstractSet[str], failures: Mapping[str, str], mark_unidentified: bool
+) -> tuple[list[Any], bool]:
+    kept: list[Any] = []
+    changed = False
+    for entry in messages:
+        media_id = media_id_of(entry)
+        if media_id is not None and media_id in done:
+            changed = True
+            continue
+        if isinstance(entry, dict):
+            reason = failures.get(media_id) if media_id is not None else (NO_MEDIA_ID if mark_unidentified else None)
+            if reason is not None and entry.get("migration_error") != reason:
+                entry = {**entry, "migration_error": reason}
+                changed = True
+        kept.append(entry)
+    return kept, changed
+
+
+async def settle(
+    store: CouchStore,
+    db: str,
+    box_id: str,
+    *,
+    done: AbstractSet[str],
+    failures: Mapping[str, str],
+    mark_unidentified: bool = False,
+) -> bool:
+    """Remove the ``done`` entries from the box's array and record ``migration_error`` on failed ones
+    (Kazoo's key; the ``no_media_id`` reason for entries without an id when ``mark_unidentified``).
+    True when the box was written."""
+    for _attempt in range(MAX_ATTEMPTS):
+        box = await _fresh(store, db, box_id)
+        messages = box.get("messages") if box is not None else None
+        if box is None or not isinstance(messages, list):
+            return False
+        kept, changed = _settled_entries(messages, done, failures, mark_unidentified)
+        if not changed:
+            return False
+        box["messages"] = kept  # Kazoo keeps the (possibly empty) array
+        try:
+            await store.put_doc(db, box)
+            return True
+        except Conflict:
+            continue
+    raise BoxBusy(f"box {box_id} changed {MAX_ATTEMPTS} times while recording the migration")

@@ -1,0 +1,220 @@
+"""Which boxes to migrate, in batches, by a pool of asyncio workers (``kazoo-vm migrate``).
+
+Boxes with legacy entries are found with Kazoo's own ``vmboxes/crossbar_listing`` view (its ``messages`` value is
+the length of the legacy array), one query per account, which also gives the progress bar its total. Each worker
+takes one box at a time and walks its array in batches; boxes of one account and different accounts run in
+parallel. Unlike Kazoo's crawler there is no pause between accounts: every write is already bounded by the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kazoo_vm.migrate.boxes import BoxBusy
+from kazoo_vm.migrate.legacy import entries_of, media_id_of
+from kazoo_vm.migrate.report import Report
+from kazoo_vm.migrate.routine import Options, Outcome, Status, migrate_entries
+from kazoo_vm.migrate.tasks import gather_or_cancel
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore, ViewRow
+from kazoo_vm.storage.design_docs import query_view
+from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound, StorageError
+
+
+class Progress(Protocol):
+    def add_total(self, count: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+
+class _Silent:
+    def add_total(self, count: int) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Scope:
+    account_ids: tuple[str, ...] = ()  # empty: every account in the accounts database
+    box_ids: tuple[str, ...] = ()  # empty: every box with legacy entries
+
+
+@dataclass(frozen=True)
+class BoxJob:
+    account_id: str
+    box_id: str
+    entries: int
+
+
+def batches(entries: Sequence[Any], size: int) -> list[list[Any]]:
+    """Groups of at most ``size`` distinct legacy ids, in array order; repeated ids ride with their first
+    occurrence, and entries without an id go with the first batch (they only need their error recorded)."""
+    groups: list[list[Any]] = []
+    distinct: list[int] = []
+    index: dict[str, int] = {}
+    unidentified: list[Any] = []
+    for entry in entries:
+        legacy_id = media_id_of(entry)
+        if legacy_id is None:
+            unidentified.append(entry)
+        elif legacy_id in index:
+            groups[index[legacy_id]].append(entry)
+        else:
+            if not groups or distinct[-1] >= size:
+                groups.append([])
+                distinct.append(0)
+            index[legacy_id] = len(groups) - 1
+            groups[-1].append(entry)
+            distinct[-1] += 1
+    if unidentified:
+        if groups:
+            groups[0].extend(unidentified)
+        else:
+            groups.append(unidentified)
+    return groups
+
+
+class Migration:
+    """One run over a scope; ``report`` fills as boxes finish."""
+
+    def __init__(
+        self,
+        store: CouchStore,
+        *,
+        default_timezone: str,
+        options: Options,
+        batch_size: int,
+        workers: int,
+        progress: Progress | None = None,
+    ) -> None:
+        self.store = store
+        self.default_timezone = default_timezone
+        self.options = options
+        self.batch_size = max(1, batch_size)
+        self.workers = max(1, workers)
+        self.progress: Progress = progress or _Silent()
+        self.report = Report(dry_run=options.dry_run, purge_legacy_media=options.purge_legacy_media)
+        self._ensured: set[str] = set()
+
+    async def run(self, scope: Scope) -> Report:
+        account_ids = list(scope.account_ids) or await self._all_accounts()
+        limit = asyncio.Semaphore(self.workers)
+
+        async def discover(account_id: str) -> list[BoxJob]:
+            async with limit:
+                return await self._jobs(account_id, scope.box_ids)
+
+        found = await gather_or_cancel(discover(account_id) for account_id in account_ids)
+        jobs = [job for account_jobs in found for job in account_jobs]
+        self.progress.add_total(sum(job.entries for job in jobs))
+        queue: asyncio.Queue[BoxJob] = asyncio.Queue()
+        for job in jobs:
+            queue.put_nowait(job)
+        await gather_or_cancel(self._worker(queue) for _ in range(min(self.workers, len(jobs))))
+        self.report.finish()
+        return self.report
+
+    async def _view(self, db: str, db_class: str, design: str, view: str) -> list[ViewRow]:
+        if self.options.dry_run:
+            return await self.store.view(db, design, view)  # a dry run must not even repair design documents
+        return await query_view(self.store, db, db_class, design, view)
+
+    async def _all_accounts(self) -> list[str]:
+        try:
+            rows = await self._view(naming.ACCOUNTS_DB, "accounts", "accounts", "listing_by_id")
+        except DatabaseNotFound:
+            return []
+        return [str(row.id) for row in rows if row.id]
+
+    async def _jobs(self, account_id: str, box_ids: Sequence[str]) -> list[BoxJob]:
+        if not naming.is_account_id(account_id):
+            self.report.error(account_id, "not an account id")
+            return []
+        self.report.account(account_id)
+        try:
+            rows = await self._view(naming.account_db(account_id), "account", "vmboxes", "crossbar_listing")
+        except DatabaseNotFound:
+            self.report.error(account_id, "account database not found")
+            return []
+        except StorageError as exc:
+            self.report.error(account_id, f"listing boxes failed: {exc}")
+            return []
+        jobs = []
+        for row in rows:
+            count = row.value.get("messages") if isinstance(row.value, dict) else None
+            if row.id and isinstance(count, int) and count > 0 and (not box_ids or row.id in box_ids):
+                jobs.append(BoxJob(account_id=account_id, box_id=row.id, entries=count))
+        return jobs
+
+    async def _worker(self, queue: asyncio.Queue[BoxJob]) -> None:
+        while True:
+            try:
+                job = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await self._migrate_box(job)
+
+    async def _migrate_box(self, job: BoxJob) -> None:
+        db = naming.account_db(job.account_id)
+        try:
+            box = await self.store.get_doc(db, job.box_id)
+        except DocumentNotFound:
+            self.progress.advance(job.entries)
+            return
+        except StorageError as exc:
+            self.report.error(job.account_id, f"box {job.box_id}: reading it failed: {exc}")
+            self.progress.advance(job.entries)
+            return
+        entries = entries_of(box)
+        for batch in batches(entries, self.batch_size):
+            try:
+                outcomes = await migrate_entries(
+                    self.store,
+                    account_id=job.account_id,
+                    box=box,
+                    entries=batch,
+                    default_timezone=self.default_timezone,
+                    options=self.options,
+                    ensured=self._ensured,
+                )
+            except StorageError as exc:
+                outcomes = _all_failed(batch, f"storage_error: {exc}")
+            except BoxBusy as exc:
+                outcomes = _all_failed(batch, f"box_update_failed: {exc}")
+            self.report.add(job.account_id, job.box_id, outcomes)
+            self.progress.advance(len(batch))
+        if len(entries) < job.entries:
+            self.progress.advance(job.entries - len(entries))
+
+
+def _all_failed(batch: Sequence[Any], reason: str) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    seen: set[str] = set()
+    for entry in batch:
+        legacy_id = media_id_of(entry)
+        if legacy_id is None or legacy_id not in seen:
+            outcomes.append(Outcome(legacy_id, Status.FAILED, reason=reason, entry=entry if legacy_id is None else None))
+        if legacy_id is not None:
+            seen.add(legacy_id)
+    return outcomes
+
+
+async def migrate(
+    store: CouchStore,
+    scope: Scope,
+    *,
+    default_timezone: str,
+    options: Options,
+    batch_size: int,
+    workers: int,
+    progress: Progress | None = None,
+) -> Report:
+    migration = Migration(
+        store, default_timezone=default_timezone, options=options, batch_size=batch_size, workers=workers, progress=progress
+    )
+    return await migration.run(scope)
