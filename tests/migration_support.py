@@ -201,15 +201,17 @@ class InterruptibleStore(CouchStore):
             raise Crash("already crashed")
         if plan.before_write is not None:
             await plan.before_write(what, args)
-        if plan.crash_after is not None and not plan.sent and plan.writes + 1 == plan.crash_after:
-            plan.crashed = True
-            raise Crash(f"before write {plan.crash_after} ({what})")
-        result = await call()
+        # Numbered when started: two writes may be in flight at once (one per MODB).
         plan.writes += 1
+        number = plan.writes
         plan.log.append(what)
-        if plan.crash_after is not None and plan.sent and plan.writes == plan.crash_after:
+        if number == plan.crash_after and not plan.sent:
             plan.crashed = True
-            raise Crash(f"after write {plan.crash_after} ({what})")
+            raise Crash(f"instead of write {number} ({what})")
+        result = await call()
+        if number == plan.crash_after:
+            plan.crashed = True
+            raise Crash(f"after write {number} ({what})")
         return result
 
     async def create_db(self, db: str) -> bool:
