@@ -1,0 +1,146 @@
+"""``kazoo-vm migrate`` and ``scripts/migrate`` as an operator runs them: a real process against the dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from kazoo_vm.domain import accounts
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
+
+from helpers import TestAccount
+from migration_support import (
+    FIXTURE_BOX,
+    audio_for,
+    box_entries,
+    gregorian,
+    legacy_box,
+    legacy_entry,
+    load_fixture_box,
+    media_doc,
+    migrated_messages,
+    modbs_of,
+    save_all,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def run_cli(couch_url: str, tmp_path: Path, *args: str, program: list[str] | None = None) -> tuple[int, str, str]:
+    env = {**os.environ, "KAZOO_VM_COUCH_URL": couch_url, "KAZOO_VM_DATA_DIR": str(tmp_path / "var")}
+    command = program or [sys.executable, "-m", "kazoo_vm.cli", "migrate"]
+    process = await asyncio.create_subprocess_exec(
+        *command, *args, env=env, cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def clean_box(store: CouchStore, account_id: str, box_id: str, count: int) -> dict[str, str]:
+    entries, docs, expected = [], [], {}
+    for index in range(count):
+        legacy_id = f"{box_id[:4]}{index:028x}"
+        timestamp = gregorian(2016, 6, 1 + index)
+        entries.append(legacy_entry(legacy_id, timestamp))
+        docs.append(media_doc(account_id, legacy_id, box_id, audio_for(legacy_id)))
+        expected[legacy_id] = naming.message_id(timestamp, legacy_id)
+    await save_all(store, account_id, [legacy_box(account_id, box_id, entries), *docs])
+    return expected
+
+
+async def test_report_lists_every_id_and_failure_and_the_exit_status_says_so(
+    couch_url: str, store: CouchStore, account: TestAccount, tmp_path: Path
+) -> None:
+    await load_fixture_box(store, account.id)
+    report_path = tmp_path / "report.json"
+
+    status, stdout, stderr = await run_cli(couch_url, tmp_path, "--account", account.id, "--report", str(report_path))
+
+    assert status == 1
+    report = json.loads(report_path.read_text())
+    box = report["accounts"][account.id]["boxes"][FIXTURE_BOX]
+    assert box["totals"]["migrated"] == 7 and box["totals"]["failed"] == 3
+    assert box["migrated"]["vmbox01-msg06-now_s"] == "201709-vmbox01-msg06-now_s"
+    assert {"media_id": "vmbox01-msg08-no_private_media-box_timestamp", "reason": "no_media"} in [
+        {k: v for k, v in f.items() if k != "new_id"} for f in box["failed"]
+    ]
+    assert report["totals"]["migrated"] == 7 and report["ok"] is False
+    assert "failed vmbox01-msg08-no_private_media-box_timestamp" in stdout
+    assert "migrating" not in stderr and "msg/s" not in stderr  # no progress bar without a terminal
+
+
+async def test_exit_status_is_zero_when_everything_migrated(
+    couch_url: str, store: CouchStore, account: TestAccount, tmp_path: Path
+) -> None:
+    expected = await clean_box(store, account.id, "cleanbox", 3)
+
+    status, stdout, _ = await run_cli(couch_url, tmp_path, "--account", account.id, "--batch-size", "2", "--workers", "2")
+
+    assert status == 0, stdout
+    found = await migrated_messages(store, account.id)
+    assert {k: v[0].doc["_id"] for k, v in found.items()} == expected
+    assert "migrated 3" in stdout
+
+
+async def test_dry_run_prints_the_plan_and_writes_nothing(
+    couch_url: str, store: CouchStore, account: TestAccount, tmp_path: Path
+) -> None:
+    expected = await clean_box(store, account.id, "drybox", 2)
+    before = await store.get_doc(naming.account_db(account.id), "drybox")
+
+    status, stdout, _ = await run_cli(couch_url, tmp_path, "--account", account.id, "--dry-run")
+
+    assert status == 0
+    for legacy_id, new_id in expected.items():
+        assert f"would migrate {legacy_id} -> {new_id} (create_modb)" in stdout
+    assert "dry run, nothing written" in stdout
+    assert await modbs_of(store, account.id) == []
+    assert await store.get_doc(naming.account_db(account.id), "drybox") == before
+
+
+async def test_box_option_limits_the_run_to_those_boxes(
+    couch_url: str, store: CouchStore, account: TestAccount, tmp_path: Path
+) -> None:
+    chosen = await clean_box(store, account.id, "chosen", 2)
+    await clean_box(store, account.id, "other", 2)
+
+    status, _, _ = await run_cli(couch_url, tmp_path, "--account", account.id, "--box", "chosen")
+
+    assert status == 0
+    assert set(await migrated_messages(store, account.id)) == set(chosen)
+    assert len(await box_entries(store, account.id, "other")) == 2
+
+
+async def test_without_account_every_account_is_migrated(couch_url: str, store: CouchStore, tmp_path: Path) -> None:
+    first, _ = await accounts.create_account(store, name="first legacy")
+    second, _ = await accounts.create_account(store, name="second legacy")
+    await clean_box(store, first.id, "boxone", 1)
+    await clean_box(store, second.id, "boxtwo", 2)
+    report_path = tmp_path / "all.json"
+
+    await run_cli(couch_url, tmp_path, "--report", str(report_path))
+
+    report = json.loads(report_path.read_text())
+    assert report["accounts"][first.id]["totals"]["migrated"] == 1
+    assert report["accounts"][second.id]["totals"]["migrated"] == 2
+    assert await box_entries(store, second.id, "boxtwo") == []
+
+
+async def test_scripts_migrate_runs_the_migrate_command(
+    couch_url: str, store: CouchStore, account: TestAccount, tmp_path: Path
+) -> None:
+    expected = await clean_box(store, account.id, "scripted", 1)
+
+    status, stdout, stderr = await run_cli(
+        couch_url, tmp_path, "--account", account.id, program=[str(ROOT / "scripts" / "migrate")]
+    )
+
+    assert status == 0, stderr
+    assert set(await migrated_messages(store, account.id)) == set(expected)
+    assert "migrated 1" in stdout
