@@ -184,3 +184,13 @@ class DatastoreUnreachable(KazooError):
 
     def __init__(self) -> None:
         super().__init__({"message": "datastore timeout"})
+
+
+class NothingFound(KazooError):
+    """404 ``not_found`` for a request that names nothing that exists (Kazoo's add_system_error('not_found'))."""
+
+    status = 404
+    message = "not_found"
+
+    def __init__(self, cause: str) -> None:
+        super().__init__({"message": "not found", "cause": cause})

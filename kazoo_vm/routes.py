@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kazoo_vm.handlers import auth, vmboxes
+from kazoo_vm.handlers import auth, messages, vmboxes
 from kazoo_vm.http.dispatch import endpoint
 
 ACCOUNT = "/v2/accounts/{account_id}"
@@ -42,4 +42,42 @@ def setup_routes(app: web.Application) -> None:
 
 
 def setup_message_routes(app: web.Application) -> None:
-    """Message routes (issue #3) go here, before the box route."""
+    """Message routes (issue #3) go here, before the box route; ``/messages/raw`` before ``/messages/{message_id}``
+    for the same reason (cb_vmboxes matches the token ``raw`` first)."""
+    router = app.router
+    box = f"{ACCOUNT}/vmboxes/{{box_id}}/messages"
+    router.add_route(
+        "*",
+        f"{ACCOUNT}/vmboxes/messages",
+        endpoint({"GET": messages.list_account_messages}, json_only=True),
+        name="vmbox_account_messages",
+    )
+    router.add_route(
+        "*",
+        box,
+        endpoint(
+            {
+                "GET": messages.list_box_messages,
+                "PUT": messages.put_message,
+                "POST": messages.post_messages,
+                "DELETE": messages.delete_messages,
+            }
+        ),
+        name="vmbox_messages",
+    )
+    router.add_route("*", f"{box}/raw", endpoint({"POST": messages.zip_audio}, json_only=True), name="vmbox_messages_raw")
+    router.add_route(
+        "*",
+        f"{box}/{{message_id}}",
+        endpoint(
+            {"GET": messages.get_message, "POST": messages.post_message, "DELETE": messages.delete_message},
+            json_only=True,
+        ),
+        name="vmbox_message",
+    )
+    router.add_route(
+        "*",
+        f"{box}/{{message_id}}/raw",
+        endpoint({"GET": messages.get_audio, "PUT": messages.put_audio}),
+        name="vmbox_message_raw",
+    )

@@ -1,0 +1,264 @@
+"""Folder changes, soft deletes and audio replacement of existing messages (kazoo-storage-model.md §4.4, §4.9).
+
+* ``POST`` with a folder: ``new``/``saved`` as given, ``deleted`` = the trash (still listed), anything else
+  ``saved`` (cb_vmboxes get_folder_filter).
+* ``DELETE``: soft delete, ``pvt_deleted: true`` plus folder ``deleted``; the message is gone from every view.
+* Messages older than retention are refused (single: 400 ``date_range``; bulk: ``prior_to_retention_duration``,
+  after saving them retention-enforced as kvm_message does).
+
+Every write goes through :func:`kazoo_vm.domain.messages.update_message` or ``bulk_update``: conflicts are re-read
+and re-applied, never lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kazoo_vm.domain import audio, legacy_ids, retention
+from kazoo_vm.domain.message_docs import apply_folder, folder_of, public_metadata
+from kazoo_vm.domain.message_listing import Window, box_entries
+from kazoo_vm.domain.messages import (
+    NOT_FOUND,
+    SKIP,
+    WRITE,
+    BulkChange,
+    BulkResult,
+    Decision,
+    MessageGone,
+    Scope,
+    bulk_update,
+    failed,
+    is_box_message,
+    load_message,
+    read_messages,
+    resolve_id,
+    update_message,
+)
+from kazoo_vm.domain.vmboxes import load_box
+from kazoo_vm.errors import BadIdentifier, ValidationFailed
+from kazoo_vm.http.request import UploadedFile
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import JsonDict
+
+TRASH = "deleted"
+MESSAGES_REQUIRED = "No array of message ids are specified"
+
+
+def target_folder(value: Any) -> str:
+    """cb_vmboxes get_folder_filter for changes: anything but new/saved/deleted means ``saved``."""
+    return value if value in ("new", "saved", TRASH) else "saved"
+
+
+def delete_selection(value: Any) -> str | None:
+    """The folder a bulk delete empties (None: every folder). Kazoo treats an unknown folder as "all", which
+    turns a typo into deleting everything; we refuse it instead."""
+    if value is None:
+        return None
+    if value in ("new", "saved", TRASH):
+        return str(value)
+    raise ValidationFailed.single(
+        "folder", "enum", "Value not found in enumerated list of values", target=["new", "saved", TRASH], value=value
+    )
+
+
+def message_ids(data: JsonDict) -> list[str]:
+    """``data.messages``: a non-empty list of ids, else Kazoo's ``messages.required`` error."""
+    ids = data.get("messages")
+    if not isinstance(ids, list) or not ids:
+        raise ValidationFailed.single("messages", "required", MESSAGES_REQUIRED)
+    return list(dict.fromkeys(str(item) for item in ids))
+
+
+def check_retention(scope: Scope, doc: JsonDict, raw_id: str) -> None:
+    if retention.is_prior(doc, scope.oldest()):
+        raise retention.change_refused(raw_id, scope.oldest())
+
+
+def _folder_change(box_id: str, folder: str, *, soft_delete: bool) -> Any:
+    def change(doc: JsonDict) -> bool:
+        if not is_box_message(doc, box_id):
+            raise MessageGone(doc.get("_id"))
+        if not soft_delete and folder_of(doc) == folder:
+            return False
+        apply_folder(doc, folder, soft_delete=soft_delete)
+        return True
+
+    return change
+
+
+async def _change_one(
+    scope: Scope, box_id: str, raw_id: str, folder: str, *, soft_delete: bool, doc: JsonDict | None = None
+) -> JsonDict:
+    if doc is None:
+        doc = await load_message(scope, box_id, raw_id)
+    check_retention(scope, doc, raw_id)
+    try:
+        saved = await update_message(scope, doc["_id"], _folder_change(box_id, folder, soft_delete=soft_delete), doc)
+    except MessageGone:
+        raise BadIdentifier(raw_id) from None
+    return public_metadata(saved)
+
+
+async def change_folder(scope: Scope, box_id: str, raw_id: str, folder: Any, doc: JsonDict | None = None) -> JsonDict:
+    """``POST /{B}/messages/{M}`` without ``source_id``; returns the updated metadata."""
+    return await _change_one(scope, box_id, raw_id, target_folder(folder), soft_delete=False, doc=doc)
+
+
+async def delete_message(scope: Scope, box_id: str, raw_id: str) -> JsonDict:
+    """``DELETE /{B}/messages/{M}``: soft delete; returns the metadata, folder ``deleted``."""
+    return await _change_one(scope, box_id, raw_id, TRASH, soft_delete=True)
+
+
+async def fetch_message(scope: Scope, box_id: str, raw_id: str) -> JsonDict:
+    """``GET /{B}/messages/{M}``: the message, retention-enforced when expired (not saved).
+
+    A message without a folder is answered and saved as ``new``, as the 4.3 API document says (4.3's code does
+    not save it, which leaves such messages out of every count).
+    """
+    doc = await load_message(scope, box_id, raw_id)
+    if retention.is_prior(doc, scope.oldest()):
+        return retention.enforce_doc(doc)
+    if folder_of(doc) is None:
+
+        def give_folder(current: JsonDict) -> bool:
+            if not is_box_message(current, box_id):
+                raise MessageGone(raw_id)
+            if folder_of(current) is not None:
+                return False  # someone else set one meanwhile: keep theirs
+            apply_folder(current, "new")
+            return True
+
+        try:
+            doc = await update_message(scope, doc["_id"], give_folder, doc)
+        except MessageGone:
+            raise BadIdentifier(raw_id) from None
+    return doc
+
+
+async def replace_audio(scope: Scope, box_id: str, raw_id: str, files: list[UploadedFile]) -> JsonDict:
+    """``PUT /{B}/messages/{M}/raw``: the upload replaces every attachment, in one document write."""
+    doc = await load_message(scope, box_id, raw_id)
+    upload = audio.single_upload(files, required=True)
+    assert upload is not None
+    recording = audio.prepare(upload)
+    name = recording.attachment_name(doc["_id"])
+    inline = recording.inline()
+
+    def replace(current: JsonDict) -> bool:
+        if not is_box_message(current, box_id):
+            raise MessageGone(raw_id)
+        # crossbar_util maybe_remove_attachments drops real and handler-backed attachments alike.
+        current.pop("pvt_attachments", None)
+        current["_attachments"] = {name: dict(inline)}
+        current["media_filename"] = name
+        return True
+
+    try:
+        saved = await update_message(scope, doc["_id"], replace, doc)
+    except MessageGone:
+        raise BadIdentifier(raw_id) from None
+    return saved
+
+
+async def resolve_many(
+    scope: Scope, box_id: str, raw_ids: list[str], result: BulkResult, box: JsonDict | None = None
+) -> dict[str, str]:
+    """``{MODB id: requested id}`` for the ids that can name a message; the others fail ``not_found``."""
+    resolved: dict[str, str] = {}
+    for raw_id in raw_ids:
+        if naming.is_legacy_message_id(raw_id) and box is None:
+            box = await load_box(scope.store, scope.account, box_id)
+        message_id = await resolve_id(scope, box_id, raw_id, box)
+        if message_id is None:
+            result.failed[raw_id] = NOT_FOUND
+        else:
+            resolved.setdefault(message_id, raw_id)
+    return resolved
+
+
+def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool) -> BulkChange:
+    oldest = scope.oldest()
+
+    def change(doc: JsonDict | None) -> Decision:
+        # Kazoo's bulk path also changes soft-deleted documents (all_docs returns them); they count as missing here.
+        if doc is None or not is_box_message(doc, box_id):
+            return failed(NOT_FOUND)
+        if retention.is_prior(doc, oldest):
+            already = (doc.get("metadata") or {}).get("retention") == "enforced"
+            if not already:
+                retention.enforce_doc(doc)  # kvm_message saves the enforced form, then reports the refusal
+            return failed(retention.PRIOR_TO_RETENTION, write=not already)
+        if not soft_delete and folder_of(doc) == folder:
+            return SKIP
+        apply_folder(doc, folder, soft_delete=soft_delete)
+        return WRITE
+
+    return change
+
+
+async def _bulk_apply(scope: Scope, box_id: str, ids: dict[str, str], folder: str, soft_delete: bool) -> BulkResult:
+    """Apply a folder change to resolved ids; results are reported under the ids the client sent."""
+    outcome = await bulk_update(scope, list(ids), _bulk_change(scope, box_id, folder, soft_delete=soft_delete))
+    return BulkResult(
+        succeeded=[ids.get(message_id, message_id) for message_id in outcome.succeeded],
+        failed={ids.get(message_id, message_id): reason for message_id, reason in outcome.failed.items()},
+    )
+
+
+async def change_folders(
+    scope: Scope, box_id: str, raw_ids: list[str], folder: Any, box: JsonDict | None = None
+) -> BulkResult:
+    """``POST /{B}/messages`` without ``source_id``."""
+    result = BulkResult()
+    ids = await resolve_many(scope, box_id, raw_ids, result, box)
+    changed = await _bulk_apply(scope, box_id, ids, target_folder(folder), soft_delete=False)
+    changed.failed = {**result.failed, **changed.failed}
+    return changed
+
+
+def _retained(scope: Scope) -> Window:
+    now = naming.now_gregorian()
+    return Window(retention.cutoff(scope.settings, now), now)
+
+
+async def delete_messages(scope: Scope, box: JsonDict, selected_ids: list[str] | None, folder: str | None) -> BulkResult:
+    """``DELETE /{B}/messages``: soft-delete the box's retained messages that are listed in ``selected_ids``, or in
+    ``folder``, or all of them. Ids that are not the box's retained messages are left out silently (as Kazoo)."""
+    box_id = box["_id"]
+    window = _retained(scope)
+    if selected_ids is not None:
+        chosen: dict[str, str] = {}
+        for raw_id in dict.fromkeys(selected_ids):
+            message_id = await resolve_id(scope, box_id, raw_id, box)
+            if message_id is not None:
+                chosen.setdefault(message_id, raw_id)
+        candidates = await _retained_among(scope, box_id, chosen)
+    else:
+        candidates = {}
+        for entry in await box_entries(scope, box_id, window):
+            if folder is None or entry.value.get("folder") == folder:
+                candidates[entry.doc_id] = entry.doc_id
+        for item in await legacy_ids.legacy_summaries(scope.store, scope.settings, scope.account, box):
+            if folder is None or item.get("folder") == folder:
+                legacy = item.get("media_id")
+                message_id = await resolve_id(scope, box_id, legacy, box) if isinstance(legacy, str) else None
+                if message_id is not None:
+                    candidates.setdefault(message_id, message_id)
+    if not candidates:
+        return BulkResult()
+    return await _bulk_apply(scope, box_id, candidates, TRASH, soft_delete=True)
+
+
+async def _retained_among(scope: Scope, box_id: str, chosen: dict[str, str]) -> dict[str, str]:
+    docs = await read_messages(scope, list(chosen))
+    oldest = scope.oldest()
+    return {
+        message_id: raw_id
+        for message_id, raw_id in chosen.items()
+        if is_box_message(docs.get(message_id), box_id) and not retention.is_prior(docs[message_id], oldest)
+    }
+
+
+async def delete_box_messages(scope: Scope, box: JsonDict) -> None:
+    """Before a box is deleted: soft-delete its retained messages (cb_vmboxes delete/2)."""
+    await delete_messages(scope, box, None, None)

@@ -1,0 +1,152 @@
+"""Message counts per box and folder within the retention window, from ``_count`` reduce views.
+
+Kazoo reads one row per message for its counts (kvm_messages count_per_folder, one query per folder). We read
+grouped reduce rows from ``_design/kazoo_vm_counts`` instead, so the cost does not grow with the number of messages:
+
+* a MODB whose whole month lies inside the window: one ``by_box_folder`` query, ``group_level=2`` →
+  one row per (box, folder);
+* the partial months at either end of the window: ``by_period`` (keys ``[bucket size, bucket start, box,
+  folder]`` for day, hour and second buckets), whole days and hours as grouped rows, only the seconds of the
+  first and last partial hour at second resolution. At most 5 queries per partial month, bounded rows.
+
+All MODBs are queried concurrently; a missing MODB counts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime
+
+from kazoo_vm.config import Settings
+from kazoo_vm.domain import retention
+from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.message_docs import FOLDERS
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore, ViewRow
+from kazoo_vm.storage.design_docs import query_view
+from kazoo_vm.storage.errors import DatabaseNotFound
+
+DESIGN = "kazoo_vm_counts"
+RESOLUTIONS = (86_400, 3_600, 1)
+
+Counts = Counter[tuple[str, str]]  # (box id, folder) -> messages
+
+
+def month_span(year: int, month: int) -> tuple[int, int]:
+    """First and last Gregorian second of a UTC month."""
+    start = naming.from_datetime(datetime(year, month, 1, tzinfo=UTC))
+    next_year, next_month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return start, naming.from_datetime(datetime(next_year, next_month, 1, tzinfo=UTC)) - 1
+
+
+def segments(low: int, high: int, resolutions: tuple[int, ...] = RESOLUTIONS) -> list[tuple[int, int, int]]:
+    """Cover the seconds ``low..high`` (inclusive) with as few aligned buckets as possible.
+
+    Returns ``(size, first bucket start, last bucket start)`` runs, coarse buckets in the middle and finer ones
+    at the ragged ends (a segment-tree decomposition). Gregorian day boundaries are UTC midnights.
+    """
+    if low > high:
+        return []
+    size, finer = resolutions[0], resolutions[1:]
+    if not finer:
+        return [(size, low, high)]
+    first = -(-low // size) * size  # first bucket starting at or after low
+    end = (high + 1) // size * size  # end (exclusive) of the last bucket ending at or before high
+    if first >= end:
+        return segments(low, high, finer)
+    runs = segments(low, first - 1, finer) if low < first else []
+    runs.append((size, first, end - size))
+    if end <= high:
+        runs += segments(end, high, finer)
+    return runs
+
+
+def _add(counts: Counts, box: object, folder: object, value: object) -> None:
+    if isinstance(box, str) and folder in FOLDERS and isinstance(value, int):
+        counts[(box, str(folder))] += value
+
+
+async def _modb_counts(store: CouchStore, db: str, low: int, high: int, span: tuple[int, int]) -> Counts:
+    counts: Counts = Counter()
+    try:
+        if (low, high) == span:
+            rows = await query_view(store, db, "modb", DESIGN, "by_box_folder", group_level=2)
+            for row in rows:
+                _add(counts, row.key[0], row.key[1], row.value)
+            return counts
+        queries = [
+            query_view(
+                store, db, "modb", DESIGN, "by_period", startkey=[size, first], endkey=[size, last, {}], group_level=4
+            )
+            for size, first, last in segments(low, high)
+        ]
+        for rows in await _all_or_missing(queries):
+            for row in rows:
+                _add(counts, row.key[2], row.key[3], row.value)
+    except DatabaseNotFound:
+        pass
+    return counts
+
+
+async def _all_or_missing(queries: Sequence[Awaitable[list[ViewRow]]]) -> list[list[ViewRow]]:
+    """Run view queries of one MODB together; DatabaseNotFound once every one of them has finished."""
+    results = await asyncio.gather(*queries, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [result for result in results if not isinstance(result, BaseException)]
+
+
+def _window(settings: Settings) -> tuple[int, int]:
+    now = naming.now_gregorian()
+    return retention.cutoff(settings, now), now
+
+
+async def account_counts(store: CouchStore, settings: Settings, account: Account) -> dict[str, dict[str, int]]:
+    """``{box id: {"new": n, "saved": s, "deleted": d}}`` for every box with messages inside retention."""
+    low, high = _window(settings)
+    jobs = []
+    for year, month in naming.months_between(naming.year_month(low), naming.year_month(high)):
+        span = month_span(year, month)
+        jobs.append(
+            _modb_counts(store, naming.modb(account.id, year, month), max(low, span[0]), min(high, span[1]), span)
+        )
+    total: Counts = Counter()
+    for counts in await asyncio.gather(*jobs):
+        total.update(counts)
+    result: dict[str, dict[str, int]] = {}
+    for (box, folder), value in total.items():
+        result.setdefault(box, {})[folder] = value
+    return result
+
+
+async def _box_modb_count(store: CouchStore, db: str, box_id: str, low: int, high: int, span: tuple[int, int]) -> int:
+    try:
+        if (low, high) == span:
+            rows = await query_view(
+                store, db, "modb", DESIGN, "by_box_folder", startkey=[box_id], endkey=[box_id, {}], group_level=2
+            )
+            return sum(row.value for row in rows if row.key[1] in ("new", "saved"))
+        queries = [
+            query_view(
+                store, db, "modb", DESIGN, "by_box_folder", startkey=[box_id, folder, low], endkey=[box_id, folder, high]
+            )
+            for folder in ("new", "saved")
+        ]
+        return sum(row.value for rows in await _all_or_missing(queries) for row in rows)
+    except DatabaseNotFound:
+        return 0
+
+
+async def box_count(store: CouchStore, settings: Settings, account: Account, box_id: str) -> int:
+    """New + saved messages of one box within retention: what the mailbox-full check compares
+    (kvm_messages count/2)."""
+    low, high = _window(settings)
+    jobs = []
+    for year, month in naming.months_between(naming.year_month(low), naming.year_month(high)):
+        span = month_span(year, month)
+        db = naming.modb(account.id, year, month)
+        jobs.append(_box_modb_count(store, db, box_id, max(low, span[0]), min(high, span[1]), span))
+    return sum(await asyncio.gather(*jobs))

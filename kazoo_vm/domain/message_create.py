@@ -1,0 +1,99 @@
+"""``PUT /vmboxes/{B}/messages``: a new message, with or without its audio, in one CouchDB write.
+
+Follows cb_vmboxes create_new_message_document (kazoo-crossbar-http.md §1.6.6): the request data is checked against
+``vm_message_metadata``, the id's month (and so the MODB) comes from ``timestamp`` (default now), and the metadata
+gets Kazoo's defaults. Two Kazoo bugs are fixed: a ``from``/``to`` that already holds an ``@`` is not given a
+second realm, and ``folder`` from the request is kept. A box holding ``max_message_count`` new + saved messages
+refuses new ones (Kazoo's callflow check, cf_voicemail; 0 disables it).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from kazoo_vm.domain import audio, message_counts, validation
+from kazoo_vm.domain.box_timezone import box_timezone
+from kazoo_vm.domain.message_docs import new_message_doc
+from kazoo_vm.domain.messages import Scope, put_new_message
+from kazoo_vm.domain.vmboxes import load_box
+from kazoo_vm.errors import ValidationFailed
+from kazoo_vm.http.request import UploadedFile
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import JsonDict
+
+SCHEMA = "vm_message_metadata"
+# kz_privacy:anonymous_caller_id_number/1 default.
+ANONYMOUS = "anonymous"
+NO_REALM = "nodomain"
+BOX_FULL_MESSAGE = "The voicemail box is full"
+
+
+def _text(data: JsonDict, key: str) -> str | None:
+    """kz_json:get_ne_binary_value: a non-empty value, as text."""
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _address(user: str, realm: str) -> str:
+    return user if "@" in user else f"{user}@{realm}"
+
+
+def default_metadata(fields: JsonDict, box: JsonDict, realm: str, timestamp: int) -> JsonDict:
+    """The metadata Kazoo builds for a REST-created message (build_metadata_object with its defaults)."""
+    caller_number = _text(fields, "caller_id_number") or ANONYMOUS
+    caller_name = _text(fields, "caller_id_name") or ANONYMOUS
+    mailbox = box.get("mailbox")
+    length = fields.get("length")
+    return {
+        "call_id": _text(fields, "call_id") or secrets.token_hex(12),
+        "caller_id_name": caller_name,
+        "caller_id_number": caller_number,
+        "from": _address(_text(fields, "from") or caller_number, realm),
+        "to": _address(_text(fields, "to") or str(mailbox if mailbox is not None else ""), realm),
+        "length": length if isinstance(length, int) and not isinstance(length, bool) else 1,
+        "timestamp": timestamp,
+        "folder": fields.get("folder") or "new",
+    }
+
+
+async def ensure_room(scope: Scope, box: JsonDict) -> None:
+    """Refuse a new message for a box already at ``max_message_count`` (new + saved within retention)."""
+    limit = scope.settings.max_message_count
+    if limit <= 0:
+        return
+    count = await message_counts.box_count(scope.store, scope.settings, scope.account, box["_id"])
+    if count >= limit:
+        raise ValidationFailed.single("messages", "maxItems", BOX_FULL_MESSAGE, target=limit, cause=count)
+
+
+async def create_message(scope: Scope, box_id: str, data: Any, files: list[UploadedFile]) -> JsonDict:
+    """Validate, then write the document and its audio together; returns the saved document."""
+    box = await load_box(scope.store, scope.account, box_id)
+    fields = validation.validate(SCHEMA, data if isinstance(data, dict) else {})
+    upload = audio.single_upload(files, required=False)
+    recording = audio.prepare(upload) if upload is not None else None
+    await ensure_room(scope, box)
+    timestamp = fields.get("timestamp")
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp <= 0:
+        timestamp = naming.now_gregorian()
+    message_id = naming.message_id(timestamp)
+    realm = scope.account.realm or NO_REALM
+    timezone = await box_timezone(scope.store, scope.settings, scope.account, box)
+    doc = new_message_doc(
+        account_id=scope.account.id,
+        box={**box, "timezone": timezone},
+        message_id=message_id,
+        utc_seconds=timestamp,
+        metadata=default_metadata(fields, box, realm, timestamp),
+        attachment_name=recording.attachment_name(message_id) if recording else None,
+        default_timezone=scope.settings.default_timezone,
+        actor=scope.actor,
+    )
+    if recording is not None:
+        # One request writes the document and its audio: a failed upload leaves no message without audio.
+        doc["_attachments"] = {recording.attachment_name(message_id): recording.inline()}
+    await put_new_message(scope, doc)
+    return doc

@@ -1,0 +1,329 @@
+"""Message listings across monthly databases, paged the way crossbar_view load_modb pages them.
+
+``GET /vmboxes/{B}/messages`` reads ``mailbox_messages/listing_by_mailbox`` (keys ``[box, timestamp]``) and
+``GET /vmboxes/messages`` reads ``listing_by_timestamp`` (keys ``[timestamp, box]``), newest MODB first (oldest first
+with ``ascending=true``), within ``created_from``..``created_to`` (Kazoo's defaults and range checks,
+crossbar_view time_range). Rows are read in batches of about as many as the page still needs, so a page costs
+what it shows; filtered-out rows do not use up the page (KCRO-24), the scan simply goes on, into older MODBs too.
+
+The opaque ``start_key``/``next_start_key`` is base64url of ``[YYYYMM, view key, doc id]``: the MODB, key and
+document of the first row not yet shown, so a continuation is exact even across months and among rows that share
+a timestamp. A Kazoo-style key ``[box, timestamp]`` is understood too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo_vm.config import Settings
+from kazoo_vm.domain import retention
+from kazoo_vm.domain.filters import DocFilter
+from kazoo_vm.domain.messages import Scope
+from kazoo_vm.domain.paging import Paging, encode_start_key
+from kazoo_vm.errors import ValidationFailed
+from kazoo_vm.http.request import ParsedRequest
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import JsonDict, ViewRow
+from kazoo_vm.storage.design_docs import query_view
+from kazoo_vm.storage.errors import DatabaseNotFound
+
+MAX_BATCH = 500
+BAD_START_KEY = "start_key is not a key this listing handed out"
+
+
+@dataclass(frozen=True)
+class Window:
+    low: int
+    high: int
+
+
+def _positive_int(value: Any) -> int | None:
+    try:
+        number = int(str(value))
+    except ValueError:
+        return None
+    return number if number > 0 else None
+
+
+def time_window(parsed: ParsedRequest, settings: Settings, now: int) -> Window:
+    """``created_from``/``created_to`` with Kazoo's rules (cb_vmboxes get_max_range, crossbar_view time_range).
+
+    ``created_to`` defaults to now. Without ``created_from`` the whole retention period is listed; with it the
+    range may span at most ``maximum_range_s``. Non-positive or non-numeric values fall back to the defaults.
+    """
+    max_range = settings.maximum_range_s
+    if parsed.value("created_from") is None:
+        max_range = retention.retention_seconds(settings)
+    high = _positive_int(parsed.value("created_to")) or now
+    low = _positive_int(parsed.value("created_from")) or high - max_range
+    if high < low:
+        raise ValidationFailed.single(
+            "created_from", "date_range", f"created_to {high} is prior to created_from {low}", cause=low
+        )
+    if high - low > max_range:
+        raise ValidationFailed.single(
+            "created_from",
+            "date_range",
+            f"created_to {high} is more than {max_range} seconds from created_from {low}",
+            cause=high,
+        )
+    return Window(low, high)
+
+
+def is_descending(parsed: ParsedRequest) -> bool:
+    """crossbar_view direction: newest first unless ``ascending=true``; ``descending=true`` always wins."""
+    query = parsed.query
+    if str(query.get("descending", "")).lower() == "true":
+        return True
+    return str(query.get("ascending", "")).lower() != "true"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a scan starts: a MODB month, a view key, and the document id among rows sharing that key."""
+
+    yyyymm: int
+    key: Any
+    doc_id: str | None = None
+
+    def encode(self) -> str:
+        return encode_start_key([self.yyyymm, self.key, self.doc_id])
+
+
+@dataclass(frozen=True)
+class ListingView:
+    """One of Kazoo's two listing views: how its keys are built and read."""
+
+    name: str
+    low_key: Callable[[int], list[Any]]  # the smallest key at a timestamp
+    high_key: Callable[[int], list[Any]]  # the largest key at a timestamp
+    timestamp_of: Callable[[Any], Any]
+    box_of: Callable[[Any], Any]
+
+
+def box_listing_view(box_id: str) -> ListingView:
+    return ListingView(
+        name="listing_by_mailbox",
+        low_key=lambda ts: [box_id, ts],
+        high_key=lambda ts: [box_id, ts],
+        timestamp_of=lambda key: key[1] if isinstance(key, list) and len(key) > 1 else None,
+        box_of=lambda key: box_id,
+    )
+
+
+def account_listing_view() -> ListingView:
+    return ListingView(
+        name="listing_by_timestamp",
+        low_key=lambda ts: [ts],
+        high_key=lambda ts: [ts, {}],
+        timestamp_of=lambda key: key[0] if isinstance(key, list) and key else None,
+        box_of=lambda key: key[1] if isinstance(key, list) and len(key) > 1 else None,
+    )
+
+
+def decode_position(raw: Any, view: ListingView, box_id: str | None) -> Position:
+    """A client's start key: ours ``[YYYYMM, key, id]``, or Kazoo's ``[box, timestamp]`` for a box listing."""
+    if isinstance(raw, list) and len(raw) == 3 and isinstance(raw[0], int) and isinstance(raw[1], list):
+        ts = view.timestamp_of(raw[1])
+        if isinstance(ts, int) and (raw[2] is None or isinstance(raw[2], str)):
+            return Position(raw[0], raw[1], raw[2])
+    if box_id is not None and isinstance(raw, list) and len(raw) == 2 and raw[0] == box_id and isinstance(raw[1], int):
+        year, month = naming.year_month(raw[1])
+        return Position(year * 100 + month, raw, None)
+    raise ValidationFailed.single("start_key", "invalid", BAD_START_KEY)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A listing row: where it sits (for ordering and continuation) and what it shows."""
+
+    yyyymm: int
+    key: Any
+    doc_id: str
+    value: JsonDict
+    filter_doc: JsonDict | None
+
+    @property
+    def position(self) -> Position:
+        return Position(self.yyyymm, self.key, self.doc_id)
+
+    def order(self) -> tuple[int, Any, str]:
+        return (self.yyyymm, self.key, self.doc_id)
+
+
+def _months(window: Window, descending: bool, start: Position | None) -> list[tuple[int, int]]:
+    months = naming.months_between(naming.year_month(window.low), naming.year_month(window.high))
+    if not descending:
+        months.reverse()
+    if start is not None:
+        months = [
+            (year, month)
+            for year, month in months
+            if (year * 100 + month <= start.yyyymm if descending else year * 100 + month >= start.yyyymm)
+        ]
+    return months
+
+
+class Demand:
+    """How many rows the next view query should ask for: what the page still needs plus one (for the next
+    start key), doubling while filters keep rejecting rows, all of a MODB in chunks when not paginating."""
+
+    def __init__(self, paging: Paging, filtered: bool) -> None:
+        self.paging = paging
+        self.filtered = filtered
+        self.shown = 0
+        self._last = 0
+
+    def next_limit(self) -> int:
+        if not self.paging.paginate:
+            return MAX_BATCH
+        wanted = max(1, self.paging.page_size - self.shown + 1)
+        if self.filtered and self._last:
+            wanted = max(wanted, self._last * 2)
+        self._last = min(wanted, MAX_BATCH)
+        return self._last
+
+
+def _shown_before(resume: Position, row: ViewRow, descending: bool) -> bool:
+    """Rows sharing the resume key come in id order; those before the resume id were on an earlier page."""
+    if resume.doc_id is None or row.key != resume.key:
+        return False
+    return str(row.id) > resume.doc_id if descending else str(row.id) < resume.doc_id
+
+
+async def view_entries(
+    scope: Scope, view: ListingView, window: Window, descending: bool, start: Position | None, demand: Demand, docs: bool
+) -> AsyncGenerator[Entry, None]:
+    """Rows of ``view`` in every MODB of the window, in listing order, from ``start`` on."""
+    for year, month in _months(window, descending, start):
+        yyyymm = year * 100 + month
+        db = naming.modb(scope.account.id, year, month)
+        resume = start if start is not None and start.yyyymm == yyyymm else None
+        far = view.high_key(window.high) if descending else view.low_key(window.low)
+        near = view.low_key(window.low) if descending else view.high_key(window.high)
+        key, skip = (resume.key if resume else far), 0
+        while True:
+            limit = demand.next_limit()
+            try:
+                rows: list[ViewRow] = await query_view(
+                    scope.store, db, "modb", "mailbox_messages", view.name,
+                    startkey=key, endkey=near, descending=descending, limit=limit, skip=skip or None,
+                    include_docs=docs or None,
+                )  # fmt: skip
+            except DatabaseNotFound:
+                break
+            for row in rows:
+                # The next query restarts at the last key, skipping the rows with that key already read.
+                skip = skip + 1 if row.key == key else 1
+                key = row.key
+                if resume is not None and _shown_before(resume, row, descending):
+                    continue
+                yield Entry(yyyymm, row.key, str(row.id), dict(row.value or {}), row.doc)
+            if len(rows) < limit:
+                break
+
+
+async def merged(
+    entries: AsyncIterator[Entry], extra: list[Entry], descending: bool
+) -> AsyncGenerator[Entry, None]:
+    """Merge view rows with already-sorted in-memory entries (not yet migrated legacy messages)."""
+    pending = list(extra)
+
+    def before(a: Entry, b: Entry) -> bool:
+        return a.order() > b.order() if descending else a.order() < b.order()
+
+    async for entry in entries:
+        while pending and before(pending[0], entry):
+            yield pending.pop(0)
+        yield entry
+    for entry in pending:
+        yield entry
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[JsonDict]
+    start_key: str
+    next_start_key: str | None
+
+
+async def collect(
+    entries: AsyncIterator[Entry],
+    paging: Paging,
+    doc_filter: DocFilter,
+    demand: Demand,
+    render: Callable[[Entry], JsonDict],
+) -> tuple[list[JsonDict], Position | None]:
+    """Fill one page; the position of the first row not shown is the next start key."""
+    items: list[JsonDict] = []
+    next_position: Position | None = None
+    async for entry in entries:
+        if paging.paginate and len(items) >= paging.page_size:
+            next_position = entry.position
+            break
+        if doc_filter.active and not (entry.filter_doc is not None and doc_filter.matches(entry.filter_doc)):
+            continue
+        items.append(render(entry))
+        demand.shown = len(items)
+    return items, next_position
+
+
+def render_item(entry: Entry, oldest: int) -> JsonDict:
+    """A view value as Kazoo shows it: retention-enforced when older than the window (kvm_util enforce_retention)."""
+    timestamp = entry.value.get("timestamp")
+    if isinstance(timestamp, int) and timestamp < oldest:
+        return retention.enforce(entry.value)
+    return entry.value
+
+
+def legacy_entries(items: list[JsonDict], box_id: str, window: Window, descending: bool, start: Position | None) -> list[Entry]:
+    """Listing entries for legacy summaries: inside the window, in order, after ``start``."""
+    entries = []
+    for item in items:
+        timestamp, media_id = item.get("timestamp"), item.get("media_id")
+        if not isinstance(timestamp, int) or not isinstance(media_id, str) or not window.low <= timestamp <= window.high:
+            continue
+        year, month = naming.year_month(timestamp)
+        entries.append(Entry(year * 100 + month, [box_id, timestamp], media_id, dict(item), {"metadata": item}))
+    entries.sort(key=Entry.order, reverse=descending)
+    if start is not None:
+        origin = (start.yyyymm, start.key, start.doc_id or ("\uffff" if descending else ""))
+        entries = [e for e in entries if (e.order() <= origin if descending else e.order() >= origin)]
+    return entries
+
+
+async def list_messages(
+    scope: Scope,
+    view: ListingView,
+    window: Window,
+    descending: bool,
+    paging: Paging,
+    doc_filter: DocFilter,
+    render: Callable[[Entry], JsonDict],
+    *,
+    box_id: str | None = None,
+    legacy_items: list[JsonDict] | None = None,
+) -> Page:
+    """One page of a listing; ``legacy_items`` (a box's not yet migrated messages) are merged in by time."""
+    start = decode_position(paging.start_key, view, box_id) if paging.start_key_given else None
+    demand = Demand(paging, doc_filter.active)
+    rows = view_entries(scope, view, window, descending, start, demand, doc_filter.active)
+    extra = legacy_entries(legacy_items, str(box_id), window, descending, start) if legacy_items else []
+    stream = merged(rows, extra, descending) if extra else rows
+    try:
+        items, next_position = await collect(stream, paging, doc_filter, demand, render)
+    finally:
+        await stream.aclose()
+    if start is None:
+        edge = window.high if descending else window.low
+        year, month = naming.year_month(edge)
+        start = Position(year * 100 + month, view.high_key(edge) if descending else view.low_key(edge))
+    return Page(items, start.encode(), next_position.encode() if next_position else None)
+
+
+async def box_entries(scope: Scope, box_id: str, window: Window) -> list[Entry]:
+    """Every listed message of a box in the window (no paging): what a bulk delete chooses from."""
+    demand = Demand(Paging(paginate=False, page_size=MAX_BATCH), filtered=False)
+    return [entry async for entry in view_entries(scope, box_listing_view(box_id), window, True, None, demand, False)]

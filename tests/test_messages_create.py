@@ -1,0 +1,181 @@
+"""PUT /vmboxes/{B}/messages: documents stored as Kazoo stores them, Kazoo's defaults, and the limits.
+
+Expectations: kazoo-crossbar-http.md §1.6.6, §4.2-4.3 and kazoo-storage-model.md §3 (document shape).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import timedelta
+
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
+
+from helpers import Api, create_box
+from test_messages_helpers import (
+    fake_mp3,
+    fake_wav,
+    gregorian,
+    gregorian_now,
+    message_doc,
+    month_start,
+    multipart,
+    put_message,
+    raw,
+)
+
+MESSAGE_ID = re.compile(r"^\d{6}-[0-9a-f]{32}$")
+
+
+async def test_multipart_create_stores_document_and_audio_in_the_modb_as_kazoo(api: Api, store: CouchStore) -> None:
+    box = await create_box(api, mailbox="1010", timezone="America/New_York")
+    audio = fake_mp3()
+    data = {"folder": "new", "caller_id_name": "pqc_cb_storage", "caller_id_number": "pqc_cb_storage"}
+    response, body = await raw(
+        api, "PUT", f"/vmboxes/{box['id']}/messages", data=multipart(data, audio, "audio/mp3")
+    )
+    payload = json.loads(body)
+    assert response.status == 201, payload
+    metadata = payload["data"]
+    message_id = metadata["media_id"]
+    assert MESSAGE_ID.match(message_id)
+    assert response.headers["Location"].endswith(f"/vmboxes/{box['id']}/messages/{message_id}")
+    assert "revision" not in payload
+
+    doc = await message_doc(store, api.account.id, message_id)
+    hex_part = message_id.split("-")[1]
+    year, month = naming.year_month(doc["utc_seconds"])
+    assert message_id.startswith(f"{year:04d}{month:02d}-")
+    assert doc["pvt_type"] == "mailbox_message"
+    assert doc["source_id"] == box["id"]
+    assert doc["pvt_account_db"] == naming.encode_db(naming.message_db(api.account.id, message_id))
+    assert doc["pvt_account_id"] == api.account.id
+    assert doc["description"] == "voicemail message with media"
+    assert doc["source_type"] == "voicemail" and doc["media_source"] == "recording" and doc["streamable"] is True
+    assert doc["name"].startswith("mailbox 1010 message ")
+    assert doc["metadata"] == metadata
+    assert doc["media_filename"] == f"{hex_part}.mp3"
+    stub = doc["_attachments"][f"{hex_part}.mp3"]
+    assert stub["content_type"] == "audio/mpeg" and stub["length"] == len(audio)
+
+    fetched, stored = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw", headers={"Accept": "audio/mp3"})
+    assert fetched.status == 200 and stored == audio
+
+
+async def test_request_data_gets_kazoo_defaults_and_an_existing_at_is_not_suffixed_again(api: Api) -> None:
+    box = await create_box(api, mailbox="3000")
+    realm = api.account.account.realm
+    status, body = await api.put(f"/vmboxes/{box['id']}/messages", {"from": "alice@example.com", "extra": {"ignored": 1}})
+    assert status == 201, body
+    metadata = body["data"]
+    assert metadata["from"] == "alice@example.com"
+    assert metadata["from_user"] == "alice" and metadata["from_realm"] == "example.com"
+    assert metadata["to"] == f"3000@{realm}" and metadata["to_user"] == "3000" and metadata["to_realm"] == realm
+    assert metadata["caller_id_number"] == "anonymous" and metadata["caller_id_name"] == "anonymous"
+    assert re.match(r"^[0-9a-f]{24}$", metadata["call_id"])
+    assert metadata["length"] == 1 and metadata["folder"] == "new"
+    assert abs(metadata["timestamp"] - gregorian_now()) < 120
+    assert "extra" not in metadata
+
+    status, body = await api.put(f"/vmboxes/{box['id']}/messages", {"caller_id_number": "6001", "to": "7000"})
+    assert body["data"]["from"] == f"6001@{realm}"
+    assert body["data"]["to"] == f"7000@{realm}"
+
+
+async def test_timestamp_picks_the_month_database_and_the_id_prefix(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    earlier = gregorian(month_start(-1) + timedelta(days=3, hours=5))
+    status, body = await api.put(f"/vmboxes/{box['id']}/messages", {"timestamp": earlier, "folder": "saved"})
+    assert status == 201, body
+    year, month = naming.year_month(earlier)
+    assert body["data"]["media_id"].startswith(f"{year:04d}{month:02d}-")
+    assert body["data"]["timestamp"] == earlier and body["data"]["folder"] == "saved"
+    db = naming.modb(api.account.id, year, month)
+    design = await store.get_doc(db, "_design/mailbox_messages")
+    assert set(design["views"]) >= {"listing_by_mailbox", "listing_by_timestamp", "count_per_box_folder"}
+    assert (await store.get_doc(db, "_design/kazoo_vm_counts"))["views"]["by_box_folder"]["reduce"] == "_count"
+
+
+async def test_json_only_create_then_audio_put_on_raw(api: Api) -> None:
+    box = await create_box(api)
+    status, body = await api.put(f"/vmboxes/{box['id']}/messages", {"caller_id_number": "6001"})
+    assert status == 201
+    message_id = body["data"]["media_id"]
+    response, _ = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw")
+    assert response.status == 404
+    audio = fake_wav()
+    response, payload = await raw(
+        api, "PUT", f"/vmboxes/{box['id']}/messages/{message_id}/raw", data=audio, headers={"Content-Type": "audio/wav"}
+    )
+    assert response.status == 201, payload
+    response, stored = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw")
+    assert stored == audio and response.headers["Content-Type"] == "audio/wav"
+
+
+async def test_form_data_upload_and_base64_body_are_accepted(api: Api) -> None:
+    box = await create_box(api)
+    audio = fake_mp3()
+    status, body = await put_message(api, box["id"], {"caller_id_number": "1"}, audio, "audio/mpeg", "form-data")
+    assert status == 201, body
+    message_id = body["data"]["media_id"]
+    _, stored = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw")
+    assert stored == audio
+
+    # A base64 body decodes to octet-stream; the bytes say it is an MP3.
+    other = fake_mp3()
+    response, payload = await raw(
+        api,
+        "PUT",
+        f"/vmboxes/{box['id']}/messages/{message_id}/raw",
+        data=base64.b64encode(other),
+        headers={"Content-Type": "application/base64"},
+    )
+    assert response.status == 201, payload
+    response, stored = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw")
+    assert stored == other and response.headers["Content-Type"] == "audio/mpeg"
+
+
+async def test_unknown_audio_type_is_refused_and_nothing_is_stored(api: Api) -> None:
+    box = await create_box(api)
+    status, body = await put_message(api, box["id"], {}, b"OggS" + bytes(100), "audio/ogg")
+    assert status == 400
+    assert body["message"] == "validation error"
+    assert body["data"]["file"]["enum"]["value"] == "audio/ogg"
+    assert body["data"]["file"]["enum"]["target"] == ["audio/mp4", "audio/mpeg", "audio/wav"]
+    status, listing = await api.get(f"/vmboxes/{box['id']}/messages")
+    assert listing["data"] == []
+
+    status, body = await put_message(api, box["id"], {}, b"just some text", "application/octet-stream")
+    assert status == 400 and "enum" in body["data"]["file"]
+
+
+async def test_schema_errors_and_missing_box(api: Api) -> None:
+    box = await create_box(api)
+    status, body = await api.put(f"/vmboxes/{box['id']}/messages", {"folder": "archive", "length": "long"})
+    assert status == 400
+    assert "enum" in body["data"]["folder"] and "type" in body["data"]["length"]
+    status, body = await api.put(f"/vmboxes/{box['id']}/messages", {"caller_id_name": "x" * 36})
+    assert status == 400 and "maxLength" in body["data"]["caller_id_name"]
+
+    status, body = await put_message(api, "0" * 32, {}, fake_mp3())
+    assert status == 404 and body["message"] == "bad_identifier"
+
+
+async def test_two_audio_parts_are_refused(api: Api) -> None:
+    box = await create_box(api)
+    writer = multipart({}, fake_mp3(), "audio/mpeg")
+    writer.append(fake_mp3(), {"Content-Type": "audio/mpeg"})
+    status, body = await api.request("PUT", f"/vmboxes/{box['id']}/messages", body=writer)
+    assert status == 400
+    assert body["data"]["file"]["maxItems"]["message"] == "Please provide a single media file"
+
+
+async def test_audio_put_requires_a_file(api: Api) -> None:
+    box = await create_box(api)
+    status, body = await api.put(f"/vmboxes/{box['id']}/messages", {})
+    message_id = body["data"]["media_id"]
+    status, body = await api.put(f"/vmboxes/{box['id']}/messages/{message_id}/raw", {})
+    assert status == 400
+    assert body["data"]["file"]["required"]["message"] == "Please provide a media file"
