@@ -177,11 +177,10 @@ class Crash(Exception):
 
 @dataclass
 class WritePlan:
-    """Crash after the ``crash_after``-th write (``sent=True``: the write reached CouchDB, its answer was lost)
-    or instead of it (``sent=False``). ``before_write`` runs before each write (for concurrent changes)."""
+    """Crash once the ``crash_after``-th write reached CouchDB, before its answer is used; every later write
+    fails too, as in a dead process. ``before_write`` runs before each write (to make concurrent changes)."""
 
     crash_after: int | None = None
-    sent: bool = True
     before_write: Callable[[str, tuple[Any, ...]], Awaitable[None]] | None = None
     writes: int = 0
     crashed: bool = False
@@ -205,9 +204,6 @@ class InterruptibleStore(CouchStore):
         plan.writes += 1
         number = plan.writes
         plan.log.append(what)
-        if number == plan.crash_after and not plan.sent:
-            plan.crashed = True
-            raise Crash(f"instead of write {number} ({what})")
         result = await call()
         if number == plan.crash_after:
             plan.crashed = True

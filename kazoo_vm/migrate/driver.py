@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from kazoo_vm.migrate.boxes import BoxBusy
 from kazoo_vm.migrate.legacy import entries_of, media_id_of
 from kazoo_vm.migrate.report import Report
-from kazoo_vm.migrate.routine import Options, Outcome, Status, migrate_entries
+from kazoo_vm.migrate.routine import ModbCheck, Options, Outcome, Status, migrate_entries
 from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, ViewRow
@@ -99,7 +99,7 @@ class Migration:
         self.workers = max(1, workers)
         self.progress: Progress = progress or _Silent()
         self.report = Report(dry_run=options.dry_run, purge_legacy_media=options.purge_legacy_media)
-        self._ensured: set[str] = set()
+        self._modbs = ModbCheck()
 
     async def run(self, scope: Scope) -> Report:
         account_ids = list(scope.account_ids) or await self._all_accounts()
@@ -180,7 +180,7 @@ class Migration:
                     entries=batch,
                     default_timezone=self.default_timezone,
                     options=self.options,
-                    ensured=self._ensured,
+                    modbs=self._modbs,
                 )
             except StorageError as exc:
                 outcomes = _all_failed(batch, f"storage_error: {exc}")

@@ -21,6 +21,7 @@ never counted blindly as Kazoo did with ``conflict``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections import defaultdict
@@ -128,9 +129,36 @@ class _Item:
         return MEDIA_DELETED if self.media_deleted else NO_MEDIA
 
 
+class ModbCheck:
+    """The MODBs a run has already made sure of (created, design documents in place), so that concurrent batches
+    check each one once instead of all racing to create it. Only a saving: creating a database and writing design
+    documents are race-safe in CouchDB itself, across processes."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def forget(self, db: str) -> None:
+        task = self._tasks.get(db)
+        if task is not None and task.done():
+            del self._tasks[db]
+
+    async def ensure(self, store: CouchStore, db: str) -> None:
+        task = self._tasks.get(db)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = asyncio.get_running_loop().create_task(_ensure_modb(store, db))
+            self._tasks[db] = task
+        await task
+
+
+async def _ensure_modb(store: CouchStore, db: str) -> None:
+    # A MODB created by an interrupted run (or by another process a moment ago) may lack its design documents.
+    if not await ensure_database(store, db, MODB_CLASS):
+        await ensure_design_docs(store, db, MODB_CLASS)
+
+
 @dataclass
 class Batch:
-    """One call's shared state. ``ensured`` only saves repeated design-document checks within a run."""
+    """One call's shared state."""
 
     store: CouchStore
     account_id: str
@@ -138,7 +166,7 @@ class Batch:
     default_timezone: str
     options: Options
     now: int
-    ensured: set[str] = field(default_factory=set)
+    modbs: ModbCheck = field(default_factory=ModbCheck)
 
     @property
     def account_db(self) -> str:
@@ -154,7 +182,7 @@ async def migrate_entries(
     default_timezone: str,
     options: Options = Options(),
     now: int | None = None,
-    ensured: set[str] | None = None,
+    modbs: ModbCheck | None = None,
 ) -> list[Outcome]:
     """Migrate ``entries`` (taken from ``box["messages"]``; ``box`` may be a little stale) and record the result
     in the box. Returns one outcome per distinct legacy id, plus one per entry without an id."""
@@ -165,7 +193,7 @@ async def migrate_entries(
         default_timezone=default_timezone,
         options=options,
         now=naming.now_gregorian() if now is None else now,
-        ensured=ensured if ensured is not None else set(),
+        modbs=modbs if modbs is not None else ModbCheck(),
     )
     unidentified = [Outcome(None, Status.FAILED, reason=NO_MEDIA_ID, entry=e) for e in entries if media_id_of(e) is None]
     items: dict[str, _Item] = {}
@@ -298,7 +326,7 @@ async def _migrate(batch: Batch, items: list[_Item]) -> None:
             if writes:
                 to_write[db] = writes
                 if not modb_exists:
-                    batch.ensured.discard(db)
+                    batch.modbs.forget(db)
         if not to_write:
             return
         await _read_audio(batch, [item for group in to_write.values() for item in group])
@@ -347,15 +375,6 @@ async def _read_audio(batch: Batch, items: list[_Item]) -> None:
             item.data = data
 
 
-async def _ensure_modb(batch: Batch, db: str) -> None:
-    if db in batch.ensured:
-        return
-    # A MODB created by an interrupted run may lack its design documents: check them once per run.
-    if not await ensure_database(batch.store, db, MODB_CLASS):
-        await ensure_design_docs(batch.store, db, MODB_CLASS)
-    batch.ensured.add(db)
-
-
 def _document(batch: Batch, item: _Item) -> JsonDict:
     assert item.audio is not None and item.data is not None and item.timestamp is not None
     name = item.audio.attachment_name(item.legacy_id)
@@ -379,7 +398,7 @@ async def _write(batch: Batch, db: str, items: list[_Item]) -> list[_Item]:
     ready = [item for item in items if item.outcome is None]
     if not ready:
         return []
-    await _ensure_modb(batch, db)
+    await batch.modbs.ensure(batch.store, db)
     written: list[_Item] = []
     conflicts: list[_Item] = []
     for chunk in _chunks(ready, batch.options.max_request_bytes):
