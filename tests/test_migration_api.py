@@ -1,0 +1,287 @@
+"""Legacy ids in the message API: unmigrated entries are listed, an operation on a legacy id migrates that
+message first (the migrator's routine) and answers with the new id, and the old id keeps working afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore, JsonDict
+
+from helpers import Api, create_box
+from migration_support import (
+    audio_for,
+    box_entries,
+    legacy_entry,
+    media_doc,
+    migrated_messages,
+    run_migration,
+    save_all,
+)
+
+DAY = 86_400
+OLD_A = "a0" * 16
+OLD_B = "b0" * 16
+OLD_UNDATED = "c0" * 16
+NO_AUDIO = "d0" * 16
+
+
+async def legacy_messages(api: Api, store: CouchStore, box_id: str) -> dict[str, int]:
+    """Give an API-created box a 3.x ``messages`` array (two dated entries, one undated whose media document
+    dates it, one without audio) and the media documents; returns each legacy id's timestamp."""
+    now = naming.now_gregorian()
+    stamps = {OLD_A: now - 2 * DAY, OLD_B: now - 9 * DAY, OLD_UNDATED: now - 5 * DAY, NO_AUDIO: now - 3 * DAY}
+    db = naming.account_db(api.account.id)
+    box = await store.get_doc(db, box_id)
+    box["messages"] = [
+        legacy_entry(OLD_A, stamps[OLD_A], caller_id_number="2001"),
+        legacy_entry(OLD_B, str(stamps[OLD_B]), folder="saved"),
+        legacy_entry(OLD_UNDATED, None),
+        legacy_entry(NO_AUDIO, stamps[NO_AUDIO]),
+    ]
+    await store.put_doc(db, box)
+    await save_all(store, api.account.id, [
+        media_doc(api.account.id, OLD_A, box_id, audio_for(OLD_A)),
+        media_doc(api.account.id, OLD_B, box_id, audio_for(OLD_B)),
+        media_doc(api.account.id, OLD_UNDATED, box_id, audio_for(OLD_UNDATED), pvt_modified=stamps[OLD_UNDATED]),
+    ])
+    return stamps
+
+
+def new_id(legacy_id: str, stamps: dict[str, int]) -> str:
+    return naming.message_id(stamps[legacy_id], legacy_id)
+
+
+async def raw(api: Api, method: str, path: str, **kwargs: Any) -> tuple[ClientResponse, bytes]:
+    headers = {**api.account.headers, **kwargs.pop("headers", {})}
+    response = await api.client.request(method, api.url(path), headers=headers, **kwargs)
+    return response, await response.read()
+
+
+async def test_listing_shows_unmigrated_entries_merged_in_time_order(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+    status, created = await api.put(f"/vmboxes/{box['id']}/messages", {"timestamp": naming.now_gregorian() - 4 * DAY})
+    assert status == 201, created
+    modern = created["data"]["media_id"]
+
+    status, body = await api.get(f"/vmboxes/{box['id']}/messages")
+
+    assert status == 200, body
+    assert [item["media_id"] for item in body["data"]] == [OLD_A, NO_AUDIO, modern, OLD_UNDATED, OLD_B]
+    legacy_a = body["data"][0]
+    assert legacy_a["timestamp"] == stamps[OLD_A] and legacy_a["caller_id_number"] == "2001"
+    assert body["data"][4]["folder"] == "saved" and body["data"][4]["timestamp"] == stamps[OLD_B]
+    # Listing migrates nothing.
+    assert len(await box_entries(store, api.account.id, box["id"])) == 4
+
+
+async def test_get_with_a_legacy_id_migrates_it_and_answers_with_the_new_id(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+
+    status, body = await api.get(f"/vmboxes/{box['id']}/messages/{OLD_A}")
+
+    assert status == 200, body
+    assert body["data"]["media_id"] == new_id(OLD_A, stamps)
+    assert body["data"]["caller_id_number"] == "2001"
+    found = await migrated_messages(store, api.account.id)
+    assert [m.doc["_id"] for m in found[OLD_A]] == [new_id(OLD_A, stamps)]
+    assert found[OLD_A][0].audio == audio_for(OLD_A)
+    assert OLD_A not in [e.get("media_id") for e in await box_entries(store, api.account.id, box["id"])]
+
+
+async def test_old_id_still_finds_the_message_once_migrated(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+    await run_migration(store, api.account.id)
+    assert [e.get("media_id") for e in await box_entries(store, api.account.id, box["id"])] == [NO_AUDIO]
+
+    for legacy_id in (OLD_A, OLD_B, OLD_UNDATED):
+        status, body = await api.get(f"/vmboxes/{box['id']}/messages/{legacy_id}")
+        assert status == 200, body
+        assert body["data"]["media_id"] == new_id(legacy_id, stamps)
+
+
+async def test_raw_audio_of_a_legacy_id_is_the_legacy_audio(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    await legacy_messages(api, store, box["id"])
+
+    response, audio = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{OLD_B}/raw")
+
+    assert response.status == 200
+    assert audio == audio_for(OLD_B)
+    assert response.headers["Content-Type"].startswith("audio/mpeg")
+
+
+async def test_folder_change_with_a_legacy_id_acts_on_the_migrated_message(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+
+    status, body = await api.post(f"/vmboxes/{box['id']}/messages/{OLD_A}", {"folder": "saved"})
+
+    assert status == 200, body
+    assert body["data"]["media_id"] == new_id(OLD_A, stamps) and body["data"]["folder"] == "saved"
+    (message,) = (await migrated_messages(store, api.account.id))[OLD_A]
+    assert message.doc["metadata"]["folder"] == "saved"
+
+
+async def test_delete_with_a_legacy_id_deletes_the_migrated_message(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+
+    status, body = await api.delete(f"/vmboxes/{box['id']}/messages/{OLD_B}")
+
+    assert status == 200, body
+    assert body["data"]["media_id"] == new_id(OLD_B, stamps) and body["data"]["folder"] == "deleted"
+    assert (await api.get(f"/vmboxes/{box['id']}/messages/{OLD_B}"))[0] == 404
+    assert (await api.get(f"/vmboxes/{box['id']}/messages/{new_id(OLD_B, stamps)}"))[0] == 404
+    assert OLD_B not in [e.get("media_id") for e in await box_entries(store, api.account.id, box["id"])]
+
+
+async def test_replacing_audio_through_a_legacy_id(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+
+    response, body = await raw(
+        api, "PUT", f"/vmboxes/{box['id']}/messages/{OLD_UNDATED}/raw", data=b"ID3 replaced", headers={"Content-Type": "audio/mpeg"}
+    )
+
+    assert response.status == 201, body
+    moved = new_id(OLD_UNDATED, stamps)
+    response, audio = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{moved}/raw")
+    assert response.status == 200 and audio == b"ID3 replaced"
+    # A later migration run keeps the client's audio.
+    await run_migration(store, api.account.id)
+    (message,) = (await migrated_messages(store, api.account.id))[OLD_UNDATED]
+    assert message.audio == b"ID3 replaced"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue #4 asks bulk answers to carry the new ids; the message API (issue #3) reports them under the ids "
+    "the client sent (kazoo_vm/domain/message_changes.py _bulk_apply). Remove this mark once that changes.",
+)
+async def test_bulk_change_migrates_legacy_ids_and_answers_with_the_new_ids(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+
+    status, body = await api.post(f"/vmboxes/{box['id']}/messages", {"messages": [OLD_A, OLD_B, "e0" * 16], "folder": "new"})
+
+    assert status == 200, body
+    assert sorted(body["data"]["succeeded"]) == sorted([new_id(OLD_A, stamps), new_id(OLD_B, stamps)])
+    assert body["data"]["failed"] == {"e0" * 16: "not_found"}
+    found = await migrated_messages(store, api.account.id)
+    assert found[OLD_B][0].doc["metadata"]["folder"] == "new"
+
+
+async def test_bulk_delete_of_the_whole_box_includes_unmigrated_messages(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    await legacy_messages(api, store, box["id"])
+
+    status, body = await api.delete(f"/vmboxes/{box['id']}/messages")
+
+    assert status == 200, body
+    status, listing = await api.get(f"/vmboxes/{box['id']}/messages")
+    # Only the entry without audio is left: it could not be migrated, so it could not be deleted either.
+    assert [item["media_id"] for item in listing["data"]] == [NO_AUDIO]
+
+
+async def test_the_same_legacy_id_requested_in_parallel_gives_one_message(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+
+    answers = await asyncio.gather(*(api.get(f"/vmboxes/{box['id']}/messages/{OLD_A}") for _ in range(6)))
+
+    assert {status for status, _ in answers} == {200}
+    assert {body["data"]["media_id"] for _, body in answers} == {new_id(OLD_A, stamps)}
+    found = await migrated_messages(store, api.account.id)
+    assert len(found[OLD_A]) == 1
+
+
+async def test_legacy_entry_without_audio_is_404_and_stays_listed_with_its_reason(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    await legacy_messages(api, store, box["id"])
+
+    status, body = await api.get(f"/vmboxes/{box['id']}/messages/{NO_AUDIO}")
+
+    assert status == 404, body
+    entries = {e["media_id"]: e for e in await box_entries(store, api.account.id, box["id"])}
+    assert entries[NO_AUDIO]["migration_error"] == "no_media"
+    status, listing = await api.get(f"/vmboxes/{box['id']}/messages")
+    assert NO_AUDIO in [item["media_id"] for item in listing["data"]]
+
+
+async def test_legacy_id_through_another_box_is_404_and_not_migrated(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    other = await create_box(api, name="Other", mailbox="3001")
+    await legacy_messages(api, store, box["id"])
+
+    status, _ = await api.get(f"/vmboxes/{other['id']}/messages/{OLD_A}")
+
+    assert status == 404
+    assert OLD_A in [e.get("media_id") for e in await box_entries(store, api.account.id, box["id"])]
+    assert await migrated_messages(store, api.account.id) == {}
+
+
+async def test_box_listing_counts_unmigrated_entries(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    await legacy_messages(api, store, box["id"])
+
+    status, body = await api.get("/vmboxes")
+
+    assert status == 200
+    (listed,) = [item for item in body["data"] if item["id"] == box["id"]]
+    assert listed["messages"] == 4
+    # One migrated (folder new) plus three still legacy: Kazoo adds the array length to new + saved.
+    assert (await api.get(f"/vmboxes/{box['id']}/messages/{OLD_A}"))[0] == 200
+    status, body = await api.get("/vmboxes")
+    (listed,) = [item for item in body["data"] if item["id"] == box["id"]]
+    assert listed["messages"] == 4
+    assert listed["folders"] == {"new": 1, "saved": 0}
+
+
+async def test_old_id_finds_the_message_after_it_got_a_fresh_id_in_the_same_box(api: Api, store: CouchStore) -> None:
+    """``pvt_previous_id`` is what the old id resolves through, not the ``YYYYMM-<old id>`` shape."""
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+    await run_migration(store, api.account.id)
+    migrated = (await migrated_messages(store, api.account.id))[OLD_A][0]
+    fresh: JsonDict = {**migrated.doc, "_id": naming.message_id(stamps[OLD_A])}
+    fresh.pop("_rev")
+    fresh.pop("_attachments")
+    fresh["metadata"] = {**fresh["metadata"], "media_id": fresh["_id"]}
+    await store.put_doc(migrated.db, fresh)
+    await store.delete_doc(migrated.db, migrated.doc["_id"], migrated.doc["_rev"])
+
+    status, body = await api.get(f"/vmboxes/{box['id']}/messages/{OLD_A}")
+
+    assert status == 200, body
+    assert body["data"]["media_id"] == fresh["_id"]
+
+
+async def test_bulk_change_with_legacy_ids_acts_on_the_migrated_messages(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    await legacy_messages(api, store, box["id"])
+
+    status, body = await api.post(f"/vmboxes/{box['id']}/messages", {"messages": [OLD_A, OLD_B], "folder": "saved"})
+
+    assert status == 200, body
+    assert len(body["data"]["succeeded"]) == 2
+    found = await migrated_messages(store, api.account.id)
+    assert [found[legacy][0].doc["metadata"]["folder"] for legacy in (OLD_A, OLD_B)] == ["saved", "saved"]
+    assert [e.get("media_id") for e in await box_entries(store, api.account.id, box["id"])] == [OLD_UNDATED, NO_AUDIO]
+
+
+async def test_unknown_legacy_id_is_404_once_everything_is_migrated(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    await legacy_messages(api, store, box["id"])
+    await run_migration(store, api.account.id)
+
+    status, _ = await api.get(f"/vmboxes/{box['id']}/messages/{'f0' * 16}")
+
+    assert status == 404
