@@ -64,7 +64,14 @@ def _wanted(raw: str) -> list[str]:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is _MISSING or value is None or value in ("", [], {})
+    """kz_term:is_empty: missing, null, false, 0, "", "0", "false", "NULL", "undefined", [] and {} are empty."""
+    if value is _MISSING or value is None or value is False:
+        return True
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value == 0
+    if isinstance(value, str):
+        return value in ("", "0", "false", "NULL", "undefined")
+    return value in ([], {})
 
 
 Predicate = Callable[[JsonDict], bool]

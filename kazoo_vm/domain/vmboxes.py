@@ -135,14 +135,20 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str) 
 
 
 async def _claim_is_held(store: CouchStore, account: Account, claim: JsonDict, number: int) -> bool:
-    try:
-        holder: JsonDict | None = await store.get_doc(account.db, str(claim.get("vmbox_id")))
-    except DocumentNotFound:
-        holder = None
-    if holder is None:
+    """Whether the claim's box still uses the number. ``_all_docs`` tells a box deleted from CouchDB (a tombstone:
+    the claim is stale) from one not saved yet (its claimer may still be writing it: held for a grace period)."""
+    rows = await store.all_docs(account.db, keys=[str(claim.get("vmbox_id"))], include_docs=True)
+    if not rows:
         age = naming.now_gregorian() - int(claim.get("pvt_created") or 0)
         return age < CLAIM_GRACE_S
-    return _is_live_box(holder) and mailbox_number(holder.get("mailbox")) == number
+    holder = rows[0].doc
+    if holder is None or not _is_live_box(holder):
+        return False  # the box was deleted: its number is free
+    if mailbox_number(holder.get("mailbox")) == number:
+        return True
+    # The box does not show the number (yet): it may be saving its renumbering right now.
+    age = naming.now_gregorian() - int(claim.get("pvt_created") or 0)
+    return age < CLAIM_GRACE_S
 
 
 async def _release(store: CouchStore, account: Account, number: int | None, box_id: str) -> None:
@@ -232,12 +238,18 @@ async def delete_box(
     stored = await load_box(store, account, box_id)
     if before_delete is not None:
         await before_delete(store, account, stored)
-    stored["pvt_deleted"] = True
-    stamp(stored, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
-    try:
-        await store.put_doc(account.db, stored)
-    except Conflict:
-        raise DatastoreConflict() from None
+    for _attempt in range(5):
+        stored["pvt_deleted"] = True
+        stamp(stored, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
+        try:
+            await store.put_doc(account.db, stored)
+            break
+        except Conflict:
+            # Someone (the message hook, a migrator, another process) saved the box meanwhile: apply the
+            # deletion to the fresh document rather than lose their change.
+            stored = await load_box(store, account, box_id)
+    else:
+        raise DatastoreConflict()
     await _release(store, account, mailbox_number(stored.get("mailbox")), box_id)
     return stored
 
