@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from helpers import make_account
@@ -41,8 +42,12 @@ async def test_the_service_authenticates_to_couchdb_with_the_urls_credentials(
     assert response.status == 201
 
 
-async def test_wrong_couchdb_credentials_fail_at_start_up(secured_couch: str, aiohttp_client: Any, tmp_path: Path) -> None:
+async def test_wrong_couchdb_credentials_fail_at_start_up(secured_couch: str, tmp_path: Path) -> None:
     settings = load_settings({"KAZOO_VM_COUCH_URL": secured_couch.replace("http://", "http://admin:wrong@")}, data_dir=tmp_path)
-    with pytest.raises(Unauthorized) as caught:
-        await aiohttp_client(create_app(settings))
+    runner = web.AppRunner(create_app(settings))
+    try:
+        with pytest.raises(Unauthorized) as caught:
+            await runner.setup()
+    finally:
+        await runner.cleanup()
     assert "401" in str(caught.value)
