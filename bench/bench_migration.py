@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kazoo_vm import devserver
+from kazoo_vm.config import Settings
 from kazoo_vm.domain import accounts
 from kazoo_vm.migrate.driver import Scope, migrate
 from kazoo_vm.migrate.routine import Options
@@ -137,14 +138,15 @@ async def run(url: str, args: argparse.Namespace) -> None:
         assert copied == args.messages, copied
 
         options = Options(purge_legacy_media=False)
+        settings = Settings(couch_url=url, default_timezone="UTC")
         started = time.perf_counter()
-        report = await migrate(store, Scope(account_ids=(account.id,)), default_timezone="UTC", options=options,
+        report = await migrate(store, Scope(account_ids=(account.id,)), settings, options=options,
                                batch_size=args.batch_size, workers=args.workers)
         migrate_s = time.perf_counter() - started
         assert report.totals()["migrated"] == args.messages and report.ok, report.totals()
 
         started = time.perf_counter()
-        rerun = await migrate(store, Scope(account_ids=(account.id,)), default_timezone="UTC", options=options,
+        rerun = await migrate(store, Scope(account_ids=(account.id,)), settings, options=options,
                               batch_size=args.batch_size, workers=args.workers)
         rerun_s = time.perf_counter() - started
         assert rerun.totals()["entries"] == 0, rerun.totals()

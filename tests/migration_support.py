@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kazoo_vm.config import Settings
 from kazoo_vm.migrate.driver import Scope, migrate
 from kazoo_vm.migrate.report import Report
 from kazoo_vm.migrate.routine import Options
@@ -130,7 +131,7 @@ async def run_migration(
     return await migrate(
         store,
         Scope(account_ids=(account_id,), box_ids=tuple(boxes)),
-        default_timezone=TIMEZONE,
+        Settings(default_timezone=TIMEZONE),
         options=Options(**options),
         batch_size=batch_size,
         workers=workers,

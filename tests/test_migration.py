@@ -434,3 +434,37 @@ async def test_many_boxes_and_batches_are_all_migrated(store: CouchStore, accoun
     assert report.ok and report.totals()["migrated"] == 35
     for box_index in range(5):
         assert await box_entries(store, account.id, f"box{box_index}") == []
+
+
+async def test_media_shared_by_two_boxes_migrates_once_and_the_other_entry_is_reported(
+    store: CouchStore, account: TestAccount
+) -> None:
+    legacy_id = "5a" * 16
+    timestamp = gregorian(2016, 10, 10)
+    await save_all(store, account.id, [
+        legacy_box(account.id, "boxa", [legacy_entry(legacy_id, timestamp)]),
+        legacy_box(account.id, "boxb", [legacy_entry(legacy_id, timestamp)]),
+        media_doc(account.id, legacy_id, "boxa", audio_for(legacy_id)),
+    ])
+
+    report = await run_migration(store, account.id, workers=1)
+
+    (message,) = (await migrated_messages(store, account.id))[legacy_id]
+    assert message.doc["source_id"] == "boxa"
+    assert await box_entries(store, account.id, "boxa") == []
+    assert [e["migration_error"] for e in await box_entries(store, account.id, "boxb")] == ["id_conflict"]
+    assert report.totals()["failed"] == 1
+
+
+async def test_message_name_uses_the_owners_timezone_when_the_box_has_none(store: CouchStore, account: TestAccount) -> None:
+    legacy_id = "6b" * 16
+    timestamp = gregorian(2016, 7, 14, 22)
+    box = legacy_box(account.id, "owned", [legacy_entry(legacy_id, timestamp)], owner_id="ownerparis")
+    del box["timezone"]
+    owner = {"_id": "ownerparis", "pvt_type": "user", "timezone": "Europe/Paris"}
+    await save_all(store, account.id, [box, owner, media_doc(account.id, legacy_id, "owned", audio_for(legacy_id))])
+
+    await run_migration(store, account.id)
+
+    (message,) = (await migrated_messages(store, account.id))[legacy_id]
+    assert message.doc["name"] == "mailbox 1001 message 2016-07-15 0:0:0"

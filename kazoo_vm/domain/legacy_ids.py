@@ -16,6 +16,7 @@ import asyncio
 
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.migrate.legacy import entries_of, entry_timestamp, fallback_timestamp, media_id_of, summary
 from kazoo_vm.migrate.routine import BOX_BUSY, Status, migrate_entries
 from kazoo_vm.migrate.tasks import gather_or_cancel
@@ -37,9 +38,8 @@ async def resolve_legacy_id(
     ``migration_error``, for the operator's report)."""
     entries = [entry for entry in entries_of(box) if media_id_of(entry) == legacy_id]
     if entries:
-        outcomes = await migrate_entries(
-            store, account_id=account.id, box=box, entries=entries, default_timezone=settings.default_timezone
-        )
+        timezone = await box_timezone(store, settings, account, box)
+        outcomes = await migrate_entries(store, account_id=account.id, box=box, entries=entries, default_timezone=timezone)
         for outcome in outcomes:
             if outcome.legacy_id != legacy_id:
                 continue

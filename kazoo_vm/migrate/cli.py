@@ -85,15 +85,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         with couch_for(settings) as ready:
             assert ready.couch_url is not None
             report = asyncio.run(
-                _migrate(
-                    ready.couch_url,
-                    scope,
-                    options,
-                    default_timezone=settings.default_timezone,
-                    batch_size=args.batch_size or settings.migrate_batch_size,
-                    workers=args.workers or settings.migrate_workers,
-                    progress=progress,
-                )
+                _migrate(ready, scope, options, batch_size=args.batch_size, workers=args.workers, progress=progress)
             )
     finally:
         progress.close()
@@ -104,27 +96,21 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _migrate(
-    couch_url: str,
+    settings: Settings,
     scope: Scope,
     options: Options,
     *,
-    default_timezone: str,
-    batch_size: int,
-    workers: int,
+    batch_size: int | None,
+    workers: int | None,
     progress: BarProgress,
 ) -> Report:
     # No prepare_couch here: a dry run must not write, and the migrator creates only the MODBs it fills.
-    store = CouchStore(couch_url)
+    assert settings.couch_url is not None
+    store = CouchStore(settings.couch_url)
     try:
         await wait_for_couch(store)
         return await migrate(
-            store,
-            scope,
-            default_timezone=default_timezone,
-            options=options,
-            batch_size=batch_size,
-            workers=workers,
-            progress=progress,
+            store, scope, settings, options=options, batch_size=batch_size, workers=workers, progress=progress
         )
     finally:
         await store.close()

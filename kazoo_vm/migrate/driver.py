@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kazoo_vm.config import Settings
+from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.migrate.boxes import BoxBusy
 from kazoo_vm.migrate.legacy import entries_of, media_id_of
 from kazoo_vm.migrate.report import Report
@@ -21,7 +24,7 @@ from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, ViewRow
 from kazoo_vm.storage.design_docs import query_view
-from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound, StorageError
+from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound, NotFound, StorageError
 
 
 class Progress(Protocol):
@@ -46,9 +49,13 @@ class Scope:
 
 @dataclass(frozen=True)
 class BoxJob:
-    account_id: str
+    account: Account
     box_id: str
     entries: int
+
+    @property
+    def account_id(self) -> str:
+        return self.account.id
 
 
 def batches(entries: Sequence[Any], size: int) -> list[list[Any]]:
@@ -85,18 +92,18 @@ class Migration:
     def __init__(
         self,
         store: CouchStore,
+        settings: Settings,
         *,
-        default_timezone: str,
         options: Options,
-        batch_size: int,
-        workers: int,
+        batch_size: int | None = None,
+        workers: int | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.store = store
-        self.default_timezone = default_timezone
+        self.settings = settings
         self.options = options
-        self.batch_size = max(1, batch_size)
-        self.workers = max(1, workers)
+        self.batch_size = max(1, batch_size or settings.migrate_batch_size)
+        self.workers = max(1, workers or settings.migrate_workers)
         self.progress: Progress = progress or _Silent()
         self.report = Report(dry_run=options.dry_run, purge_legacy_media=options.purge_legacy_media)
         self._modbs = ModbCheck()
@@ -131,11 +138,30 @@ class Migration:
             return []
         return [str(row.id) for row in rows if row.id]
 
-    async def _jobs(self, account_id: str, box_ids: Sequence[str]) -> list[BoxJob]:
+    async def _account(self, account_id: str) -> Account | None:
         if not naming.is_account_id(account_id):
             self.report.error(account_id, "not an account id")
-            return []
+            return None
+        try:
+            doc = await self.store.get_doc(naming.ACCOUNTS_DB, account_id)
+        except NotFound:
+            self.report.error(account_id, "account not found")
+            return None
+        if doc.get("pvt_deleted"):
+            # Kazoo creates no MODB for a deleted account (kazoo_modb:is_account_deleted).
+            self.report.error(account_id, "account deleted")
+            return None
+        return Account.from_doc(doc)
+
+    async def _jobs(self, account_id: str, box_ids: Sequence[str]) -> list[BoxJob]:
         self.report.account(account_id)
+        try:
+            account = await self._account(account_id)
+        except StorageError as exc:
+            self.report.error(account_id, f"reading the account failed: {exc}")
+            return []
+        if account is None:
+            return []
         try:
             rows = await self._view(naming.account_db(account_id), "account", "vmboxes", "crossbar_listing")
         except DatabaseNotFound:
@@ -148,7 +174,7 @@ class Migration:
         for row in rows:
             count = row.value.get("messages") if isinstance(row.value, dict) else None
             if row.id and isinstance(count, int) and count > 0 and (not box_ids or row.id in box_ids):
-                jobs.append(BoxJob(account_id=account_id, box_id=row.id, entries=count))
+                jobs.append(BoxJob(account=account, box_id=row.id, entries=count))
         return jobs
 
     async def _worker(self, queue: asyncio.Queue[BoxJob]) -> None:
@@ -171,14 +197,17 @@ class Migration:
             self.progress.advance(job.entries)
             return
         entries = entries_of(box)
+        timezone: str | None = None
         for batch in batches(entries, self.batch_size):
             try:
+                # The message name shows the box's local time; Kazoo looks the zone up box → owner → account.
+                timezone = timezone or await box_timezone(self.store, self.settings, job.account, box)
                 outcomes = await migrate_entries(
                     self.store,
                     account_id=job.account_id,
                     box=box,
                     entries=batch,
-                    default_timezone=self.default_timezone,
+                    default_timezone=timezone,
                     options=self.options,
                     modbs=self._modbs,
                 )
@@ -207,14 +236,13 @@ def _all_failed(batch: Sequence[Any], reason: str) -> list[Outcome]:
 async def migrate(
     store: CouchStore,
     scope: Scope,
+    settings: Settings,
     *,
-    default_timezone: str,
     options: Options,
-    batch_size: int,
-    workers: int,
+    batch_size: int | None = None,
+    workers: int | None = None,
     progress: Progress | None = None,
 ) -> Report:
-    migration = Migration(
-        store, default_timezone=default_timezone, options=options, batch_size=batch_size, workers=workers, progress=progress
-    )
+    """Migrate the scope; batch size and workers default to the settings (``KAZOO_VM_MIGRATE_*``)."""
+    migration = Migration(store, settings, options=options, batch_size=batch_size, workers=workers, progress=progress)
     return await migration.run(scope)

@@ -294,7 +294,8 @@ def _judge(batch: Batch, item: _Item, modb_exists: bool) -> str | None:
         item.finish(Status.ALREADY, detail="moved")
         return None
     if existing is not None:
-        if existing.get("pvt_previous_id") != item.legacy_id:
+        # Another box's message (two arrays naming one media document) is not this entry's: keep the entry.
+        if existing.get("pvt_previous_id") != item.legacy_id or existing.get("source_id") not in (None, batch.box["_id"]):
             item.finish(Status.FAILED, reason=ID_CONFLICT)
             return None
         legacy = item.audio if item.media_doc is not None else None
