@@ -1259,3 +1259,13 @@ async def test_box_without_legacy_messages_gets_no_migration_message(api: Api, s
         assert status == 200, body
         assert "message" not in body
         assert "messages" not in body["data"]
+
+
+async def test_should_soft_delete_false_removes_the_box_document(api: Api, store: CouchStore) -> None:
+    box = await create_box(api, name="Gone", mailbox="9900")
+    status, body = await api.delete(f"/vmboxes/{box['id']}", params={"should_soft_delete": "false"})
+    assert status == 200
+    assert body["data"]["_read_only"] == {"deleted": True}
+    rows = await store.all_docs(account_db(api.account.id), keys=[box["id"]])
+    assert rows and rows[0].value.get("deleted") is True  # a CouchDB tombstone, not a soft-deleted document
+    assert (await api.put("/vmboxes", {"name": "Again", "mailbox": "9900"}))[0] == 201

@@ -90,7 +90,8 @@ def _request_fields(data: JsonDict) -> tuple[JsonDict, list[str]]:
     fields = {key: value for key, value in data.items() if not is_private_key(key) and key != "id"}
     warnings: list[str] = []
     if "notify_email_address" in fields:
-        fields["notify_email_addresses"] = fields.pop("notify_email_address")
+        # cb_vmboxes maybe_migrate_vm_box sets the new key and leaves the old one in place.
+        fields["notify_email_addresses"] = fields["notify_email_address"]
         warnings.append("214 Transformation applied: attribute notify_email_address replaced")
     return fields, warnings
 
@@ -232,9 +233,16 @@ async def patch_box(store: CouchStore, account: Account, box_id: str, data: Json
 
 
 async def delete_box(
-    store: CouchStore, account: Account, box_id: str, actor: Actor, before_delete: BoxDeletedHook | None = None
+    store: CouchStore,
+    account: Account,
+    box_id: str,
+    actor: Actor,
+    before_delete: BoxDeletedHook | None = None,
+    *,
+    hard: bool = False,
 ) -> JsonDict:
-    """Soft delete (``pvt_deleted``), releasing the mailbox number; ``before_delete`` handles the messages."""
+    """Soft delete (``pvt_deleted``), or remove the document when ``hard`` (Kazoo's ``should_soft_delete=false``),
+    releasing the mailbox number; ``before_delete`` handles the messages."""
     stored = await load_box(store, account, box_id)
     if before_delete is not None:
         await before_delete(store, account, stored)
@@ -242,7 +250,10 @@ async def delete_box(
         stored["pvt_deleted"] = True
         stamp(stored, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
         try:
-            await store.put_doc(account.db, stored)
+            if hard:
+                stored["_rev"] = await store.delete_doc(account.db, box_id, stored["_rev"])
+            else:
+                await store.put_doc(account.db, stored)
             break
         except Conflict:
             # Someone (the message hook, a migrator, another process) saved the box meanwhile: apply the

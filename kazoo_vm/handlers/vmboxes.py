@@ -85,6 +85,7 @@ async def delete_box(request: web.Request) -> web.StreamResponse:
         request.match_info["box_id"],
         actor(request),
         before_delete=request.app.get(BOX_DELETED_HOOK),
+        hard=str(parsed(request).value("should_soft_delete")).lower() == "false",
     )
     data = to_response(doc)
     data.pop("messages", None)
