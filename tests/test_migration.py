@@ -10,6 +10,7 @@ import pytest
 
 from kazoo_vm.domain.message_docs import new_message_doc
 from kazoo_vm.migrate.documents import migrated_doc
+from kazoo_vm.migrate.driver import batches
 from kazoo_vm.migrate.routine import Status, migrate_entries
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
@@ -468,3 +469,11 @@ async def test_message_name_uses_the_owners_timezone_when_the_box_has_none(store
 
     (message,) = (await migrated_messages(store, account.id))[legacy_id]
     assert message.doc["name"] == "mailbox 1001 message 2016-07-15 0:0:0"
+
+
+def test_batches_keep_array_order_with_repeats_and_unidentified_entries_in_the_first() -> None:
+    entries = [legacy_entry("a"), legacy_entry("b"), legacy_entry(None), legacy_entry("c"), legacy_entry("a"), legacy_entry("d")]
+
+    groups = batches(entries, 2)
+
+    assert [[e.get("media_id") for e in group] for group in groups] == [["a", "b", "a", None], ["c", "d"]]

@@ -8,7 +8,10 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from kazoo_vm.domain import accounts
+from kazoo_vm.migrate.cli import BarProgress
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 
@@ -144,3 +147,13 @@ async def test_scripts_migrate_runs_the_migrate_command(
     assert status == 0, stderr
     assert set(await migrated_messages(store, account.id)) == set(expected)
     assert "migrated 1" in stdout
+
+
+def test_progress_bar_shows_only_when_enabled(capsys: pytest.CaptureFixture[str]) -> None:
+    for enabled in (True, False):
+        bar = BarProgress(enabled=enabled)
+        bar.add_total(4)
+        bar.advance(4)
+        bar.close()
+        shown = capsys.readouterr().err
+        assert ("4/4" in shown) is enabled, shown
