@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import asyncio
 
+from helpers import Api, create_box
+from test_messages_helpers import (
+    DAY,
+    gregorian_now,
+    listed_ids,
+    message_doc,
+    new_message,
+    raw,
+)
+
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
-
-from helpers import Api, create_box
-from test_messages_helpers import DAY, gregorian_now, listed_ids, message_doc, new_message, raw
 
 
 async def test_post_changes_the_folder_and_defaults_to_saved(api: Api, store: CouchStore) -> None:
@@ -93,7 +100,7 @@ async def test_bulk_change_refuses_expired_messages_and_saves_them_enforced(api:
     box = await create_box(api)
     old = await new_message(api, box["id"], timestamp=gregorian_now() - 120 * DAY)
     fresh = await new_message(api, box["id"])
-    status, body = await api.post(
+    _status, body = await api.post(
         f"/vmboxes/{box['id']}/messages", {"messages": [old["media_id"], fresh["media_id"]], "folder": "saved"}
     )
     assert body["data"] == {"succeeded": [fresh["media_id"]], "failed": {old["media_id"]: "prior_to_retention_duration"}}
@@ -151,7 +158,7 @@ async def test_parallel_folder_changes_lose_nothing(api: Api, store: CouchStore)
     assert all(status == 200 for status, _ in results), results
     for status, body in results[len(ids) : len(ids) + 3]:
         assert sorted(body["data"]["succeeded"]) == sorted(ids)
-    status, listing = await api.get(f"{path}?paginate=false")
+    _status, listing = await api.get(f"{path}?paginate=false")
     assert sorted(listed_ids(listing)) == sorted(ids)
     assert {item["folder"] for item in listing["data"]} == {"saved"}
     for message_id in ids:

@@ -10,9 +10,6 @@ import json
 import re
 from datetime import timedelta
 
-from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore
-
 from helpers import Api, create_box
 from test_messages_helpers import (
     fake_mp3,
@@ -25,6 +22,9 @@ from test_messages_helpers import (
     put_message,
     raw,
 )
+
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
 
 MESSAGE_ID = re.compile(r"^\d{6}-[0-9a-f]{32}$")
 

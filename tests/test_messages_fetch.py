@@ -8,12 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import Api, create_box
+from test_messages_helpers import DAY, gregorian_now, message_doc, new_message
 
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
-
-from helpers import Api, create_box
-from test_messages_helpers import DAY, gregorian_now, message_doc, new_message
 
 RETENTION_MESSAGE = "this message is prior to retention policy, no update operation is permitted"
 
@@ -49,7 +48,7 @@ async def test_message_of_another_box_or_deleted_is_404_bad_identifier(api: Api)
 
 @pytest.mark.parametrize(
     "message_id",
-    ["not-a-message", "202401-XYZ", "202401-" + "0" * 31, "0" * 31, "209912-" + "a" * 32],
+    ["not-a-message", "202401-XYZ", "202401-" + "0" * 31, "0" * 31, "209912-" + "a" * 32, "202413-" + "a" * 32],
 )
 async def test_ids_that_cannot_exist_are_404(api: Api, message_id: str) -> None:
     box = await create_box(api)

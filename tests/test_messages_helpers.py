@@ -10,11 +10,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import ClientResponse
+from helpers import Api
 
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
-
-from helpers import Api
 
 GREGORIAN_OFFSET = 62_167_219_200
 DAY = 86_400

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from kazoo_vm.config import Settings, load_settings
-
 from helpers import Api, create_box
 from test_messages_helpers import fake_mp3, put_message
+
+from kazoo_vm.config import Settings, load_settings
 
 UPLOAD_LIMIT = 50_000
 MAX_MESSAGES = 2

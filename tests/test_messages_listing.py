@@ -10,13 +10,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from helpers import Api, create_box
+from test_messages_helpers import (
+    DAY,
+    gregorian,
+    gregorian_now,
+    month_start,
+    new_message,
+    put_message,
+)
 
 from kazoo_vm.domain import legacy_ids
 from kazoo_vm.domain.paging import encode_start_key
 from kazoo_vm.storage import naming
-
-from helpers import Api, create_box
-from test_messages_helpers import DAY, gregorian, gregorian_now, month_start, new_message, put_message
 
 CURRENT = ["0-new", "1-saved", "2-new", "3-saved", "4-saved", "5-new", "6-saved", "7-new", "8-saved"]
 PREVIOUS = ["10-new", "11-saved", "12-new", "13-saved"]
@@ -122,13 +128,13 @@ async def test_pages_without_filters_cover_everything_once_even_with_shared_time
 
 async def test_ascending_lists_oldest_first_across_months(api: Api) -> None:
     box_id = await kcro_24_box(api)
-    status, body = await api.get(f"/vmboxes/{box_id}/messages?ascending=true&page_size=6")
+    _, body = await api.get(f"/vmboxes/{box_id}/messages?ascending=true&page_size=6")
     assert call_ids(body) == [*PREVIOUS, *CURRENT[:2]]
-    status, rest = await api.get(f"/vmboxes/{box_id}/messages?ascending=true&start_key={body['next_start_key']}")
+    _, rest = await api.get(f"/vmboxes/{box_id}/messages?ascending=true&start_key={body['next_start_key']}")
     assert call_ids(rest) == CURRENT[2:]
-    status, body = await api.get(f"/vmboxes/{box_id}/messages?descending=false&page_size=1")
+    _, body = await api.get(f"/vmboxes/{box_id}/messages?descending=false&page_size=1")
     assert call_ids(body) == ["8-saved"]  # descending=false alone does not flip the order (crossbar_view)
-    status, body = await api.get(f"/vmboxes/{box_id}/messages?ascending=true&descending=true&page_size=1")
+    _status, body = await api.get(f"/vmboxes/{box_id}/messages?ascending=true&descending=true&page_size=1")
     assert call_ids(body) == ["8-saved"]
 
 
@@ -178,11 +184,11 @@ async def test_filters_apply_to_the_metadata(api: Api) -> None:
     box = await create_box(api)
     await new_message(api, box["id"], caller_id_number="1001")
     wanted = await new_message(api, box["id"], caller_id_number="1002")
-    status, body = await api.get(f"/vmboxes/{box['id']}/messages?filter_caller_id_number=1002")
+    _, body = await api.get(f"/vmboxes/{box['id']}/messages?filter_caller_id_number=1002")
     assert [item["media_id"] for item in body["data"]] == [wanted["media_id"]]
-    status, body = await api.get(f'/vmboxes/{box["id"]}/messages?filter_caller_id_number=["1001","1002"]')
+    _, body = await api.get(f'/vmboxes/{box["id"]}/messages?filter_caller_id_number=["1001","1002"]')
     assert len(body["data"]) == 2
-    status, body = await api.get(f"/vmboxes/{box['id']}/messages?has_key=transcription")
+    _status, body = await api.get(f"/vmboxes/{box['id']}/messages?has_key=transcription")
     assert body["data"] == []
 
 
@@ -196,11 +202,11 @@ async def test_listing_marks_transcribed_and_hides_expired_unless_asked(api: Api
     doc["transcription"] = {"result": "success", "text": "hi"}
     await store.put_doc(db, doc)
 
-    status, body = await api.get(f"/vmboxes/{box['id']}/messages")
+    _, body = await api.get(f"/vmboxes/{box['id']}/messages")
     assert [item["media_id"] for item in body["data"]] == [fresh["media_id"]]
     assert body["data"][0]["transcribed"] is True
 
-    status, body = await api.get(f"/vmboxes/{box['id']}/messages?created_from={old_time - 10}&created_to={old_time + 10}")
+    _status, body = await api.get(f"/vmboxes/{box['id']}/messages?created_from={old_time - 10}&created_to={old_time + 10}")
     assert [item["media_id"] for item in body["data"]] == [old["media_id"]]
     assert body["data"][0]["folder"] == "deleted" and body["data"][0]["retention"] == "enforced"
 
@@ -242,10 +248,10 @@ async def test_not_yet_migrated_legacy_messages_are_merged_by_time(api: Api, mon
         return [dict(legacy), {"media_id": "d" * 32, "timestamp": 12, "folder": "new"}]
 
     monkeypatch.setattr(legacy_ids, "legacy_summaries", summaries)
-    status, body = await api.get(f"/vmboxes/{box['id']}/messages")
+    _, body = await api.get(f"/vmboxes/{box['id']}/messages")
     assert [item["media_id"] for item in body["data"]] == [newer["media_id"], "c" * 32, older["media_id"]]
-    status, page = await api.get(f"/vmboxes/{box['id']}/messages?page_size=1")
-    status, page = await api.get(f"/vmboxes/{box['id']}/messages?page_size=1&start_key={page['next_start_key']}")
+    _, page = await api.get(f"/vmboxes/{box['id']}/messages?page_size=1")
+    _, page = await api.get(f"/vmboxes/{box['id']}/messages?page_size=1&start_key={page['next_start_key']}")
     assert [item["media_id"] for item in page["data"]] == ["c" * 32]
-    status, body = await api.get(f"/vmboxes/{box['id']}/messages?filter_call_id=legacy")
+    _status, body = await api.get(f"/vmboxes/{box['id']}/messages?filter_call_id=legacy")
     assert [item["media_id"] for item in body["data"]] == ["c" * 32]

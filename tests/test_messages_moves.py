@@ -10,11 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
-from kazoo_vm.domain import message_moves
-from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore
-
 from helpers import Api, create_box
 from test_messages_helpers import (
     fake_mp3,
@@ -26,6 +21,11 @@ from test_messages_helpers import (
     put_message,
     raw,
 )
+
+from kazoo_vm.domain import message_moves
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.errors import DocumentNotFound
 
 
 async def make(api: Api, box_id: str, **data: Any) -> tuple[str, bytes]:
@@ -74,7 +74,7 @@ async def test_move_creates_a_new_current_month_message_and_removes_the_old(api:
     stored = await message_doc(store, api.account.id, new_id)
     assert stored["pvt_account_db"] == naming.encode_db(naming.message_db(api.account.id, new_id))
     assert "pvt_move" not in stored
-    with pytest.raises(Exception):
+    with pytest.raises(DocumentNotFound):
         await message_doc(store, api.account.id, message_id)  # hard-deleted, as Kazoo's move_doc does
     assert (await api.get(f"/vmboxes/{source['id']}/messages/{message_id}"))[0] == 404
 
@@ -199,7 +199,7 @@ async def test_move_that_crashed_before_the_target_was_written_is_finished_by_an
 
     # A later move elsewhere completes the recorded move instead of creating a second message.
     monkeypatch.setattr(message_moves, "put_new_message", real_put)
-    status, body = await api.post(f"/vmboxes/{source['id']}/messages/{message_id}", {"source_id": second["id"]})
+    status, _body = await api.post(f"/vmboxes/{source['id']}/messages/{message_id}", {"source_id": second["id"]})
     assert status == 404
     moved = await box_contents(api, first["id"])
     assert len(moved) == 1 and await box_contents(api, second["id"]) == []
@@ -228,5 +228,5 @@ async def test_parallel_moves_and_folder_changes_leave_each_message_exactly_once
     )
     assert await box_contents(api, source["id"]) == []
     assert sum(everywhere.values()) == len(ids) and set(everywhere.values()) == {1}
-    status, all_messages = await api.get("/vmboxes/messages?paginate=false")
+    _status, all_messages = await api.get("/vmboxes/messages?paginate=false")
     assert len(all_messages["data"]) == len(ids)

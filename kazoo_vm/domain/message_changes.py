@@ -197,10 +197,11 @@ def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool) -
 
 
 async def _bulk_apply(scope: Scope, box_id: str, ids: dict[str, str], folder: str, soft_delete: bool) -> BulkResult:
-    """Apply a folder change to resolved ids; results are reported under the ids the client sent."""
+    """Apply a folder change to resolved ids (``{MODB id: requested id}``). Succeeded lists the MODB ids (a
+    migrated legacy message is answered with its new id, issue #4); failures stay under the ids the client sent."""
     outcome = await bulk_update(scope, list(ids), _bulk_change(scope, box_id, folder, soft_delete=soft_delete))
     return BulkResult(
-        succeeded=[ids.get(message_id, message_id) for message_id in outcome.succeeded],
+        succeeded=outcome.succeeded,
         failed={ids.get(message_id, message_id): reason for message_id, reason in outcome.failed.items()},
     )
 

@@ -95,7 +95,8 @@ async def resolve_id(scope: Scope, box_id: str, raw_id: str, box: JsonDict | Non
     Only a legacy id costs anything: the box is needed to look it up in the migrator's seam.
     """
     if naming.is_message_id(raw_id):
-        return raw_id
+        # "000000-..." has the shape but names no month, hence no database.
+        return raw_id if 1 <= naming.message_month(raw_id)[1] <= 12 else None
     if not naming.is_legacy_message_id(raw_id):
         return None
     if box is None:
