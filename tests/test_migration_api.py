@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 from aiohttp import ClientResponse
 
 from kazoo_vm.storage import naming
@@ -161,11 +160,6 @@ async def test_replacing_audio_through_a_legacy_id(api: Api, store: CouchStore) 
     assert message.audio == b"ID3 replaced"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #4 asks bulk answers to carry the new ids; the message API (issue #3) reports them under the ids "
-    "the client sent (kazoo_vm/domain/message_changes.py _bulk_apply). Remove this mark once that changes.",
-)
 async def test_bulk_change_migrates_legacy_ids_and_answers_with_the_new_ids(api: Api, store: CouchStore) -> None:
     box = await create_box(api)
     stamps = await legacy_messages(api, store, box["id"])
