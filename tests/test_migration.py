@@ -477,3 +477,12 @@ def test_batches_keep_array_order_with_repeats_and_unidentified_entries_in_the_f
     groups = batches(entries, 2)
 
     assert [[e.get("media_id") for e in group] for group in groups] == [["a", "b", "a", None], ["c", "d"]]
+
+
+async def test_unknown_or_malformed_account_is_reported_as_an_error(store: CouchStore) -> None:
+    report = await run_migration(store, "0" * 32)
+    malformed = await run_migration(store, "not-an-account")
+
+    assert report.as_json()["accounts"]["0" * 32]["errors"] == ["account not found"]
+    assert malformed.as_json()["accounts"]["not-an-account"]["errors"] == ["not an account id"]
+    assert not report.ok and not malformed.ok

@@ -109,14 +109,15 @@ class Migration:
         self._modbs = ModbCheck()
 
     async def run(self, scope: Scope) -> Report:
-        account_ids = list(scope.account_ids) or await self._all_accounts()
         limit = asyncio.Semaphore(self.workers)
 
-        async def discover(account_id: str) -> list[BoxJob]:
+        async def discover(account: Account | str) -> list[BoxJob]:
             async with limit:
-                return await self._jobs(account_id, scope.box_ids)
+                return await self._jobs(account, scope.box_ids)
 
-        found = await gather_or_cancel(discover(account_id) for account_id in account_ids)
+        # Named accounts are read one by one (and checked); "every account" comes with its documents in one query.
+        accounts: list[Account | str] = list(scope.account_ids) or list(await self._all_accounts())
+        found = await gather_or_cancel(discover(account) for account in accounts)
         jobs = [job for account_jobs in found for job in account_jobs]
         self.progress.add_total(sum(job.entries for job in jobs))
         queue: asyncio.Queue[BoxJob] = asyncio.Queue()
@@ -126,17 +127,17 @@ class Migration:
         self.report.finish()
         return self.report
 
-    async def _view(self, db: str, db_class: str, design: str, view: str) -> list[ViewRow]:
+    async def _view(self, db: str, db_class: str, design: str, view: str, **params: Any) -> list[ViewRow]:
         if self.options.dry_run:
-            return await self.store.view(db, design, view)  # a dry run must not even repair design documents
-        return await query_view(self.store, db, db_class, design, view)
+            return await self.store.view(db, design, view, **params)  # a dry run must not even repair design documents
+        return await query_view(self.store, db, db_class, design, view, **params)
 
-    async def _all_accounts(self) -> list[str]:
+    async def _all_accounts(self) -> list[Account]:
         try:
-            rows = await self._view(naming.ACCOUNTS_DB, "accounts", "accounts", "listing_by_id")
+            rows = await self._view(naming.ACCOUNTS_DB, "accounts", "accounts", "listing_by_id", include_docs=True)
         except DatabaseNotFound:
             return []
-        return [str(row.id) for row in rows if row.id]
+        return [Account.from_doc(row.doc) for row in rows if row.doc is not None]
 
     async def _account(self, account_id: str) -> Account | None:
         if not naming.is_account_id(account_id):
@@ -153,10 +154,11 @@ class Migration:
             return None
         return Account.from_doc(doc)
 
-    async def _jobs(self, account_id: str, box_ids: Sequence[str]) -> list[BoxJob]:
+    async def _jobs(self, named: Account | str, box_ids: Sequence[str]) -> list[BoxJob]:
+        account_id = named.id if isinstance(named, Account) else named
         self.report.account(account_id)
         try:
-            account = await self._account(account_id)
+            account = named if isinstance(named, Account) else await self._account(named)
         except StorageError as exc:
             self.report.error(account_id, f"reading the account failed: {exc}")
             return []
