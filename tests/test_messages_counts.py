@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from test_messages_helpers import (
     new_message,
 )
 
-from kazoo_vm.domain.message_counts import month_span, segments
+from kazoo_vm.domain.message_counts import modb_counts, month_span, plan, segments
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 
@@ -100,3 +101,31 @@ async def test_counts_come_from_grouped_reduce_queries_not_message_rows(
     assert counting and all(design == "kazoo_vm_counts" for design, _, _ in counting)
     assert all(params.get("group_level") in (2, 4) for _, _, params in counting)
     assert sum(params["rows"] for _, _, params in counting) < 12  # grouped rows, not one per message
+
+
+async def test_partial_month_counts_are_exact_whichever_way_they_are_computed(api: Api, store: CouchStore) -> None:
+    """Counts of one MODB over many windows, through both plans (covered runs, or whole month minus the rest),
+    against a count done by hand."""
+    box = await create_box(api)
+    start = month_start(-1)
+    first, last = month_span(start.year, start.month)
+    offsets = [0, 1, 3_599, 3_600, 36_000 + 15, 36_000 + 16, 9 * DAY, 9 * DAY + 7, 19 * DAY + DAY - 1]
+    placed = []
+    for number, offset in enumerate(offsets):
+        folder = ("new", "saved", "deleted")[number % 3]
+        await new_message(api, box["id"], timestamp=first + offset, folder=folder)
+        placed.append((first + offset, folder))
+    last_offset = last - first
+    await new_message(api, box["id"], timestamp=last, folder="new")
+    placed.append((last, "new"))
+    db = naming.modb(api.account.id, start.year, start.month)
+    windows = [(0, last_offset), (1, last_offset), (0, 36_000 + 15), (3_600, 9 * DAY + 6), (36_000 + 16, last_offset - 1)]
+    windows += [(5, last_offset - 5), (9 * DAY, 9 * DAY + 7), (last_offset, last_offset)]
+    plans = set()
+    for low_offset, high_offset in windows:
+        low, high = first + low_offset, first + high_offset
+        plans.add(plan(low, high, (first, last))[0])
+        counted = await modb_counts(store, db, low, high, (first, last))
+        expected = Counter((box["id"], folder) for stamp, folder in placed if low <= stamp <= high)
+        assert counted == expected, (low_offset, high_offset)
+    assert plans == {True, False}

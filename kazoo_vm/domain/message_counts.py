@@ -7,7 +7,9 @@ grouped reduce rows from ``_design/kazoo_vm_counts`` instead, so the cost does n
   one row per (box, folder);
 * the partial months at either end of the window: ``by_period`` (keys ``[bucket size, bucket start, box,
   folder]`` for day, hour and second buckets), whole days and hours as grouped rows, only the seconds of the
-  first and last partial hour at second resolution. At most 5 queries per partial month, bounded rows.
+  first and last partial hour at second resolution; when the part of the month outside the window is the
+  shorter one (the future, in the current month) the whole month is counted and that part subtracted.
+  At most 6 queries per partial month, rows bounded by days × boxes × folders.
 
 All MODBs are queried concurrently; a missing MODB counts nothing.
 """
@@ -68,25 +70,47 @@ def _add(counts: Counts, box: object, folder: object, value: object) -> None:
         counts[(box, str(folder))] += value
 
 
-async def _modb_counts(store: CouchStore, db: str, low: int, high: int, span: tuple[int, int]) -> Counts:
+def plan(low: int, high: int, span: tuple[int, int]) -> tuple[bool, list[tuple[int, int, int]]]:
+    """How to count the seconds ``low..high`` of a month: ``(True, runs)`` = the whole month minus the
+    ``by_period`` runs, ``(False, runs)`` = the sum of the runs."""
+    if (low, high) == span:
+        return True, []
+    if (span[1] - span[0]) - (high - low) < high - low:
+        return True, [*segments(span[0], low - 1), *segments(high + 1, span[1])]
+    return False, segments(low, high)
+
+
+def _period_query(store: CouchStore, db: str, run: tuple[int, int, int]) -> Awaitable[list[ViewRow]]:
+    size, first, last = run
+    return query_view(store, db, "modb", DESIGN, "by_period", startkey=[size, first], endkey=[size, last, {}], group_level=4)
+
+
+async def modb_counts(store: CouchStore, db: str, low: int, high: int, span: tuple[int, int]) -> Counts:
+    """Counts of one MODB for the seconds ``low..high`` of its month ``span``.
+
+    A partial month is counted either from its covered part, or as the whole month minus the uncovered part,
+    whichever is shorter: for the current month the uncovered part is the future, which is normally empty.
+    """
     counts: Counts = Counter()
+    whole, runs = plan(low, high, span)
+    queries: list[Awaitable[list[ViewRow]]] = []
+    if whole:
+        queries.append(query_view(store, db, "modb", DESIGN, "by_box_folder", group_level=2))
+    queries += [_period_query(store, db, run) for run in runs]
     try:
-        if (low, high) == span:
-            rows = await query_view(store, db, "modb", DESIGN, "by_box_folder", group_level=2)
-            for row in rows:
-                _add(counts, row.key[0], row.key[1], row.value)
-            return counts
-        queries = [
-            query_view(
-                store, db, "modb", DESIGN, "by_period", startkey=[size, first], endkey=[size, last, {}], group_level=4
-            )
-            for size, first, last in segments(low, high)
-        ]
-        for rows in await _all_or_missing(queries):
-            for row in rows:
-                _add(counts, row.key[2], row.key[3], row.value)
+        results = await _all_or_missing(queries)
     except DatabaseNotFound:
-        pass
+        return counts
+    if whole:
+        for row in results[0]:
+            _add(counts, row.key[0], row.key[1], row.value)
+        for rows in results[1:]:
+            for row in rows:
+                _add(counts, row.key[2], row.key[3], -row.value if isinstance(row.value, int) else row.value)
+        return +counts  # drop the zeros (and anything odd) the subtraction leaves
+    for rows in results:
+        for row in rows:
+            _add(counts, row.key[2], row.key[3], row.value)
     return counts
 
 
@@ -111,7 +135,7 @@ async def account_counts(store: CouchStore, settings: Settings, account: Account
     for year, month in naming.months_between(naming.year_month(low), naming.year_month(high)):
         span = month_span(year, month)
         jobs.append(
-            _modb_counts(store, naming.modb(account.id, year, month), max(low, span[0]), min(high, span[1]), span)
+            modb_counts(store, naming.modb(account.id, year, month), max(low, span[0]), min(high, span[1]), span)
         )
     total: Counts = Counter()
     for counts in await asyncio.gather(*jobs):
