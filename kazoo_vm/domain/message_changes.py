@@ -222,9 +222,12 @@ def _retained(scope: Scope) -> Window:
     return Window(retention.cutoff(scope.settings, now), now)
 
 
-async def delete_messages(scope: Scope, box: JsonDict, selected_ids: list[str] | None, folder: str | None) -> BulkResult:
+async def delete_messages(
+    scope: Scope, box: JsonDict, selected_ids: list[str] | None, folder: str | None, *, legacy: bool = True
+) -> BulkResult:
     """``DELETE /{B}/messages``: soft-delete the box's retained messages that are listed in ``selected_ids``, or in
-    ``folder``, or all of them. Ids that are not the box's retained messages are left out silently (as Kazoo)."""
+    ``folder``, or all of them (with the not yet migrated ones when ``legacy``). Ids that are not the box's
+    retained messages are left out silently (as Kazoo)."""
     box_id = box["_id"]
     window = _retained(scope)
     if selected_ids is not None:
@@ -239,10 +242,11 @@ async def delete_messages(scope: Scope, box: JsonDict, selected_ids: list[str] |
         for entry in await box_entries(scope, box_id, window):
             if folder is None or entry.value.get("folder") == folder:
                 candidates[entry.doc_id] = entry.doc_id
-        for item in await legacy_ids.legacy_summaries(scope.store, scope.settings, scope.account, box):
+        unmigrated = await legacy_ids.legacy_summaries(scope.store, scope.settings, scope.account, box) if legacy else []
+        for item in unmigrated:
             if folder is None or item.get("folder") == folder:
-                legacy = item.get("media_id")
-                message_id = await resolve_id(scope, box_id, legacy, box) if isinstance(legacy, str) else None
+                legacy_id = item.get("media_id")
+                message_id = await resolve_id(scope, box_id, legacy_id, box) if isinstance(legacy_id, str) else None
                 if message_id is not None:
                     candidates.setdefault(message_id, message_id)
     if not candidates:
@@ -261,5 +265,6 @@ async def _retained_among(scope: Scope, box_id: str, chosen: dict[str, str]) -> 
 
 
 async def delete_box_messages(scope: Scope, box: JsonDict) -> None:
-    """Before a box is deleted: soft-delete its retained messages (cb_vmboxes delete/2)."""
-    await delete_messages(scope, box, None, None)
+    """Before a box is deleted: soft-delete its retained messages (cb_vmboxes delete/2). Not yet migrated legacy
+    messages live in the box document and go with it; migrating them only to delete them would be wasted work."""
+    await delete_messages(scope, box, None, None, legacy=False)
