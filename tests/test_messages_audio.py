@@ -215,3 +215,32 @@ async def test_zip_stream_pulls_audio_a_chunk_at_a_time() -> None:
         ahead.append(pulled * len(chunk) - written)
     assert pulled == 100
     assert max(ahead) <= len(chunk)
+
+
+async def test_zip_request_without_content_type_still_streams(api: Api) -> None:
+    box = await create_box(api)
+    audio = fake_mp3()
+    message_id = await message_with(api, box["id"], audio, caller_id_number="7")
+    response, body = await raw(
+        api,
+        "POST",
+        f"/vmboxes/{box['id']}/messages/raw",
+        data=f'{{"data":{{"messages":["{message_id}"]}}}}'.encode(),
+        skip_auto_headers=["Content-Type"],
+    )
+    assert response.status == 200
+    assert response.headers["X-RFC2616"] == "Section 14.17 (Try it, you'll like it)"
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    assert [archive.read(name) for name in archive.namelist()] == [audio]
+
+
+async def test_put_raw_takes_a_multipart_audio_part(api: Api) -> None:
+    box = await create_box(api)
+    message_id = await message_with(api, box["id"], fake_mp3())
+    replacement = fake_mp3()
+    writer = aiohttp.MultipartWriter("mixed")
+    writer.append(replacement, {"Content-Type": "audio/mp3"})
+    status, body = await api.request("PUT", f"/vmboxes/{box['id']}/messages/{message_id}/raw", body=writer)
+    assert status == 201 and body["data"]["media_id"] == message_id
+    _, stored = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw")
+    assert stored == replacement

@@ -5,6 +5,7 @@ Expectations: kazoo-crossbar-http.md §1.6.6, §4.2-4.3 and kazoo-storage-model.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -179,3 +180,15 @@ async def test_audio_put_requires_a_file(api: Api) -> None:
     status, body = await api.put(f"/vmboxes/{box['id']}/messages/{message_id}/raw", {})
     assert status == 400
     assert body["data"]["file"]["required"]["message"] == "Please provide a media file"
+
+
+async def test_parallel_creates_into_a_new_monthly_database_all_succeed(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    when = gregorian(month_start(-2) + timedelta(days=1))
+    results = await asyncio.gather(*(put_message(api, box["id"], {"timestamp": when + n}, fake_mp3()) for n in range(6)))
+    assert [status for status, _ in results] == [201] * 6
+    year, month = naming.year_month(when)
+    db = naming.modb(api.account.id, year, month)
+    rows = await store.all_docs(db)
+    assert len([row for row in rows if not str(row.id).startswith("_design/")]) == 6
+    assert {"_design/mailbox_messages", "_design/kazoo_vm_counts"} <= {str(row.id) for row in rows}

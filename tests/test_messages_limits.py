@@ -7,18 +7,25 @@ from pathlib import Path
 
 import pytest
 from helpers import Api, create_box
-from test_messages_helpers import fake_mp3, put_message
+from test_messages_helpers import fake_mp3, gregorian_now, put_message
 
 from kazoo_vm.config import Settings, load_settings
 
 UPLOAD_LIMIT = 50_000
 MAX_MESSAGES = 2
+RETENTION_DAYS = 5
+DAY = 86_400
 
 
 @pytest.fixture
 def settings(couch_url: str, tmp_path: Path) -> Settings:
     return load_settings(
-        {}, couch_url=couch_url, data_dir=tmp_path, max_upload_bytes=UPLOAD_LIMIT, max_message_count=MAX_MESSAGES
+        {},
+        couch_url=couch_url,
+        data_dir=tmp_path,
+        max_upload_bytes=UPLOAD_LIMIT,
+        max_message_count=MAX_MESSAGES,
+        retention_days=RETENTION_DAYS,
     )
 
 
@@ -61,3 +68,25 @@ async def test_full_box_refuses_new_messages_until_one_is_deleted(api: Api) -> N
     assert status == 200
     status, _ = await put_message(api, box["id"], {}, fake_mp3())
     assert status == 201
+
+
+async def test_retention_is_configurable_and_hides_refuses_and_stops_counting(api: Api) -> None:
+    box = await create_box(api)
+    dest = await create_box(api, name="dest", mailbox="3001")
+    # Retention is 5 days + 1 hour: a 5-day-old message is still in, a 6-day-old one is out.
+    inside = (await put_message(api, box["id"], {"timestamp": gregorian_now() - 5 * DAY}, fake_mp3()))[1]["data"]
+    outside = (await put_message(api, box["id"], {"timestamp": gregorian_now() - 6 * DAY}, fake_mp3()))[1]["data"]
+    status, listing = await api.get(f"/vmboxes/{box['id']}/messages")
+    assert [item["media_id"] for item in listing["data"]] == [inside["media_id"]]
+    status, boxes = await api.get("/vmboxes")
+    counted = {item["id"]: item for item in boxes["data"]}[box["id"]]
+    assert counted["messages"] == 1 and counted["folders"] == {"new": 1, "saved": 0}
+    status, body = await api.post(f"/vmboxes/{box['id']}/messages/{outside['media_id']}", {"source_id": dest["id"]})
+    assert status == 400 and "date_range" in body["data"][outside["media_id"]]
+    status, body = await api.post(
+        f"/vmboxes/{box['id']}/messages", {"messages": [outside["media_id"], inside["media_id"]], "source_id": [dest["id"]]}
+    )
+    assert body["data"]["failed"] == {outside["media_id"]: "prior_to_retention_duration"}
+    assert len(body["data"]["succeeded"]) == 1
+    status, body = await api.get(f"/vmboxes/{box['id']}/messages/{outside['media_id']}")
+    assert body["data"]["retention"] == "enforced"

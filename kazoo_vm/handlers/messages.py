@@ -170,9 +170,12 @@ def _accepting(request: web.Request, provided: list[str]) -> None:
 
 async def _send(request: web.Request, response: web.StreamResponse, chunks: AsyncIterator[bytes]) -> web.StreamResponse:
     """Stream ``chunks``; a failure once the headers are out can only cut the connection."""
+    # What the middleware and the dispatcher add to other answers must be set before the headers go out.
     if is_cors_request(request):
         add_cors_headers(request, response)
     response.headers["X-Request-Id"] = str(request.get(appkeys.REQUEST_ID, ""))
+    if parsed(request).method in ("PUT", "POST", "PATCH") and "Content-Type" not in request.headers:
+        response.headers["X-RFC2616"] = "Section 14.17 (Try it, you'll like it)"
     await response.prepare(request)
     try:
         async for chunk in chunks:
