@@ -255,3 +255,15 @@ async def test_not_yet_migrated_legacy_messages_are_merged_by_time(api: Api, mon
     assert [item["media_id"] for item in page["data"]] == ["c" * 32]
     _status, body = await api.get(f"/vmboxes/{box['id']}/messages?filter_call_id=legacy")
     assert [item["media_id"] for item in body["data"]] == ["c" * 32]
+
+
+async def test_a_start_key_outside_the_requested_range_is_clamped_to_it(api: Api) -> None:
+    box_id = await kcro_24_box(api)
+    path = f"/vmboxes/{box_id}/messages"
+    previous = gregorian(month_start(-1) + timedelta(days=2))
+    _, first = await api.get(f"{path}?page_size=2")
+    key = first["next_start_key"]  # a row of this month
+    status, body = await api.get(f"{path}?start_key={key}&created_from={previous}&created_to={previous + 120}")
+    assert status == 200 and call_ids(body) == ["12-new", "11-saved", "10-new"]
+    status, body = await api.get(f"{path}?start_key={key}&ascending=true&created_from={previous}&created_to={previous + 120}")
+    assert status == 200 and body["data"] == []

@@ -186,6 +186,23 @@ class Demand:
         return self._last
 
 
+_PAST_THE_END = Position(0, None)
+
+
+def _within(start: Position | None, view: ListingView, window: Window, descending: bool) -> Position | None:
+    """A resume position clamped to the window: before it → start at the window's edge, after it → nothing is
+    left (CouchDB refuses a start key beyond the end key with 400)."""
+    if start is None:
+        return None
+    ts = view.timestamp_of(start.key)
+    if not isinstance(ts, int):
+        return None
+    before, after = (ts > window.high, ts < window.low) if descending else (ts < window.low, ts > window.high)
+    if after:
+        return _PAST_THE_END
+    return None if before else start
+
+
 def _shown_before(resume: Position, row: ViewRow, descending: bool) -> bool:
     """Rows sharing the resume key come in id order; those before the resume id were on an earlier page."""
     if resume.doc_id is None or row.key != resume.key:
@@ -200,7 +217,9 @@ async def view_entries(
     for year, month in _months(window, descending, start):
         yyyymm = year * 100 + month
         db = naming.modb(scope.account.id, year, month)
-        resume = start if start is not None and start.yyyymm == yyyymm else None
+        resume = _within(start if start is not None and start.yyyymm == yyyymm else None, view, window, descending)
+        if resume == _PAST_THE_END:
+            return
         far = view.high_key(window.high) if descending else view.low_key(window.low)
         near = view.low_key(window.low) if descending else view.high_key(window.high)
         key, skip = (resume.key if resume else far), 0

@@ -220,8 +220,10 @@ async def get_audio(request: web.Request) -> web.StreamResponse:
             response.content_length = wanted.length
             if partial and stream.status != 206:
                 chunks = _sliced(chunks, wanted.start, wanted.length)
-        else:
-            response.content_length = ref.length if ref.length is not None else stream.length
+        elif ref.length is not None:
+            response.content_length = ref.length
+        elif "Content-Length" in stream.response.headers:
+            response.content_length = stream.length  # else sent chunked
         return await _send(request, response, chunks)
 
 
