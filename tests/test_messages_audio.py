@@ -24,6 +24,7 @@ from test_messages_helpers import (
     raw,
 )
 
+from kazoo_vm.domain import downloads
 from kazoo_vm.domain.zip_download import ZipEntry, zip_chunks
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
@@ -244,3 +245,14 @@ async def test_put_raw_takes_a_multipart_audio_part(api: Api) -> None:
     assert status == 201 and body["data"]["media_id"] == message_id
     _, stored = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw")
     assert stored == replacement
+
+
+@pytest.mark.parametrize(("start", "length"), [(0, 1), (3, 10), (9, 2), (0, 25), (24, 1), (5, 0)])
+async def test_a_range_is_cut_from_a_whole_attachment_stream(start: int, length: int) -> None:
+    data = bytes(range(25))
+
+    async def chunks() -> Any:
+        for offset in range(0, len(data), 4):
+            yield data[offset : offset + 4]
+
+    assert b"".join([piece async for piece in downloads.sliced(chunks(), start, length)]) == data[start : start + length]

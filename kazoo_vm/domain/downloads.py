@@ -114,6 +114,19 @@ def byte_range(header: str | None, total: int) -> ByteRange | None:
     return ByteRange(start, end, total)
 
 
+async def sliced(chunks: AsyncIterator[bytes], start: int, length: int) -> AsyncIterator[bytes]:
+    """Bytes ``start`` .. ``start + length - 1`` of a stream: serves a range when CouchDB answered the request
+    for it with the whole attachment (CouchDB versions and proxies that ignore ``Range``)."""
+    position = 0
+    async for chunk in chunks:
+        low, high = max(start - position, 0), min(start + length - position, len(chunk))
+        position += len(chunk)
+        if low < high:
+            yield chunk[low:high]
+        if position >= start + length:
+            break
+
+
 def media_file_name(caller_id_number: Any, gregorian_seconds: Any, extension: str, timezone: str | None) -> str:
     """``<cid>_<YYYY-MM-DD>_<HH:MM:SS><ext>``; ``unknown`` without a caller id number, UTC for an unknown zone."""
     caller = caller_id_number if isinstance(caller_id_number, str) and caller_id_number else "unknown"

@@ -23,6 +23,7 @@ from kazoo_vm.domain.messages import (
     WRITE,
     BulkChange,
     BulkResult,
+    Change,
     Decision,
     MessageGone,
     Scope,
@@ -70,11 +71,13 @@ def message_ids(data: JsonDict) -> list[str]:
 
 
 def check_retention(scope: Scope, doc: JsonDict, raw_id: str) -> None:
-    if retention.is_prior(doc, scope.oldest()):
-        raise retention.change_refused(raw_id, scope.oldest())
+    """cb_vmboxes validate_message/4: an expired message cannot be changed (400 ``date_range``)."""
+    oldest = scope.oldest()
+    if retention.is_prior(doc, oldest):
+        raise retention.change_refused(raw_id, oldest)
 
 
-def _folder_change(box_id: str, folder: str, *, soft_delete: bool) -> Any:
+def _folder_change(box_id: str, folder: str, *, soft_delete: bool) -> Change:
     def change(doc: JsonDict) -> bool:
         if not is_box_message(doc, box_id):
             raise MessageGone(doc.get("_id"))

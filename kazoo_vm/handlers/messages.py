@@ -188,18 +188,6 @@ async def _send(request: web.Request, response: web.StreamResponse, chunks: Asyn
     return response
 
 
-async def _sliced(chunks: AsyncIterator[bytes], start: int, length: int) -> AsyncIterator[bytes]:
-    """Bytes ``start`` .. ``start + length`` of a stream (for a CouchDB that answered a range with the whole file)."""
-    position = 0
-    async for chunk in chunks:
-        lo, hi = max(start - position, 0), min(start + length - position, len(chunk))
-        position += len(chunk)
-        if lo < hi:
-            yield chunk[lo:hi]
-        if position >= start + length:
-            break
-
-
 async def get_audio(request: web.Request) -> web.StreamResponse:
     _accepting(request, downloads.AUDIO_DOWNLOAD_TYPES)
     scope = _scope(request)
@@ -219,7 +207,7 @@ async def get_audio(request: web.Request) -> web.StreamResponse:
             response.headers["Content-Range"] = wanted.content_range
             response.content_length = wanted.length
             if partial and stream.status != 206:
-                chunks = _sliced(chunks, wanted.start, wanted.length)
+                chunks = downloads.sliced(chunks, wanted.start, wanted.length)
         elif ref.length is not None:
             response.content_length = ref.length
         elif "Content-Length" in stream.response.headers:
