@@ -15,28 +15,14 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo_vm.domain.message_docs import CONTENT_TYPES
+from kazoo_vm.domain.message_docs import CONTENT_TYPES, EXTENSIONS
 from kazoo_vm.errors import ValidationFailed
 from kazoo_vm.http.request import UploadedFile
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.errors import NotFound
 
-# Upload content types we store, and the extension each is stored under.
-UPLOAD_TYPES = {
-    "audio/mpeg": "mp3",
-    "audio/mp3": "mp3",
-    "audio/mpeg3": "mp3",
-    "audio/x-mpeg-3": "mp3",
-    "audio/x-mp3": "mp3",
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/wave": "wav",
-    "audio/vnd.wave": "wav",
-    "audio/mp4": "mp4",
-    "audio/x-m4a": "mp4",
-    "audio/m4a": "mp4",
-}
+UPLOAD_TYPES = EXTENSIONS  # upload content type → stored extension
 UNTYPED = frozenset({"application/octet-stream", "binary/octet-stream", ""})
 ACCEPTED = sorted(set(CONTENT_TYPES.values()))
 

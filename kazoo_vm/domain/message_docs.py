@@ -22,12 +22,13 @@ FOLDERS = ("new", "saved", "deleted")
 
 # Audio types by extension (kz_mime; mp3 and wav as Kazoo's Makefile, mp4 from mime.types).
 CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "mp4": "audio/mp4"}
-# Upload content types we accept, and the extension each is stored under.
+# Audio content types we store, and the extension each is stored under (uploads and migrated media alike).
 EXTENSIONS = {
     "audio/mpeg": "mp3",
     "audio/mp3": "mp3",
     "audio/mpeg3": "mp3",
     "audio/x-mpeg-3": "mp3",
+    "audio/x-mp3": "mp3",
     "audio/wav": "wav",
     "audio/x-wav": "wav",
     "audio/wave": "wav",
@@ -35,8 +36,6 @@ EXTENSIONS = {
     "audio/mp4": "mp4",
     "audio/x-m4a": "mp4",
     "audio/m4a": "mp4",
-    "audio/ogg": "ogg",
-    "application/octet-stream": "mp3",
 }
 
 # The metadata keys kzd_box_message:build_metadata_object writes.
