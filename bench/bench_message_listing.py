@@ -42,8 +42,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from kazoo_vm import appkeys, devserver
 from kazoo_vm.app import create_app
 from kazoo_vm.config import load_settings
-from kazoo_vm.domain import accounts, message_counts, retention
-from kazoo_vm.domain.message_docs import new_message_doc
+from kazoo_vm.domain import accounts
+from kazoo_vm.domain.messages import counts as message_counts
+from kazoo_vm.domain.messages import retention
+from kazoo_vm.domain.messages.documents import new_message_doc
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.design_docs import ensure_database

@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from helpers import Api, TestAccount, make_account
 
 from kazoo_vm import appkeys, devserver
 from kazoo_vm.app import create_app
 from kazoo_vm.config import Settings, load_settings
 from kazoo_vm.storage.couch import CouchStore
-
-from helpers import Api, TestAccount, make_account
 
 
 @pytest.fixture(scope="session")

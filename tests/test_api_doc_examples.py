@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
+from helpers import Api
 
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.naming import account_db
-
-from helpers import Api
 
 EXAMPLES_FILE = Path(__file__).parent / "fixtures" / "api_doc_examples.json"
 ENVELOPE_KEYS = {"auth_token", "data", "request_id", "revision", "status", "timestamp", "version", "node"}

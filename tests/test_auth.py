@@ -10,8 +10,8 @@ import jwt
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from helpers import TestAccount, make_account
+
 from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
 from kazoo_vm.config import Settings

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from helpers import TestAccount
+
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.design_docs import design_docs, ensure_database, query_view, sync_all
+from kazoo_vm.storage.design_docs import (
+    design_docs,
+    ensure_database,
+    query_view,
+    sync_all,
+)
 
 
 def strip_rev(doc: dict[str, object]) -> dict[str, object]:

@@ -24,8 +24,8 @@ from test_messages_helpers import (
     raw,
 )
 
-from kazoo_vm.domain import downloads
-from kazoo_vm.domain.zip_download import ZipEntry, zip_chunks
+from kazoo_vm.domain.messages import downloads
+from kazoo_vm.domain.messages.zip_download import ZipEntry, zip_chunks
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 

@@ -19,7 +19,7 @@ from test_messages_helpers import (
     new_message,
 )
 
-from kazoo_vm.domain.message_counts import modb_counts, month_span, plan, segments
+from kazoo_vm.domain.messages.counts import modb_counts, month_span, plan, segments
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 

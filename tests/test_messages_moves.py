@@ -22,7 +22,7 @@ from test_messages_helpers import (
     raw,
 )
 
-from kazoo_vm.domain import message_moves
+from kazoo_vm.domain.messages import moves as message_moves
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import DocumentNotFound

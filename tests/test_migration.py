@@ -7,14 +7,6 @@ import base64
 from typing import Any
 
 import pytest
-
-from kazoo_vm.domain.message_docs import new_message_doc
-from kazoo_vm.migrate.documents import migrated_doc
-from kazoo_vm.migrate.driver import batches
-from kazoo_vm.migrate.routine import Status, migrate_entries
-from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
-
 from helpers import TestAccount
 from migration_support import (
     FIXTURE_BOX,
@@ -33,6 +25,13 @@ from migration_support import (
     run_migration,
     save_all,
 )
+
+from kazoo_vm.domain.messages.documents import new_message_doc
+from kazoo_vm.migrate.documents import migrated_doc
+from kazoo_vm.migrate.driver import batches
+from kazoo_vm.migrate.routine import Status, migrate_entries
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore, JsonDict
 
 # Kazoo's fixture (kvm_migrate_account_tests): msg01-04 carry 2017-10 timestamps; msg05 and msg07 take the media
 # document's pvt_modified (2017-10); msg06's media document has no pvt_ timestamps, so the box's pvt_modified

@@ -7,10 +7,6 @@ import asyncio
 from typing import Any
 
 from aiohttp import ClientResponse
-
-from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
-
 from helpers import Api, create_box
 from migration_support import (
     audio_for,
@@ -21,6 +17,9 @@ from migration_support import (
     run_migration,
     save_all,
 )
+
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore, JsonDict
 
 DAY = 86_400
 OLD_A = "a0" * 16

@@ -9,12 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from kazoo_vm.domain import accounts
-from kazoo_vm.migrate.cli import BarProgress
-from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore
-
 from helpers import TestAccount
 from migration_support import (
     FIXTURE_BOX,
@@ -29,6 +23,11 @@ from migration_support import (
     modbs_of,
     save_all,
 )
+
+from kazoo_vm.domain import accounts
+from kazoo_vm.migrate.cli import BarProgress
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,12 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-
-from kazoo_vm.domain import accounts
-from kazoo_vm.migrate.legacy import media_id_of
-from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore
-
 from migration_support import (
     Crash,
     InterruptibleStore,
@@ -32,6 +26,11 @@ from migration_support import (
     run_migration,
     save_all,
 )
+
+from kazoo_vm.domain import accounts
+from kazoo_vm.migrate.legacy import media_id_of
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
 
 BOX = "crashbox"
 MIGRATABLE = {

@@ -12,11 +12,10 @@ import uuid
 from typing import Any
 
 from aiohttp import ClientResponse
+from helpers import Api, create_box, make_account
 
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.naming import account_db
-
-from helpers import Api, create_box, make_account
 
 GREGORIAN_OFFSET = 62_167_219_200  # seconds from 0000-01-01 to 1970-01-01
 UNIQUE_MESSAGE = "Invalid mailbox number or already exists"

@@ -13,10 +13,10 @@ import time
 import uuid
 from typing import Any
 
+from helpers import Api, create_box
+
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.naming import account_db
-
-from helpers import Api, create_box
 
 GREGORIAN_OFFSET = 62_167_219_200
 DEFAULT_PAGE_SIZE = 50  # crossbar.pagination_page_size

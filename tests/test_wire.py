@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-
 from helpers import Api, TestAccount, create_box, make_account
+
 from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
 from kazoo_vm.config import Settings

@@ -17,7 +17,13 @@ import asyncio
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.box_timezone import box_timezone
-from kazoo_vm.migrate.legacy import entries_of, entry_timestamp, fallback_timestamp, media_id_of, summary
+from kazoo_vm.migrate.legacy import (
+    entries_of,
+    entry_timestamp,
+    fallback_timestamp,
+    media_id_of,
+    summary,
+)
 from kazoo_vm.migrate.routine import BOX_BUSY, Status, migrate_entries
 from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming

@@ -17,7 +17,13 @@ from typing import Any
 
 from kazoo_vm.domain import validation
 from kazoo_vm.domain.accounts import Account
-from kazoo_vm.domain.documents import Actor, is_private_key, merge_patch, public_fields, stamp
+from kazoo_vm.domain.documents import (
+    Actor,
+    is_private_key,
+    merge_patch,
+    public_fields,
+    stamp,
+)
 from kazoo_vm.domain.filters import DocFilter
 from kazoo_vm.domain.paging import Paging, encode_start_key
 from kazoo_vm.errors import BadIdentifier, DatastoreConflict, ValidationFailed

@@ -9,7 +9,12 @@ from aiohttp import web
 from kazoo_vm import appkeys
 from kazoo_vm.auth.context import AuthContext
 from kazoo_vm.domain import accounts, validation
-from kazoo_vm.errors import BadIdentifier, InvalidCredentials, UnknownApiKey, ValidationFailed
+from kazoo_vm.errors import (
+    BadIdentifier,
+    InvalidCredentials,
+    UnknownApiKey,
+    ValidationFailed,
+)
 from kazoo_vm.handlers.common import parsed
 from kazoo_vm.http import envelope
 

@@ -10,18 +10,16 @@ from typing import Any
 from aiohttp import web
 
 from kazoo_vm import appkeys
-from kazoo_vm.domain import (
-    downloads,
-    legacy_ids,
-    message_actions,
-    message_changes,
-    message_counts,
-)
+from kazoo_vm.domain import legacy_ids
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.filters import build_filter
-from kazoo_vm.domain.message_create import create_message
-from kazoo_vm.domain.message_docs import public_metadata
-from kazoo_vm.domain.message_listing import (
+from kazoo_vm.domain.messages import actions as message_actions
+from kazoo_vm.domain.messages import changes as message_changes
+from kazoo_vm.domain.messages import counts as message_counts
+from kazoo_vm.domain.messages import downloads
+from kazoo_vm.domain.messages.create import create_message
+from kazoo_vm.domain.messages.documents import public_metadata
+from kazoo_vm.domain.messages.listing import (
     Entry,
     ListingView,
     account_listing_view,
@@ -31,10 +29,10 @@ from kazoo_vm.domain.message_listing import (
     render_item,
     time_window,
 )
-from kazoo_vm.domain.messages import Scope
+from kazoo_vm.domain.messages.records import Scope
+from kazoo_vm.domain.messages.zip_download import zip_chunks
 from kazoo_vm.domain.paging import paging_from
 from kazoo_vm.domain.vmboxes import load_box
-from kazoo_vm.domain.zip_download import zip_chunks
 from kazoo_vm.errors import NotAcceptable
 from kazoo_vm.handlers.common import account, actor, location, parsed
 from kazoo_vm.handlers.vmboxes import BOX_DELETED_HOOK, COUNTS

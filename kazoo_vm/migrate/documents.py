@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from enum import Enum
 
 from kazoo_vm.domain.documents import stamp
-from kazoo_vm.domain.message_docs import CONTENT_TYPES, EXTENSIONS, MESSAGE_TYPE, build_metadata, message_name
+from kazoo_vm.domain.messages.documents import (
+    CONTENT_TYPES,
+    EXTENSIONS,
+    MESSAGE_TYPE,
+    build_metadata,
+    message_name,
+)
 from kazoo_vm.migrate.legacy import ENTRY_KEYS
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import JsonDict
@@ -83,7 +89,7 @@ def migrated_doc(
     default_timezone: str,
 ) -> JsonDict:
     """The 4.x message for a legacy entry: what ``kzd_box_message:new/2`` writes (the same fields as
-    :func:`kazoo_vm.domain.message_docs.new_message_doc`, which requires 32-hex ids while legacy ids may be
+    :func:`kazoo_vm.domain.messages.documents.new_message_doc`, which requires 32-hex ids while legacy ids may be
     anything), plus Kazoo's migration markers. The attachment itself is added by the caller."""
     message_id = new_id(timestamp, legacy_id)
     fields = {key: entry[key] for key in ENTRY_KEYS if key in entry and entry[key] is not None and key != "media_id"}

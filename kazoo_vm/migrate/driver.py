@@ -19,12 +19,23 @@ from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.migrate.boxes import BoxBusy
 from kazoo_vm.migrate.legacy import entries_of, media_id_of
 from kazoo_vm.migrate.report import Report
-from kazoo_vm.migrate.routine import ModbCheck, Options, Outcome, Status, migrate_entries
+from kazoo_vm.migrate.routine import (
+    ModbCheck,
+    Options,
+    Outcome,
+    Status,
+    migrate_entries,
+)
 from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, ViewRow
 from kazoo_vm.storage.design_docs import query_view
-from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound, NotFound, StorageError
+from kazoo_vm.storage.errors import (
+    DatabaseNotFound,
+    DocumentNotFound,
+    NotFound,
+    StorageError,
+)
 
 
 class Progress(Protocol):

@@ -42,7 +42,12 @@ from kazoo_vm.migrate.documents import (
     target_audio,
     target_db,
 )
-from kazoo_vm.migrate.legacy import entry_timestamp, fallback_timestamp, legacy_audio, media_id_of
+from kazoo_vm.migrate.legacy import (
+    entry_timestamp,
+    fallback_timestamp,
+    legacy_audio,
+    media_id_of,
+)
 from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict

@@ -15,7 +15,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo_vm.domain.message_docs import CONTENT_TYPES, EXTENSIONS
+from kazoo_vm.domain.messages.documents import CONTENT_TYPES, EXTENSIONS
 from kazoo_vm.errors import ValidationFailed
 from kazoo_vm.http.request import UploadedFile
 from kazoo_vm.storage import naming

@@ -16,14 +16,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo_vm.domain import audio
-from kazoo_vm.domain.audio import AudioRef
 from kazoo_vm.domain.box_timezone import box_timezone
-from kazoo_vm.domain.message_changes import fetch_message
-from kazoo_vm.domain.message_docs import zone
-from kazoo_vm.domain.messages import Scope, is_box_message, read_messages, resolve_id
+from kazoo_vm.domain.messages import audio
+from kazoo_vm.domain.messages.audio import AudioRef
+from kazoo_vm.domain.messages.changes import fetch_message
+from kazoo_vm.domain.messages.documents import zone
+from kazoo_vm.domain.messages.records import (
+    Scope,
+    is_box_message,
+    read_messages,
+    resolve_id,
+)
+from kazoo_vm.domain.messages.zip_download import ZipEntry, unique_names
 from kazoo_vm.domain.vmboxes import load_box
-from kazoo_vm.domain.zip_download import ZipEntry, unique_names
 from kazoo_vm.errors import BadIdentifier, NothingFound
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import JsonDict

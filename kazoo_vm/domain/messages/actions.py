@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from kazoo_vm.domain import message_changes, message_moves
 from kazoo_vm.domain.documents import to_response
-from kazoo_vm.domain.messages import BulkResult, MessageGone, Scope, load_message
+from kazoo_vm.domain.messages import changes as message_changes
+from kazoo_vm.domain.messages import moves as message_moves
+from kazoo_vm.domain.messages.records import (
+    BulkResult,
+    MessageGone,
+    Scope,
+    load_message,
+)
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
 from kazoo_vm.storage.couch import JsonDict

@@ -22,9 +22,9 @@ from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 
 from kazoo_vm.config import Settings
-from kazoo_vm.domain import retention
 from kazoo_vm.domain.accounts import Account
-from kazoo_vm.domain.message_docs import FOLDERS
+from kazoo_vm.domain.messages import retention
+from kazoo_vm.domain.messages.documents import FOLDERS
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, ViewRow
 from kazoo_vm.storage.design_docs import query_view

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kazoo_vm.config import Settings
-from kazoo_vm.domain import legacy_ids, retention
+from kazoo_vm.domain import legacy_ids
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.documents import Actor, stamp
-from kazoo_vm.domain.message_docs import MESSAGE_TYPE
+from kazoo_vm.domain.messages import retention
+from kazoo_vm.domain.messages.documents import MESSAGE_TYPE
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, DatastoreConflict
 from kazoo_vm.storage import naming

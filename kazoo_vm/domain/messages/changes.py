@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kazoo_vm.domain import audio, legacy_ids, retention
-from kazoo_vm.domain.message_docs import apply_folder, folder_of, public_metadata
-from kazoo_vm.domain.message_listing import Window, box_entries
-from kazoo_vm.domain.messages import (
+from kazoo_vm.domain import legacy_ids
+from kazoo_vm.domain.messages import audio, retention
+from kazoo_vm.domain.messages.documents import apply_folder, folder_of, public_metadata
+from kazoo_vm.domain.messages.listing import Window, box_entries
+from kazoo_vm.domain.messages.records import (
     NOT_FOUND,
     SKIP,
     WRITE,

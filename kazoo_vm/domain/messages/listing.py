@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo_vm.config import Settings
-from kazoo_vm.domain import retention
 from kazoo_vm.domain.filters import DocFilter
-from kazoo_vm.domain.messages import Scope
+from kazoo_vm.domain.messages import retention
+from kazoo_vm.domain.messages.records import Scope
 from kazoo_vm.domain.paging import Paging, encode_start_key
 from kazoo_vm.errors import ValidationFailed
 from kazoo_vm.http.request import ParsedRequest

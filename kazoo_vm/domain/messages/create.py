@@ -12,10 +12,12 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from kazoo_vm.domain import audio, message_counts, validation
+from kazoo_vm.domain import validation
 from kazoo_vm.domain.box_timezone import box_timezone
-from kazoo_vm.domain.message_docs import new_message_doc
-from kazoo_vm.domain.messages import Scope, put_new_message
+from kazoo_vm.domain.messages import audio
+from kazoo_vm.domain.messages import counts as message_counts
+from kazoo_vm.domain.messages.documents import new_message_doc
+from kazoo_vm.domain.messages.records import Scope, put_new_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
 from kazoo_vm.http.request import UploadedFile

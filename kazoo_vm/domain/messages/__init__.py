@@ -1,0 +1,1 @@
+"""Voicemail messages in monthly databases: reading, listing, counting, creating, changing, moving, audio."""
