@@ -37,7 +37,7 @@ from kazoo_vm.errors import NotAcceptable
 from kazoo_vm.handlers.common import account, actor, location, parsed
 from kazoo_vm.handlers.vmboxes import BOX_DELETED_HOOK, COUNTS
 from kazoo_vm.http import envelope
-from kazoo_vm.http.middleware import add_cors_headers, is_cors_request
+from kazoo_vm.http.middleware import finish_headers
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 
@@ -169,11 +169,7 @@ def _accepting(request: web.Request, provided: list[str]) -> None:
 async def _send(request: web.Request, response: web.StreamResponse, chunks: AsyncIterator[bytes]) -> web.StreamResponse:
     """Stream ``chunks``; a failure once the headers are out can only cut the connection."""
     # What the middleware and the dispatcher add to other answers must be set before the headers go out.
-    if is_cors_request(request):
-        add_cors_headers(request, response)
-    response.headers["X-Request-Id"] = str(request.get(appkeys.REQUEST_ID, ""))
-    if parsed(request).method in ("PUT", "POST", "PATCH") and "Content-Type" not in request.headers:
-        response.headers["X-RFC2616"] = "Section 14.17 (Try it, you'll like it)"
+    finish_headers(request, response)
     await response.prepare(request)
     try:
         async for chunk in chunks:

@@ -50,10 +50,6 @@ def endpoint(methods: Mapping[str, Handler], *, account_scoped: bool = True, jso
             auth = await authenticate(store, request.app[appkeys.TOKENS], request.headers, parsed)
             request[appkeys.AUTH] = auth
             await authorize(store, auth, account)
-        response = await handler(request)
-        if parsed.method in ("PUT", "POST", "PATCH") and "Content-Type" not in request.headers:
-            # api_resource.erl L477-486: Kazoo's hint that a write should say what it sends.
-            response.headers["X-RFC2616"] = "Section 14.17 (Try it, you'll like it)"
-        return response
+        return await handler(request)
 
     return handle

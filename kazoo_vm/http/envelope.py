@@ -74,9 +74,7 @@ def render(request: web.Request, body: dict[str, Any], status: int, headers: dic
     if isinstance(callback, str) and callback.replace("_", "").replace(".", "").isalnum():
         text = f"{callback}({text});"
         content_type = "application/javascript"
-    response = web.Response(text=text, status=status, content_type=content_type, headers=headers)
-    response.headers["X-Request-Id"] = str(request.get(appkeys.REQUEST_ID, ""))
-    return response
+    return web.Response(text=text, status=status, content_type=content_type, headers=headers)
 
 
 def success(
@@ -104,7 +102,7 @@ def success(
     if request.method in ("GET", "HEAD") and revision is not None:
         etag = f'"{revision}"'
         if request.headers.get("If-None-Match") == etag:
-            return web.Response(status=304, headers={"ETag": etag, "X-Request-Id": body["request_id"]})
+            return web.Response(status=304, headers={"ETag": etag})
         all_headers["ETag"] = etag
         all_headers["Expires"] = EXPIRES
     return render(request, body, status, all_headers)

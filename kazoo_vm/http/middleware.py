@@ -42,6 +42,17 @@ def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None
     response.headers["Access-Control-Max-Age"] = "86400"
 
 
+def finish_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every answer carries, set before it is sent: a streamed body calls this before ``prepare``."""
+    if is_cors_request(request):
+        add_cors_headers(request, response)
+    response.headers["X-Request-Id"] = str(request.get(appkeys.REQUEST_ID, ""))
+    parsed = request.get(appkeys.PARSED)
+    if parsed is not None and parsed.method in ("PUT", "POST", "PATCH") and "Content-Type" not in request.headers:
+        # api_resource.erl L477-486: Kazoo's hint that a write should say what it sends.
+        response.headers["X-RFC2616"] = "Section 14.17 (Try it, you'll like it)"
+
+
 @web.middleware
 async def kazoo_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[appkeys.REQUEST_ID] = request_id_of(request)
@@ -53,8 +64,8 @@ async def kazoo_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = _error_response(request, exc)
     except Exception as exc:  # noqa: BLE001 - every failure is answered in the envelope
         response = _error_response(request, exc)
-    if is_cors_request(request) and not response.prepared:
-        add_cors_headers(request, response)
+    if not response.prepared:
+        finish_headers(request, response)
     return response
 
 
