@@ -17,7 +17,7 @@ from kazoo_vm.routes import setup_routes
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import ensure_database, sync_all
-from kazoo_vm.storage.errors import StorageUnreachable
+from kazoo_vm.storage.errors import StorageError, StorageUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,20 @@ async def wait_for_couch(store: CouchStore, timeout_s: float = 30.0) -> None:
             await asyncio.sleep(0.5)
 
 
-async def prepare_couch(store: CouchStore, *, sync_design_docs: bool) -> None:
-    """Databases every deployment needs, and design documents brought up to date."""
+async def prepare_couch(store: CouchStore) -> None:
+    """The databases every deployment needs."""
     await ensure_database(store, naming.ACCOUNTS_DB, "accounts")
-    if sync_design_docs:
+
+
+async def _sync_design_docs(store: CouchStore) -> None:
+    try:
         await sync_all(store)
+    except StorageError:
+        log.exception("design document sync at start-up failed; views are repaired when first queried")
 
 
-def create_app(settings: Settings, *, sync_design_docs: bool = True) -> web.Application:
+def create_app(settings: Settings, *, sync_design_docs: bool | None = None) -> web.Application:
+    """The aiohttp application; ``sync_design_docs`` overrides the setting (tests switch it off)."""
     if settings.couch_url is None:
         raise ValueError("create_app needs settings.couch_url (kazoo-vm serve starts the bundled CouchDB first)")
     couch_url = settings.couch_url
@@ -52,10 +58,16 @@ def create_app(settings: Settings, *, sync_design_docs: bool = True) -> web.Appl
         store = CouchStore(couch_url)
         try:
             await wait_for_couch(store)
-            await prepare_couch(store, sync_design_docs=sync_design_docs)
+            await prepare_couch(store)
             app[appkeys.STORE] = store
             app[appkeys.TOKENS] = TokenService(await load_or_create_signing_key(store), settings.token_expiry_s)
+            sync = settings.sync_design_docs if sync_design_docs is None else sync_design_docs
+            # Walking every database can take a while on a big cluster: serve meanwhile.
+            syncing = asyncio.create_task(_sync_design_docs(store)) if sync else None
             yield
+            if syncing is not None:
+                syncing.cancel()
+                await asyncio.gather(syncing, return_exceptions=True)
         finally:
             await store.close()
 

@@ -74,7 +74,7 @@ def _run(settings: Settings, work: Callable[[CouchStore], Awaitable[Any]]) -> An
             store = CouchStore(couch_url)
             try:
                 await wait_for_couch(store)
-                await prepare_couch(store, sync_design_docs=False)
+                await prepare_couch(store)
                 return await work(store)
             finally:
                 await store.close()

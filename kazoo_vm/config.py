@@ -55,6 +55,8 @@ class Settings:
     log_level: str = "INFO"
     # Legacy migration (kazoo-vm migrate): legacy entries per batch, and boxes migrated at once. Kazoo's
     # callflow voicemail.migrate_max_worker is 10; its batch of 2000 carried no audio, ours does, so it is smaller.
+    # Compare every database's design documents with couch_design_docs/ at start-up (in the background).
+    sync_design_docs: bool = True
     migrate_batch_size: int = 100
     migrate_workers: int = 10
 
@@ -87,6 +89,15 @@ def _timezone(raw: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError("is not a known IANA time zone") from exc
     return raw
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
 
 
 def _log_level(raw: str) -> str:
@@ -137,6 +148,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     read("default_timezone", _timezone)
     read("node_name", _non_empty)
     read("log_level", _log_level)
+    read("sync_design_docs", _bool)
     read("migrate_batch_size", _int(1))
     read("migrate_workers", _int(1))
     if problems:

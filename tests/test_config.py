@@ -56,3 +56,10 @@ def test_every_invalid_variable_is_reported_at_once() -> None:
 def test_explicit_overrides_win_over_the_environment() -> None:
     settings = load_settings({"KAZOO_VM_PORT": "9000"}, port=9100)
     assert settings.port == 9100
+
+
+def test_design_document_sync_can_be_switched_off_strictly() -> None:
+    assert load_settings({"KAZOO_VM_SYNC_DESIGN_DOCS": "false"}).sync_design_docs is False
+    assert load_settings({}).sync_design_docs is True
+    with pytest.raises(ConfigError):
+        load_settings({"KAZOO_VM_SYNC_DESIGN_DOCS": "maybe"})

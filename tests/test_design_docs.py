@@ -51,3 +51,10 @@ async def test_a_view_query_writes_missing_design_documents_first(store: CouchSt
     assert rows == []
     assert (await store.get_doc(db, "_design/vmboxes"))["_id"] == "_design/vmboxes"
 
+
+
+async def test_sync_writes_nothing_when_every_design_document_is_current(store: CouchStore, account: TestAccount) -> None:
+    await sync_all(store)
+    before = (await store.get_doc(naming.account_db(account.id), "_design/vmboxes"))["_rev"]
+    assert await sync_all(store) == 0
+    assert (await store.get_doc(naming.account_db(account.id), "_design/vmboxes"))["_rev"] == before

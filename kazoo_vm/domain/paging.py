@@ -10,9 +10,13 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from kazoo_vm.http.request import ParsedRequest
+
+class RequestValues(Protocol):
+    """Where paging parameters come from: Kazoo's req_value lookup (data, then query string, then envelope)."""
+
+    def value(self, key: str) -> Any: ...
 
 
 def encode_start_key(key: Any) -> str:
@@ -40,7 +44,7 @@ class Paging:
         return self.page_size if self.paginate else None
 
 
-def paging_from(parsed: ParsedRequest, default_page_size: int) -> Paging:
+def paging_from(parsed: RequestValues, default_page_size: int) -> Paging:
     """``paginate=false`` lifts the limit; a non-numeric or non-positive ``page_size`` falls back to the
     default (cb_context.erl L419-431, the 4.3 behaviour)."""
     paginate = str(parsed.value("paginate")).lower() != "false"

@@ -125,7 +125,7 @@ def parse_envelope(raw: bytes) -> dict[str, Any]:
     return envelope
 
 
-def _decode_base64(raw: bytes, declared_type: str) -> UploadedFile:
+def _decode_base64(raw: bytes) -> UploadedFile:
     text = raw.decode("ascii", errors="replace").strip()
     content_type = "application/octet-stream"
     prefix = _DATA_URI.match(text)
@@ -138,7 +138,6 @@ def _decode_base64(raw: bytes, declared_type: str) -> UploadedFile:
         raise ValidationFailed.single("file", "encoding", "failed to decode base64 data") from exc
     if not data and text:
         raise ValidationFailed.single("file", "encoding", "failed to decode base64 data")
-    del declared_type
     return UploadedFile(content_type=content_type, data=data)
 
 
@@ -187,7 +186,7 @@ async def _parse_multipart(request: web.Request, limit: int) -> tuple[dict[str, 
             body = parse_envelope(raw) if _looks_like_envelope(raw) else {"data": _decode_json(raw)}
             envelope.update(body)
         elif part_type in BASE64_TYPES:
-            files.append(_decode_base64(raw, part_type))
+            files.append(_decode_base64(raw))
         else:
             files.append(
                 _raw_file(raw, part_type, part.headers.get("Content-Transfer-Encoding"))
@@ -223,7 +222,7 @@ async def parse_request(request: web.Request, *, max_body_bytes: int) -> ParsedR
                 envelope = _parse_form(raw)
             elif content_type in BASE64_TYPES:
                 if raw:
-                    files.append(_decode_base64(raw, content_type))
+                    files.append(_decode_base64(raw))
             elif raw:
                 files.append(_raw_file(raw, content_type, request.headers.get("Content-Transfer-Encoding")))
     method = request.method.upper()

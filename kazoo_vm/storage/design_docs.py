@@ -7,6 +7,7 @@ database's design documents up to date where they differ. A view query that find
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from functools import cache
@@ -15,7 +16,7 @@ from typing import Any
 from kazoo_vm.resources import design_docs_dir
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
-from kazoo_vm.storage.errors import Conflict, DocumentNotFound
+from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +37,39 @@ def _content(doc: JsonDict) -> dict[str, Any]:
     return {key: value for key, value in doc.items() if key not in ("_id", "_rev")}
 
 
-async def ensure_design_docs(store: CouchStore, db: str, db_class: str) -> int:
-    """Write every design document of ``db_class`` into ``db`` that is missing or differs; returns how many."""
+async def ensure_design_docs(store: CouchStore, db: str, db_class: str, *, fresh: bool = False) -> int:
+    """Write every design document of ``db_class`` into ``db`` that is missing or differs; returns how many.
+
+    One ``_all_docs`` read (skipped for a database just created) and one ``_bulk_docs`` write, whatever the
+    number of design documents; documents another process wrote meanwhile (409) are compared again.
+    """
+    wanted = {doc["_id"]: doc for doc in design_docs(db_class)}
+    pending = sorted(wanted)
     written = 0
-    for wanted in design_docs(db_class):
-        for _attempt in range(3):
-            try:
-                current: JsonDict | None = await store.get_doc(db, wanted["_id"])
-            except DocumentNotFound:
-                current = None
-            if current is not None and _content(current) == _content(wanted):
-                break
-            doc = dict(wanted)
-            if current is not None:
-                doc["_rev"] = current["_rev"]
-            try:
-                await store.put_doc(db, doc)
-                written += 1
-                break
-            except Conflict:
-                continue  # another process wrote it meanwhile: compare again
+    for attempt in range(3):
+        if not pending:
+            break
+        current: dict[str, JsonDict] = {}
+        if not (fresh and attempt == 0):
+            rows = await store.all_docs(db, keys=pending, include_docs=True)
+            current = {str(row.id): row.doc for row in rows if row.doc is not None}
+        batch = []
+        for ddoc_id in pending:
+            have = current.get(ddoc_id)
+            if have is not None and _content(have) == _content(wanted[ddoc_id]):
+                continue
+            doc = dict(wanted[ddoc_id])
+            if have is not None:
+                doc["_rev"] = have["_rev"]
+            batch.append(doc)
+        if not batch:
+            break
+        results = await store.bulk_docs(db, batch)
+        written += sum(1 for result in results if "error" not in result)
+        for result in results:
+            if result.get("error") not in (None, "conflict"):
+                log.error("design document %s refused by %s: %s", result.get("id"), db, result.get("reason"))
+        pending = sorted(str(result["id"]) for result in results if result.get("error") == "conflict")
     return written
 
 
@@ -67,17 +81,31 @@ async def ensure_database(store: CouchStore, db: str, db_class: str) -> bool:
     """
     created = await store.create_db(db)
     if created:
-        await ensure_design_docs(store, db, db_class)
+        await ensure_design_docs(store, db, db_class, fresh=True)
     return created
 
 
-async def sync_all(store: CouchStore) -> int:
-    """Bring design documents of every database we know up to date; returns the number written."""
-    written = 0
+async def sync_all(store: CouchStore, *, concurrency: int = 8) -> int:
+    """Bring design documents of every database we know up to date; returns the number written.
+
+    One read per database (and a write where something differs), a few databases at a time, so that a
+    cluster with many accounts is walked without flooding it.
+    """
+    gate = asyncio.Semaphore(concurrency)
+
+    async def sync_one(db: str, db_class: str) -> int:
+        async with gate:
+            try:
+                return await ensure_design_docs(store, db, db_class)
+            except DatabaseNotFound:
+                return 0  # deleted since _all_dbs listed it
+
+    jobs = []
     for db in await store.all_dbs():
         db_class = naming.database_class(db)
         if db_class in DATABASE_CLASSES:
-            written += await ensure_design_docs(store, db, db_class)
+            jobs.append(sync_one(db, db_class))
+    written = sum(await asyncio.gather(*jobs))
     if written:
         log.info("updated %d design documents", written)
     return written
