@@ -89,7 +89,7 @@ async def create_account(
     if not _REALM.match(realm):
         raise ValidationFailed.single("realm", "pattern", f"Failed to match pattern '{_REALM.pattern}'")
     existing = await query_view(
-        store, naming.ACCOUNTS_DB, "accounts", "accounts", "listing_by_realm", key=realm
+        store, naming.ACCOUNTS_DB, "accounts", "kazoo_vm_accounts", "listing_by_realm", key=realm
     )
     if existing:
         raise ValidationFailed.single("realm", "unique", "Realm is not unique for this system", cause=realm)
@@ -116,7 +116,7 @@ async def create_user(store: CouchStore, *, account_id: str, username: str, pass
     username = username.strip()
     if not username:
         raise ValidationFailed.single("username", "required", "Field is required but missing")
-    taken = await query_view(store, account.db, "account", "users", "list_by_username", key=username.lower())
+    taken = await query_view(store, account.db, "account", "kazoo_vm_users", "list_by_username", key=username.lower())
     if taken:
         raise ValidationFailed.single("username", "unique", "Username is not unique for this account", cause=username)
     doc: JsonDict = {
@@ -135,7 +135,7 @@ async def create_user(store: CouchStore, *, account_id: str, username: str, pass
 
 
 async def find_accounts(store: CouchStore, *, view: str, key: str) -> list[str]:
-    rows = await query_view(store, naming.ACCOUNTS_DB, "accounts", "accounts", view, key=key)
+    rows = await query_view(store, naming.ACCOUNTS_DB, "accounts", "kazoo_vm_accounts", view, key=key)
     return [str(row.value["account_id"]) for row in rows]
 
 
@@ -157,7 +157,7 @@ async def user_by_credentials(store: CouchStore, account_id: str, credentials: s
     view = "creds_by_sha" if method == "sha" else "creds_by_md5"
     try:
         rows = await query_view(
-            store, naming.account_db(account_id), "account", "users", view, key=credentials.lower()
+            store, naming.account_db(account_id), "account", "kazoo_vm_users", view, key=credentials.lower()
         )
     except DocumentNotFound:
         return None

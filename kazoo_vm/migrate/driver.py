@@ -145,7 +145,7 @@ class Migration:
 
     async def _all_accounts(self) -> list[Account]:
         try:
-            rows = await self._view(naming.ACCOUNTS_DB, "accounts", "accounts", "listing_by_id", include_docs=True)
+            rows = await self._view(naming.ACCOUNTS_DB, "accounts", "kazoo_vm_accounts", "listing_by_id", include_docs=True)
         except DatabaseNotFound:
             return []
         return [Account.from_doc(row.doc) for row in rows if row.doc is not None]
