@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 
 from kazoo_vm.auth.context import AuthContext
 from kazoo_vm.auth.tokens import TokenService
@@ -14,13 +15,12 @@ from kazoo_vm.http.request import ParsedRequest
 from kazoo_vm.storage.couch import CouchStore
 
 
-def token_of(headers: dict[str, str] | object, parsed: ParsedRequest) -> str | None:
+def token_of(headers: Mapping[str, str], parsed: ParsedRequest) -> str | None:
     """X-Auth-Token, then ``auth_token`` (data, query, envelope), then ``Authorization: Bearer``."""
-    get = getattr(headers, "get")
-    token = get("X-Auth-Token") or parsed.value("auth_token")
+    token = headers.get("X-Auth-Token") or parsed.value("auth_token")
     if isinstance(token, str) and token:
         return token
-    authorization = str(get("Authorization") or "")
+    authorization = headers.get("Authorization") or ""
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip() or None
     return None
@@ -45,16 +45,16 @@ async def _basic_auth(store: CouchStore, header: str) -> AuthContext:
 
 
 async def authenticate(
-    store: CouchStore, tokens: TokenService, headers: dict[str, str] | object, parsed: ParsedRequest
+    store: CouchStore, tokens: TokenService, headers: Mapping[str, str], parsed: ParsedRequest
 ) -> AuthContext:
     token = token_of(headers, parsed)
     if token is not None:
         auth = tokens.verify(token)
-        expected_account = getattr(headers, "get")("X-Auth-Account-Id")
+        expected_account = headers.get("X-Auth-Account-Id")
         if expected_account and expected_account != auth.account_id:
             raise InvalidCredentials()
         return auth
-    authorization = str(getattr(headers, "get")("Authorization") or "")
+    authorization = headers.get("Authorization") or ""
     if authorization[:6].lower() == "basic ":
         return await _basic_auth(store, authorization)
     raise InvalidCredentials()

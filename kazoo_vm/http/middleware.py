@@ -62,7 +62,7 @@ async def kazoo_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         response = _error_response(request, exc)
-    except Exception as exc:  # noqa: BLE001 - every failure is answered in the envelope
+    except Exception as exc:  # every failure is answered in the envelope
         response = _error_response(request, exc)
     if not response.prepared:
         finish_headers(request, response)

@@ -14,10 +14,9 @@ Every failure leaves this module as a :mod:`kazoo_vm.storage.errors` type.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -141,7 +140,7 @@ class CouchStore:
             )
         except RemoteResponseError as exc:
             raise error_for_status(exc.status, exc.reason, f"{method} {path}") from exc
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
         except aiohttp.ClientError as exc:
             raise StorageError(f"CouchDB request {method} {path} failed: {exc!r}") from exc
@@ -242,10 +241,8 @@ class CouchStore:
             async with self._session.get(url, headers=headers, auto_decompress=False) as response:
                 if response.status >= 400:
                     reason = None
-                    try:
+                    with suppress(ValueError, aiohttp.ClientError):
                         reason = (await response.json(content_type=None)).get("reason")
-                    except (ValueError, aiohttp.ClientError):
-                        pass
                     raise error_for_status(response.status, reason, f"GET attachment {doc_id}/{name}")
                 yield AttachmentStream(
                     status=response.status,
@@ -254,7 +251,7 @@ class CouchStore:
                     content_range=response.headers.get("Content-Range"),
                     response=response,
                 )
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
 
     async def read_attachment(self, db: str, doc_id: str, name: str) -> bytes:
@@ -275,7 +272,7 @@ class CouchStore:
                 if response.status >= 400:
                     raise error_for_status(response.status, body.get("reason"), f"PUT attachment {doc_id}/{name}")
                 return str(body["rev"])
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
 
     async def delete_attachment(self, db: str, doc_id: str, name: str, rev: str) -> str:
