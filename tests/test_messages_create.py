@@ -10,6 +10,9 @@ import base64
 import json
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from helpers import Api, create_box
 from test_messages_helpers import (
@@ -24,6 +27,7 @@ from test_messages_helpers import (
     raw,
 )
 
+from kazoo_vm.domain.messages.documents import METADATA_KEYS
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 
@@ -55,8 +59,15 @@ async def test_multipart_create_stores_document_and_audio_in_the_modb_as_kazoo(a
     assert doc["pvt_account_id"] == api.account.id
     assert doc["description"] == "voicemail message with media"
     assert doc["source_type"] == "voicemail" and doc["media_source"] == "recording" and doc["streamable"] is True
-    assert doc["name"].startswith("mailbox 1010 message ")
+    local = naming.to_datetime(doc["utc_seconds"]).astimezone(ZoneInfo("America/New_York"))
+    assert doc["name"] == (
+        f"mailbox 1010 message {local:%Y-%m-%d} {local.hour}:{local.minute}:{local.second}"
+    )  # kzd_box_message:create_message_name: date padded, time not, in the box's zone
     assert doc["metadata"] == metadata
+    assert set(metadata) == set(METADATA_KEYS)
+    assert metadata["media_id"] == message_id and metadata["timestamp"] == doc["utc_seconds"]
+    assert doc["pvt_created"] == doc["pvt_modified"] == doc["utc_seconds"]
+    assert doc["pvt_node"] and re.match(r"^[0-9a-f]{32}$", doc["pvt_document_hash"])
     assert doc["media_filename"] == f"{hex_part}.mp3"
     stub = doc["_attachments"][f"{hex_part}.mp3"]
     assert stub["content_type"] == "audio/mpeg" and stub["length"] == len(audio)
@@ -68,8 +79,12 @@ async def test_multipart_create_stores_document_and_audio_in_the_modb_as_kazoo(a
 async def test_request_data_gets_kazoo_defaults_and_an_existing_at_is_not_suffixed_again(api: Api) -> None:
     box = await create_box(api, mailbox="3000")
     realm = api.account.account.realm
-    status, body = await api.put(f"/vmboxes/{box['id']}/messages", {"from": "alice@example.com", "extra": {"ignored": 1}})
-    assert status == 201, body
+    response, payload = await raw(
+        api, "PUT", f"/vmboxes/{box['id']}/messages", json={"data": {"from": "alice@example.com", "extra": {"ignored": 1}}}
+    )
+    body = json.loads(payload)
+    assert response.status == 201, body
+    assert response.headers["Location"].endswith(f"/vmboxes/{box['id']}/messages/{body['data']['media_id']}")
     metadata = body["data"]
     assert metadata["from"] == "alice@example.com"
     assert metadata["from_user"] == "alice" and metadata["from_realm"] == "example.com"
@@ -192,3 +207,54 @@ async def test_parallel_creates_into_a_new_monthly_database_all_succeed(api: Api
     rows = await store.all_docs(db)
     assert len([row for row in rows if not str(row.id).startswith("_design/")]) == 6
     assert {"_design/mailbox_messages", "_design/kazoo_vm_counts"} <= {str(row.id) for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("sent_type", "stored_type", "extension"),
+    [("audio/mp3", "audio/mpeg", "mp3"), ("audio/x-wav", "audio/wav", "wav"), ("audio/mp4", "audio/mp4", "mp4")],
+)
+async def test_curl_form_upload_stores_the_audio_under_kazoos_name_and_type(
+    api: Api, store: CouchStore, sent_type: str, stored_type: str, extension: str
+) -> None:
+    """The API document's ``curl -F "content=@message.json; type=application/json" -F "content=@voice.mp3;
+    type=audio/mp3"``, byte for byte as curl sends it (form-data parts with file names)."""
+    box = await create_box(api)
+    boundary = "------------------------d74496d66958873e"
+    audio = fake_mp3(300)
+    body = b"".join(
+        [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="message.json"\r\n'.encode(),
+            b"Content-Type: application/json\r\n\r\n",
+            b'{"data":{"caller_id_name":"someone","caller_id_number":"6001","folder":"saved","from":"someone@far.com"}}',
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="voice.{extension}"\r\n'.encode(),
+            f"Content-Type: {sent_type}\r\n\r\n".encode(),
+            audio,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+    response, payload = await raw(
+        api,
+        "PUT",
+        f"/vmboxes/{box['id']}/messages",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status == 201, payload
+    metadata = json.loads(payload)["data"]
+    assert metadata["caller_id_number"] == "6001" and metadata["folder"] == "saved"
+    assert metadata["from"] == "someone@far.com"
+    doc = await message_doc(store, api.account.id, metadata["media_id"])
+    name = f"{metadata['media_id'].split('-')[1]}.{extension}"
+    assert list(doc["_attachments"]) == [name] and doc["_attachments"][name]["content_type"] == stored_type
+    fetched, stored = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{metadata['media_id']}/raw")
+    assert stored == audio and fetched.headers["Content-Type"] == stored_type
+
+
+@pytest.mark.parametrize(("timestamp", "validator"), [(5, "minimum"), (-3, "minimum"), (10**15, "maximum")])
+async def test_a_timestamp_that_names_no_month_is_refused(api: Api, timestamp: int, validator: str) -> None:
+    box = await create_box(api)
+    status, body = await api.put(f"/vmboxes/{box['id']}/messages", {"timestamp": timestamp})
+    assert status == 400 and body["message"] == "validation error"
+    assert body["data"]["timestamp"][validator]["value"] == timestamp
+    status, listing = await api.get(f"/vmboxes/{box['id']}/messages")
+    assert listing["data"] == []

@@ -10,13 +10,14 @@ refuses new ones (Kazoo's callflow check, cf_voicemail; 0 disables it).
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 from kazoo_vm.domain import validation
 from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages import counts as message_counts
-from kazoo_vm.domain.messages.documents import new_message_doc
+from kazoo_vm.domain.messages.documents import NO_REALM, new_message_doc
 from kazoo_vm.domain.messages.records import Scope, put_new_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
@@ -27,8 +28,11 @@ from kazoo_vm.storage.couch import JsonDict
 SCHEMA = "vm_message_metadata"
 # kz_privacy:anonymous_caller_id_number/1 default.
 ANONYMOUS = "anonymous"
-NO_REALM = "nodomain"
 BOX_FULL_MESSAGE = "The voicemail box is full"
+# The timestamps a message may carry: from the Unix epoch to the last second of year 9999, so that its month
+# names a MODB (``YYYYMM``). Kazoo takes any integer and builds nonsense database names from the rest.
+EARLIEST = naming.GREGORIAN_OFFSET
+LATEST = naming.from_datetime(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
 
 
 def _text(data: JsonDict, key: str) -> str | None:
@@ -71,6 +75,20 @@ async def ensure_room(scope: Scope, box: JsonDict) -> None:
         raise ValidationFailed.single("messages", "maxItems", BOX_FULL_MESSAGE, target=limit, cause=count)
 
 
+def message_timestamp(fields: JsonDict) -> int:
+    """The request's ``timestamp`` (Gregorian seconds), now when absent; 400 when it names no usable month."""
+    timestamp = fields.get("timestamp")
+    if timestamp is None:
+        return naming.now_gregorian()
+    if timestamp < EARLIEST:
+        raise ValidationFailed.single(
+            "timestamp", "minimum", f"Value must be at least {EARLIEST}", target=EARLIEST, value=timestamp
+        )
+    if timestamp > LATEST:
+        raise ValidationFailed.single("timestamp", "maximum", f"Value must be at most {LATEST}", target=LATEST, value=timestamp)
+    return int(timestamp)
+
+
 async def create_message(scope: Scope, box_id: str, data: Any, files: list[UploadedFile]) -> JsonDict:
     """Validate, then write the document and its audio together; returns the saved document."""
     box = await load_box(scope.store, scope.account, box_id)
@@ -78,9 +96,7 @@ async def create_message(scope: Scope, box_id: str, data: Any, files: list[Uploa
     upload = audio.single_upload(files, required=False)
     recording = audio.prepare(upload) if upload is not None else None
     await ensure_room(scope, box)
-    timestamp = fields.get("timestamp")
-    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp <= 0:
-        timestamp = naming.now_gregorian()
+    timestamp = message_timestamp(fields)
     message_id = naming.message_id(timestamp)
     realm = scope.account.realm or NO_REALM
     timezone = await box_timezone(scope.store, scope.settings, scope.account, box)
@@ -93,6 +109,7 @@ async def create_message(scope: Scope, box_id: str, data: Any, files: list[Uploa
         attachment_name=recording.attachment_name(message_id) if recording else None,
         default_timezone=scope.settings.default_timezone,
         actor=scope.actor,
+        node=scope.settings.node_name,
     )
     if recording is not None:
         # One request writes the document and its audio: a failed upload leaves no message without audio.

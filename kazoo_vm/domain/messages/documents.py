@@ -8,17 +8,21 @@ writes: ``_id`` = ``metadata.media_id`` = ``YYYYMM-<32 hex>`` in the MODB of tha
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kazoo_vm.domain.documents import Actor, stamp
+from kazoo_vm.domain.documents import Actor, public_fields, stamp
 from kazoo_vm.storage import naming
 
 JsonDict = dict[str, Any]
 
 MESSAGE_TYPE = "mailbox_message"
 FOLDERS = ("new", "saved", "deleted")
+# The realm of from/to when the account has none (cb_vmboxes create_new_message_document).
+NO_REALM = "nodomain"
 
 # Audio types by extension (kz_mime; mp3 and wav as Kazoo's Makefile, mp4 from mime.types).
 CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "mp4": "audio/mp4"}
@@ -103,6 +107,25 @@ def build_metadata(message_id: str, fields: JsonDict) -> JsonDict:
     return metadata
 
 
+def document_hash(doc: JsonDict) -> str:
+    """``pvt_document_hash``: an md5 of the public content. Kazoo hashes the Erlang term (kz_doc
+    calculate_document_hash), which cannot be reproduced; nothing reads the value back."""
+    content = json.dumps(public_fields(doc), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.md5(content.encode()).hexdigest()
+
+
+def stamp_message(
+    doc: JsonDict, *, account_id: str, actor: Actor | None, node: str | None, now: int | None = None
+) -> JsonDict:
+    """Kazoo's private fields on a message document, in place: those of every crossbar write plus ``pvt_node``
+    and ``pvt_document_hash`` (kz_doc:update_pvt_parameters, as in Kazoo's MODB fixture message)."""
+    stamp(doc, doc_type=MESSAGE_TYPE, account_id=account_id, db=naming.message_db(account_id, doc["_id"]), actor=actor, now=now)
+    if node:
+        doc["pvt_node"] = node
+    doc["pvt_document_hash"] = document_hash(doc)
+    return doc
+
+
 def new_message_doc(
     *,
     account_id: str,
@@ -113,10 +136,10 @@ def new_message_doc(
     attachment_name: str | None,
     default_timezone: str,
     actor: Actor | None = None,
+    node: str | None = None,
     description: str = "voicemail message with media",
 ) -> JsonDict:
     """A new message document for ``box`` (kzd_box_message:new/2 + kz_doc:update_pvt_parameters)."""
-    db = naming.message_db(account_id, message_id)
     doc: JsonDict = {
         "_id": message_id,
         "name": message_name(box.get("mailbox"), utc_seconds, box.get("timezone"), default_timezone),
@@ -130,8 +153,7 @@ def new_message_doc(
     }
     if attachment_name:
         doc["media_filename"] = attachment_name
-    stamp(doc, doc_type=MESSAGE_TYPE, account_id=account_id, db=db, actor=actor, now=utc_seconds)
-    return doc
+    return stamp_message(doc, account_id=account_id, actor=actor, node=node, now=utc_seconds)
 
 
 def folder_of(doc: JsonDict) -> str | None:

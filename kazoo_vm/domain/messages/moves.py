@@ -20,8 +20,7 @@ from typing import Any, TypeVar
 
 from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.domain.messages import audio, retention
-from kazoo_vm.domain.messages.create import NO_REALM
-from kazoo_vm.domain.messages.documents import apply_folder, message_name
+from kazoo_vm.domain.messages.documents import NO_REALM, apply_folder, message_name
 from kazoo_vm.domain.messages.records import (
     MAX_ATTEMPTS,
     NOT_FOUND,

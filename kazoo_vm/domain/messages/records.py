@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from kazoo_vm.config import Settings
 from kazoo_vm.domain import legacy_ids
 from kazoo_vm.domain.accounts import Account
-from kazoo_vm.domain.documents import Actor, stamp
+from kazoo_vm.domain.documents import Actor
 from kazoo_vm.domain.messages import retention
-from kazoo_vm.domain.messages.documents import MESSAGE_TYPE
+from kazoo_vm.domain.messages.documents import MESSAGE_TYPE, stamp_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, DatastoreConflict
 from kazoo_vm.storage import naming
@@ -51,9 +51,7 @@ class Scope:
         return retention.cutoff(self.settings, naming.now_gregorian())
 
     def stamp(self, doc: JsonDict, *, now: int | None = None) -> JsonDict:
-        return stamp(
-            doc, doc_type=MESSAGE_TYPE, account_id=self.account.id, db=self.db(doc["_id"]), actor=self.actor, now=now
-        )
+        return stamp_message(doc, account_id=self.account.id, actor=self.actor, node=self.settings.node_name, now=now)
 
 
 class MessageGone(Exception):
