@@ -36,6 +36,11 @@ async def test_post_changes_the_folder_and_defaults_to_saved(api: Api, store: Co
     assert listed_ids(listing) == [message["media_id"]]
     status, body = await api.post(path, {"folder": "archive"})
     assert body["data"]["folder"] == "saved"
+    # The folder may also sit in the envelope beside data (cb_context req_value: data, query string, envelope).
+    status, body = await api.request("POST", path, json={"data": {}, "folder": "new"})
+    assert status == 200 and body["data"]["folder"] == "new"
+    status, body = await api.request("POST", f"{path}?folder=saved", json={"data": {"folder": "deleted"}, "folder": "new"})
+    assert body["data"]["folder"] == "deleted"  # data wins over the query string and the envelope
     assert len(doc["_attachments"]) == 1
     _, audio = await raw(api, "GET", f"{path}/raw")
     assert audio.startswith(b"ID3")
@@ -128,8 +133,12 @@ async def test_bulk_delete_by_ids_folder_or_all_only_in_this_box(api: Api, store
     assert body["data"] == {"succeeded": [b]}
     status, body = await api.delete(path)
     assert body["data"] == {}
+    # "all" is Kazoo's word for every folder (get_folder_filter's default).
+    e, f = [(await new_message(api, box["id"], folder=folder))["media_id"] for folder in ("new", "deleted")]
+    status, body = await api.delete(f"{path}?folder=all")
+    assert status == 200 and sorted(body["data"]["succeeded"]) == sorted([e, f])
 
-    for message_id in (a, b, c, d):
+    for message_id in (a, b, c, d, e, f):
         assert (await message_doc(store, api.account.id, message_id))["pvt_deleted"] is True
     status, listing = await api.get(f"/vmboxes/{other['id']}/messages")
     assert listed_ids(listing) == [theirs]

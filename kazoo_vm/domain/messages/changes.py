@@ -43,6 +43,7 @@ from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import JsonDict
 
 TRASH = "deleted"
+ALL = "all"
 MESSAGES_REQUIRED = "No array of message ids are specified"
 
 
@@ -52,14 +53,19 @@ def target_folder(value: Any) -> str:
 
 
 def delete_selection(value: Any) -> str | None:
-    """The folder a bulk delete empties (None: every folder). Kazoo treats an unknown folder as "all", which
-    turns a typo into deleting everything; we refuse it instead."""
-    if value is None:
+    """The folder a bulk delete empties (None: every folder). ``all`` is Kazoo's own word for every folder
+    (get_folder_filter's default); Kazoo also treats an unknown folder as "all", which turns a typo into
+    deleting everything, so we refuse it instead."""
+    if value is None or value == ALL:
         return None
     if value in ("new", "saved", TRASH):
         return str(value)
     raise ValidationFailed.single(
-        "folder", "enum", "Value not found in enumerated list of values", target=["new", "saved", TRASH], value=value
+        "folder",
+        "enum",
+        "Value not found in enumerated list of values",
+        target=["new", "saved", TRASH, ALL],
+        value=value,
     )
 
 
