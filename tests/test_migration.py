@@ -247,6 +247,24 @@ async def test_awkward_account_migrates_every_recoverable_message_and_reports_th
     assert (totals["migrated"], totals["failed"]) == (8, 4)
 
 
+async def test_timestamps_no_month_can_hold_fall_back_as_missing_ones_do(store: CouchStore, account: TestAccount) -> None:
+    """Year 0, year 31690, and a Unix time written by mistake (year 46) name no MODB; Kazoo's fallback dates them."""
+    recorded = gregorian(2016, 6, 6)
+    odd = {"01" * 16: 5, "02" * 16: 10**12, "03" * 16: 1_480_000_000}
+    box = legacy_box(account.id, "odd", [legacy_entry(legacy_id, timestamp) for legacy_id, timestamp in odd.items()])
+    media = [media_doc(account.id, legacy_id, "odd", audio_for(legacy_id), pvt_modified=recorded) for legacy_id in odd]
+    await save_all(store, account.id, [box, *media])
+
+    report = await run_migration(store, account.id)
+
+    assert report.ok
+    found = await migrated_messages(store, account.id)
+    assert {legacy: [m.doc["_id"] for m in docs] for legacy, docs in found.items()} == {
+        legacy_id: [f"201606-{legacy_id}"] for legacy_id in odd
+    }
+    assert all(docs[0].doc["metadata"]["timestamp"] == recorded for docs in found.values())
+
+
 async def test_entries_outside_the_batch_are_left_untouched(store: CouchStore, account: TestAccount) -> None:
     """Kazoo's update_message_array dropped every entry of the box not failed in *this* batch (defect §5.6)."""
     legacy = [f"{index:032x}" for index in range(1, 5)]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from typing import Any
 
+from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import JsonDict
 
 # The keys a 3.x entry carries (cf_voicemail:create_metadata_object/5); the view legacy_msg_by_timestamp emits these.
@@ -27,6 +29,9 @@ ENTRY_KEYS = (
     "media_id",
 )
 _DIGITS = re.compile(r"^\s*\d+\s*$")
+# The Gregorian seconds a message can plausibly carry: from the Unix epoch to the last second of year 9999.
+_EARLIEST = naming.GREGORIAN_OFFSET
+_LATEST = naming.from_datetime(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
 
 
 def entries_of(box: JsonDict) -> list[Any]:
@@ -44,14 +49,18 @@ def media_id_of(entry: Any) -> str | None:
 
 def as_timestamp(value: Any) -> int | None:
     """A usable Gregorian timestamp, as Kazoo's ``kz_term:to_integer`` would read it; None for ``null``,
-    ``"undefined"``, missing or non-positive values (Kazoo's view uses ``parseInt``, which gives NaN for those)."""
+    ``"undefined"``, missing or non-numeric values (Kazoo's view uses ``parseInt``, which gives NaN for those).
+
+    Unlike Kazoo, a number outside 1970..9999 counts as missing too (a Unix time written by mistake, or garbage):
+    Kazoo would file it under a month such as ``000001`` whose MODB never exists and report ``no_modb`` forever;
+    no database can be named after it, so Kazoo's fallback (media document, box, now) dates it instead."""
     if isinstance(value, bool):
         return None
     numeric = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
     if not numeric and not (isinstance(value, str) and _DIGITS.match(value)):
         return None
     number = int(value)
-    return number if number > 0 else None
+    return number if _EARLIEST <= number <= _LATEST else None
 
 
 def entry_timestamp(entry: Any) -> int | None:
