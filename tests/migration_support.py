@@ -7,7 +7,7 @@ import base64
 import copy
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,3 +239,15 @@ class InterruptibleStore(CouchStore):
                 "delete_attachment", lambda: super(InterruptibleStore, self).delete_attachment(db, doc_id, name, rev), (db, doc_id)
             )
         )
+
+
+class CountingStore(CouchStore):
+    """A real CouchStore that records every JSON request it makes (``"GET /_all_dbs"``, ...): round trips."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.requests: list[str] = []
+
+    async def _json(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
+        self.requests.append(f"{method} {path}")
+        return await super()._json(method, path, params=params, body=body)

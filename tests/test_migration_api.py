@@ -9,8 +9,10 @@ from typing import Any
 from aiohttp import ClientResponse
 from helpers import Api, create_box
 from migration_support import (
+    CountingStore,
     audio_for,
     box_entries,
+    gregorian,
     legacy_entry,
     media_doc,
     migrated_messages,
@@ -18,6 +20,9 @@ from migration_support import (
     save_all,
 )
 
+from kazoo_vm.config import Settings
+from kazoo_vm.domain import legacy_ids
+from kazoo_vm.domain.messages import retention
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 
@@ -278,3 +283,52 @@ async def test_unknown_legacy_id_is_404_once_everything_is_migrated(api: Api, st
     status, _ = await api.get(f"/vmboxes/{box['id']}/messages/{'f0' * 16}")
 
     assert status == 404
+
+
+async def test_old_id_of_a_recent_message_is_found_in_the_retention_months_without_all_dbs(
+    api: Api, store: CouchStore, couch_url: str, settings: Settings
+) -> None:
+    """One view query per MODB of the retention window, by name, in parallel; no ``_all_dbs``."""
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+    await run_migration(store, api.account.id)
+    now = naming.now_gregorian()
+    counting = CountingStore(couch_url)
+    try:
+        found = await legacy_ids.find_migrated(counting, settings, api.account.id, box["id"], OLD_B, now=now)
+    finally:
+        await counting.close()
+
+    assert found == new_id(OLD_B, stamps)
+    window = naming.months_between(naming.year_month(retention.cutoff(settings, now)), naming.year_month(now))
+    assert len(counting.requests) == len(window)
+    assert all("/_design/legacy_messages/_view/by_previous_id" in request for request in counting.requests)
+
+
+async def test_old_id_of_a_message_older_than_retention_still_finds_it(
+    api: Api, store: CouchStore, couch_url: str, settings: Settings
+) -> None:
+    """Most legacy messages are years old: their old ids keep working (answered retention-enforced, as their
+    new ids are), found by the deterministic ``YYYYMM-<old id>`` in the account's older MODBs."""
+    box = await create_box(api)
+    legacy_id = "7e" * 16
+    timestamp = gregorian(2016, 5, 20)
+    db = naming.account_db(api.account.id)
+    doc = await store.get_doc(db, box["id"])
+    doc["messages"] = [legacy_entry(legacy_id, timestamp)]
+    await store.put_doc(db, doc)
+    await save_all(store, api.account.id, [media_doc(api.account.id, legacy_id, box["id"], audio_for(legacy_id))])
+    await run_migration(store, api.account.id)
+
+    status, body = await api.get(f"/vmboxes/{box['id']}/messages/{legacy_id}")
+
+    assert status == 200, body
+    assert body["data"]["media_id"] == f"201605-{legacy_id}"
+    assert body["data"]["retention"] == "enforced"
+    counting = CountingStore(couch_url)
+    try:
+        assert await legacy_ids.find_migrated(counting, settings, api.account.id, box["id"], legacy_id) == f"201605-{legacy_id}"
+        assert await legacy_ids.find_migrated(counting, settings, api.account.id, "otherbox", legacy_id) is None
+    finally:
+        await counting.close()
+    assert sum(request.startswith("GET /_all_dbs") for request in counting.requests) == 2

@@ -6,17 +6,21 @@ is moved to the new format (its id changes); Kazoo 4.3's code never did (kazoo-s
 
 * an id still in the box's array is migrated on the spot by the migrator's own routine;
 * an id already migrated is found through ``pvt_previous_id`` (view ``legacy_messages/by_previous_id`` in the
-  account's MODBs), also after the message was moved within the box and got a fresh id;
+  MODBs of the retention window), also after the message was moved within the box and got a fresh id, or by
+  its deterministic id ``YYYYMM-<old id>`` in the account's older MODBs;
 * unmigrated entries are listed alongside the MODB messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Iterable
 
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.box_timezone import box_timezone
+from kazoo_vm.domain.messages import retention
 from kazoo_vm.migrate.legacy import (
     entries_of,
     entry_timestamp,
@@ -27,9 +31,11 @@ from kazoo_vm.migrate.legacy import (
 from kazoo_vm.migrate.routine import BOX_BUSY, Status, migrate_entries
 from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict, ViewRow
+from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.design_docs import query_view
-from kazoo_vm.storage.errors import DatabaseNotFound
+from kazoo_vm.storage.errors import DatabaseNotFound, Unauthorized
+
+log = logging.getLogger(__name__)
 
 # MODB view queries in flight at once when looking an old id up.
 _LOOKUP_CONCURRENCY = 8
@@ -54,34 +60,83 @@ async def resolve_legacy_id(
             if outcome.status is Status.FAILED:
                 # Written and verified, only the box kept changing: the document is there to act on.
                 return outcome.new_id if outcome.reason == BOX_BUSY else None
-    return await find_migrated(store, account.id, box["_id"], legacy_id)
+    return await find_migrated(store, settings, account.id, box["_id"], legacy_id)
 
 
-async def find_migrated(store: CouchStore, account_id: str, box_id: str, legacy_id: str) -> str | None:
-    """The live message of ``box_id`` migrated from ``legacy_id``: one ``_all_dbs`` range request for the
-    account's MODBs, then their ``by_previous_id`` views in parallel. The deterministic ``YYYYMM-<old id>`` wins
-    over a later copy; otherwise the newest month."""
-    prefix = naming.account_db(account_id) + "-"
-    modbs = sorted(await store.all_dbs_between(prefix + "000000", prefix + "999999"), reverse=True)
-    limit = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
+async def find_migrated(
+    store: CouchStore, settings: Settings, account_id: str, box_id: str, legacy_id: str, *, now: int | None = None
+) -> str | None:
+    """The live message of ``box_id`` migrated from ``legacy_id``.
 
-    async def lookup(db: str) -> list[ViewRow]:
-        async with limit:
-            try:
-                return await query_view(store, db, "modb", "legacy_messages", "by_previous_id", key=legacy_id)
-            except DatabaseNotFound:
-                return []
+    The old id does not say which month the message went to, so first the MODBs of the retention window, known
+    by name (no ``_all_dbs``): their ``legacy_messages/by_previous_id`` views, in parallel, a missing database
+    being simply empty. That covers what clients still see, and any message moved within the box (a move goes to
+    the current month, keeping ``pvt_previous_id``). Only when that finds nothing are the account's other MODBs
+    listed (one ``_all_dbs`` key range) and each asked for the migrator's own id ``YYYYMM-<old id>`` through
+    ``_all_docs``, which needs no view index in old, CDR-laden months.
 
-    found = await gather_or_cancel(lookup(db) for db in modbs)
-    ids = [
-        str(row.id)
-        for rows in found
-        for row in rows
-        if row.id and isinstance(row.value, dict) and row.value.get("source_id") == box_id
-    ]
+    The deterministic id wins over a later copy; otherwise the newest month."""
+    moment = naming.now_gregorian() if now is None else now
+    window = naming.months_between(naming.year_month(retention.cutoff(settings, moment)), naming.year_month(moment))
+    recent = [naming.modb(account_id, year, month) for year, month in window]
+    found = await _bounded(_by_previous_id(store, db, legacy_id, box_id) for db in recent)
+    ids = [message_id for ids in found for message_id in ids]
     deterministic = [message_id for message_id in ids if message_id.split("-", 1)[-1] == legacy_id]
     candidates = deterministic or ids
-    return candidates[0] if candidates else None
+    if candidates:
+        return candidates[0]
+    older = [db for db in await _account_modbs(store, account_id) if db not in recent]
+    found = await _bounded(_deterministic(store, db, legacy_id, box_id) for db in sorted(older, reverse=True))
+    return next((message_id for ids in found for message_id in ids), None)
+
+
+async def _bounded(lookups: Iterable[Awaitable[list[str]]]) -> list[list[str]]:
+    limit = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
+
+    async def one(lookup: Awaitable[list[str]]) -> list[str]:
+        async with limit:
+            return await lookup
+
+    return await gather_or_cancel(one(lookup) for lookup in lookups)
+
+
+async def _by_previous_id(store: CouchStore, db: str, legacy_id: str, box_id: str) -> list[str]:
+    try:
+        rows = await query_view(store, db, "modb", "legacy_messages", "by_previous_id", key=legacy_id)
+    except DatabaseNotFound:
+        return []
+    return [str(row.id) for row in rows if row.id and isinstance(row.value, dict) and row.value.get("source_id") == box_id]
+
+
+async def _deterministic(store: CouchStore, db: str, legacy_id: str, box_id: str) -> list[str]:
+    """``YYYYMM-<old id>`` in the MODB of that month, when it is this box's live message migrated from it."""
+    year, month = naming.split_modb(db)[1:]
+    message_id = f"{year:04d}{month:02d}-{legacy_id}"
+    try:
+        rows = await store.all_docs(db, keys=[message_id], include_docs=True)
+    except DatabaseNotFound:
+        return []
+    return [
+        message_id
+        for row in rows
+        if isinstance(row.doc, dict)
+        and not row.doc.get("pvt_deleted")
+        and row.doc.get("pvt_previous_id") == legacy_id
+        and row.doc.get("source_id") == box_id
+    ]
+
+
+async def _account_modbs(store: CouchStore, account_id: str) -> list[str]:
+    """The account's MODBs, from a key range of ``_all_dbs`` (so a cluster's thousands of other databases are
+    not listed). CouchDB 3 reserves ``_all_dbs`` to server admins, as it does database creation, which the
+    service needs anyway; without that right only the retention window is searched."""
+    prefix = naming.account_db(account_id) + "-"
+    try:
+        names = await store.all_dbs_between(prefix + "000000", prefix + "999999")
+    except Unauthorized:
+        log.warning("listing the MODBs of %s needs CouchDB admin rights; old ids outside retention are not found", account_id)
+        return []
+    return [name for name in names if naming.database_class(name) == "modb"]
 
 
 async def legacy_summaries(store: CouchStore, settings: Settings, account: Account, box: JsonDict) -> list[JsonDict]:
