@@ -80,6 +80,20 @@ async def test_box_listing_counts_new_and_saved_within_retention(api: Api, store
     assert items[trash_only["id"]]["messages"] == 0 and items[trash_only["id"]]["folders"] == {"new": 0, "saved": 0}
 
 
+async def test_a_legacy_messages_array_adds_to_the_modb_counts(api: Api, store: CouchStore) -> None:
+    """cb_vmboxes merge_summary_fold: ``messages`` = the legacy array's length + new + saved; ``folders`` only
+    from the MODB counts."""
+    box = await create_box(api)
+    await new_message(api, box["id"], folder="new")
+    await new_message(api, box["id"], folder="saved")
+    doc = await store.get_doc(api.account.account.db, box["id"])
+    doc["messages"] = [{"media_id": f"{n:032x}", "folder": "new", "timestamp": gregorian_now() - 60} for n in (1, 2, 3)]
+    await store.put_doc(api.account.account.db, doc)
+    _status, body = await api.get("/vmboxes")
+    assert body["data"][0]["messages"] == 3 + 2
+    assert body["data"][0]["folders"] == {"new": 1, "saved": 1}
+
+
 async def test_counts_come_from_grouped_reduce_queries_not_message_rows(
     api: Api, store: CouchStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,13 +18,14 @@ DAY = 86_400
 
 
 @pytest.fixture
-def settings(couch_url: str, tmp_path: Path) -> Settings:
+def settings(couch_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The limits above; a test can set another ``max_message_count`` with an indirect parameter."""
     return load_settings(
         {},
         couch_url=couch_url,
         data_dir=tmp_path,
         max_upload_bytes=UPLOAD_LIMIT,
-        max_message_count=MAX_MESSAGES,
+        max_message_count=getattr(request, "param", MAX_MESSAGES),
         retention_days=RETENTION_DAYS,
     )
 
@@ -68,6 +69,16 @@ async def test_full_box_refuses_new_messages_until_one_is_deleted(api: Api) -> N
     assert status == 200
     status, _ = await put_message(api, box["id"], {}, fake_mp3())
     assert status == 201
+
+
+@pytest.mark.parametrize("settings", [0], indirect=True)
+async def test_a_message_count_limit_of_zero_means_no_limit(api: Api) -> None:
+    box = await create_box(api)
+    for _ in range(MAX_MESSAGES + 2):
+        status, body = await put_message(api, box["id"], {}, fake_mp3())
+        assert status == 201, body
+    status, listing = await api.get(f"/vmboxes/{box['id']}/messages")
+    assert len(listing["data"]) == MAX_MESSAGES + 2
 
 
 async def test_retention_is_configurable_and_hides_refuses_and_stops_counting(api: Api) -> None:

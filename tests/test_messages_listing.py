@@ -34,8 +34,10 @@ def call_ids(body: Any) -> list[str]:
 
 
 def current_base() -> int:
-    """A recent second in the current month, leaving room for nine messages five seconds apart before now."""
-    return max(gregorian(month_start(0)) + 1, gregorian_now() - 60)
+    """A recent second leaving room for nine messages five seconds apart before now (``created_to`` defaults to
+    now, so a later one would not be listed). In the first minute of a month it lies in the previous month,
+    which keeps the order and still spans two MODBs."""
+    return gregorian_now() - 60
 
 
 async def kcro_24_box(api: Api) -> str:
@@ -56,7 +58,14 @@ async def kcro_message(api: Api, box_id: str, call_id: str, timestamp: int) -> N
         "call_id": call_id,
         "timestamp": timestamp,
         "folder": folder,
-        "metadata": {"call_id": call_id, "caller_id_name": "pqc_cb_vmboxes", "length": 0, "folder": folder},
+        "metadata": {
+            "call_id": call_id,
+            "caller_id_name": "pqc_cb_vmboxes",
+            "caller_id_number": "pqc_cb_vmboxes",
+            "length": 0,
+            "folder": folder,
+            "timestamp": timestamp,
+        },
     }
     status, body = await put_message(api, box_id, data, b"ID3" + bytes(64), "audio/mp3")
     assert status == 201, body
