@@ -176,12 +176,34 @@ class Crash(Exception):
     """The process "dies": nothing catches this, and no write happens after it."""
 
 
+def write_kind(what: str, args: tuple[Any, ...]) -> str:
+    """What a write does, for crash-point coverage: ``create_modb``, ``design_docs``, ``messages`` (documents
+    with their audio), ``purge`` (legacy media deletions), ``box`` (a box document), or the raw call's name."""
+    db = str(args[0]) if args else ""
+    modb = naming.database_class(db) == "modb"
+    if what == "create_db":
+        return "create_modb" if modb else what
+    if what == "bulk_docs":
+        docs: Sequence[JsonDict] = args[1]
+        if docs and all(str(doc.get("_id", "")).startswith("_design/") for doc in docs):
+            return "design_docs"
+        if docs and all(doc.get("_deleted") for doc in docs):
+            return "purge"
+        if modb and docs and all(doc.get("pvt_type") == "mailbox_message" for doc in docs):
+            return "messages"
+    if what == "put_doc" and args[1].get("pvt_type") == "vmbox":
+        return "box"
+    return what
+
+
 @dataclass
 class WritePlan:
-    """Crash once the ``crash_after``-th write reached CouchDB, before its answer is used; every later write
-    fails too, as in a dead process. ``before_write`` runs before each write (to make concurrent changes)."""
+    """Crash at the ``crash_at``-th write: ``after`` it reached CouchDB (before its answer is used), or
+    ``instead`` of it (it never reaches CouchDB). Every later write fails too, as in a dead process.
+    ``before_write`` runs before each write (to make concurrent changes)."""
 
-    crash_after: int | None = None
+    crash_at: int | None = None
+    mode: str = "after"
     before_write: Callable[[str, tuple[Any, ...]], Awaitable[None]] | None = None
     writes: int = 0
     crashed: bool = False
@@ -204,11 +226,14 @@ class InterruptibleStore(CouchStore):
         # Numbered when started: two writes may be in flight at once (one per MODB).
         plan.writes += 1
         number = plan.writes
-        plan.log.append(what)
-        result = await call()
-        if number == plan.crash_after:
+        plan.log.append(write_kind(what, args))
+        if number == plan.crash_at and plan.mode == "instead":
             plan.crashed = True
-            raise Crash(f"after write {number} ({what})")
+            raise Crash(f"instead of write {number} ({plan.log[-1]})")
+        result = await call()
+        if number == plan.crash_at:
+            plan.crashed = True
+            raise Crash(f"after write {number} ({plan.log[-1]})")
         return result
 
     async def create_db(self, db: str) -> bool:

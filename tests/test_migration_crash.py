@@ -1,5 +1,5 @@
-"""Crash safety: the migrator is killed after every single write it makes (the write reached CouchDB, the
-answer was lost), then run again.
+"""Crash safety: the migrator is killed at every single write it makes, either just after it (the write reached
+CouchDB, the answer was lost) or instead of it (it never reached CouchDB), then run again.
 
 At the moment of the crash no legacy message may be lost (each is still in its box's array or already in its MODB
 with identical audio, never twice); after the rerun every migratable message exists exactly once with identical
@@ -58,6 +58,7 @@ class Scenario:
 async def legacy_account(store: CouchStore) -> Scenario:
     account, _ = await accounts.create_account(store, name="crash test")
     entries = [legacy_entry(legacy_id, timestamp) for legacy_id, timestamp in MIGRATABLE.items()]
+    entries[0]["migration_error"] = "no_modb"  # left by Kazoo's migrator: retried
     entries.insert(2, legacy_entry("e1" * 16, gregorian(2016, 3, 5)))
     entries.append(legacy_entry(None, gregorian(2016, 3, 5)))
     docs = [legacy_box(account.id, BOX, entries, pvt_modified=BOX_MODIFIED)]
@@ -114,19 +115,27 @@ async def run_interrupted(couch_url: str, scenario: Scenario, plan: WritePlan, *
     return False
 
 
+WRITE_KINDS = {"create_modb", "design_docs", "messages", "box"}  # and "purge" with --purge-legacy-media
+
+
+@pytest.mark.parametrize("mode", ["after", "instead"], ids=["after-write", "instead-of-write"])
 @pytest.mark.parametrize("purge", [False, True], ids=["keep-legacy-media", "purge-legacy-media"])
-async def test_killed_after_any_write_a_rerun_converges_without_loss(couch_url: str, store: CouchStore, purge: bool) -> None:
+async def test_killed_at_any_write_a_rerun_converges_without_loss(
+    couch_url: str, store: CouchStore, purge: bool, mode: str
+) -> None:
     rehearsal = WritePlan()
     clean = await legacy_account(store)
     assert not await run_interrupted(couch_url, clean, rehearsal, purge_legacy_media=purge)
     await assert_converged(store, clean, "uninterrupted run")
     total = rehearsal.writes
-    assert total >= 8, rehearsal.log  # pin, MODBs and design documents, documents, purge, box: many crash points
+    # Every kind of write is a crash point: MODB creation, its design documents, documents with their audio,
+    # the box (timestamp pinning and the final update), and the purge of legacy media.
+    assert set(rehearsal.log) == WRITE_KINDS | ({"purge"} if purge else set()), rehearsal.log
 
-    for crash_after in range(1, total + 1):
-        where = f"crash after write {crash_after}/{total} ({rehearsal.log[crash_after - 1]})"
+    for crash_at in range(1, total + 1):
+        where = f"crash {mode} write {crash_at}/{total} ({rehearsal.log[crash_at - 1]})"
         scenario = await legacy_account(store)
-        plan = WritePlan(crash_after=crash_after)
+        plan = WritePlan(crash_at=crash_at, mode=mode)
         assert await run_interrupted(couch_url, scenario, plan, purge_legacy_media=purge), where
         await assert_nothing_lost(store, scenario, where)
 
@@ -141,9 +150,9 @@ async def test_killed_after_any_write_a_rerun_converges_without_loss(couch_url: 
 
 async def test_killed_twice_in_a_row_still_converges(couch_url: str, store: CouchStore) -> None:
     scenario = await legacy_account(store)
-    for crash_after in (3, 4):
-        assert await run_interrupted(couch_url, scenario, WritePlan(crash_after=crash_after))
-        await assert_nothing_lost(store, scenario, f"second crash after write {crash_after}")
+    for crash_at, mode in ((3, "after"), (4, "instead")):
+        assert await run_interrupted(couch_url, scenario, WritePlan(crash_at=crash_at, mode=mode))
+        await assert_nothing_lost(store, scenario, f"crash {mode} write {crash_at}")
 
     await run_migration(store, scenario.account_id, batch_size=2, workers=1)
 
