@@ -164,6 +164,16 @@ async def migrated_messages(store: CouchStore, account_id: str) -> dict[str, lis
     return found
 
 
+async def server_state(store: CouchStore, account_id: str) -> tuple[list[str], dict[str, list[tuple[str | None, Any]]]]:
+    """Every database name, and every document id and revision of the account's databases and ``accounts``:
+    any write there changes it."""
+    names = sorted(await store.all_dbs())
+    account_db = naming.account_db(account_id)
+    mine = [name for name in names if name == naming.ACCOUNTS_DB or name.startswith(account_db)]
+    docs = {name: [(row.id, row.value) for row in await store.all_docs(name)] for name in mine}
+    return names, docs
+
+
 async def box_entries(store: CouchStore, account_id: str, box_id: str) -> list[Any]:
     box = await store.get_doc(naming.account_db(account_id), box_id)
     return list(box.get("messages", []))

@@ -24,6 +24,7 @@ from migration_support import (
     modbs_of,
     run_migration,
     save_all,
+    server_state,
 )
 
 from kazoo_vm.domain.messages.documents import new_message_doc
@@ -383,16 +384,20 @@ async def test_purge_deletes_legacy_media_only_after_a_verified_copy(store: Couc
 
 
 async def test_dry_run_writes_nothing_and_lists_the_plan(store: CouchStore, account: TestAccount) -> None:
+    """Not a database, a document or a revision changes anywhere: not even the design documents a bare MODB lacks."""
     await load_fixture_box(store, account.id)
-    box_before = await store.get_doc(naming.account_db(account.id), FIXTURE_BOX)
+    september = naming.modb(account.id, 2017, 9)
+    await store.create_db(september)  # made by someone else, without any design document
+    before = await server_state(store, account.id)
 
     report = await run_migration(store, account.id, dry_run=True)
 
-    assert await modbs_of(store, account.id) == []
-    assert (await store.get_doc(naming.account_db(account.id), FIXTURE_BOX)) == box_before
+    assert await server_state(store, account.id) == before
     planned = report.as_json()["accounts"][account.id]["boxes"][FIXTURE_BOX]["planned"]
     assert {old: plan["new_id"] for old, plan in planned.items()} == FIXTURE_EXPECTED
-    assert {plan["action"] for plan in planned.values()} == {"create_modb"}
+    assert {old: plan["action"] for old, plan in planned.items()} == {
+        old: "create" if new.startswith("201709") else "create_modb" for old, new in FIXTURE_EXPECTED.items()
+    }
     assert report.totals()["failed"] == 3
 
 
