@@ -434,6 +434,58 @@ async def test_box_written_concurrently_keeps_both_changes(couch_url: str, store
     assert report.totals()["migrated"] == len(FIXTURE_EXPECTED)
 
 
+async def test_no_entry_is_dropped_across_batches_boxes_and_workers(
+    couch_url: str, store: CouchStore, account: TestAccount
+) -> None:
+    """Kazoo's update_message_array rewrote a whole box from one batch's results and dropped what the batch had
+    not failed (defect §5.6). Here three boxes of one account, worked on by three workers in batches of two, have
+    failures in every batch, and an entry arrives in each box while the run is under way: every entry that was
+    not migrated is still there, exactly as it was, plus its migration_error when this run tried it."""
+    docs: list[JsonDict] = []
+    failing: dict[str, dict[str, JsonDict]] = {}
+    migratable: dict[str, str] = {}
+    for box_index in range(3):
+        box_id = f"many{box_index}"
+        entries, failing[box_id] = [], {}
+        for message_index in range(7):
+            legacy_id = f"{box_index + 1:02x}{message_index:030x}"
+            entry = legacy_entry(legacy_id, gregorian(2016, 1 + message_index % 3, 1 + box_index))
+            entries.append(entry)
+            if message_index % 2 == 1:  # a failure in each of the first three batches of two
+                failing[box_id][legacy_id] = entry
+            else:
+                migratable[legacy_id] = naming.message_id(entry["timestamp"], legacy_id)
+                docs.append(media_doc(account.id, legacy_id, box_id, audio_for(legacy_id, 400)))
+        docs.append(legacy_box(account.id, box_id, entries))
+    await save_all(store, account.id, docs)
+    db = naming.account_db(account.id)
+    arrivals: dict[str, JsonDict] = {}
+
+    async def a_call_lands(what: str, args: tuple[Any, ...]) -> None:
+        box_id = args[1].get("_id") if what == "put_doc" else None
+        if box_id in failing and box_id not in arrivals:
+            arrivals[box_id] = legacy_entry(f"{9:02x}{len(arrivals):030x}", gregorian(2016, 9, 9))
+            current = await store.get_doc(db, box_id)
+            current["messages"].append(arrivals[box_id])
+            await store.put_doc(db, current)
+
+    interruptible = InterruptibleStore(couch_url, WritePlan(before_write=a_call_lands))
+    try:
+        report = await run_migration(interruptible, account.id, batch_size=2, workers=3)
+    finally:
+        await interruptible.close()
+
+    found = await migrated_messages(store, account.id)
+    assert {legacy: [m.doc["_id"] for m in copies] for legacy, copies in found.items()} == {
+        legacy: [new] for legacy, new in migratable.items()
+    }
+    assert sorted(arrivals) == sorted(failing)
+    for box_id, entries in failing.items():
+        expected = [{**entry, "migration_error": "no_media"} for entry in entries.values()] + [arrivals[box_id]]
+        assert await box_entries(store, account.id, box_id) == expected
+    assert report.totals()["failed"] == 9
+
+
 @pytest.mark.parametrize("workers", [1, 4])
 async def test_many_boxes_and_batches_are_all_migrated(store: CouchStore, account: TestAccount, workers: int) -> None:
     docs: list[JsonDict] = []
