@@ -332,3 +332,85 @@ async def test_old_id_of_a_message_older_than_retention_still_finds_it(
     finally:
         await counting.close()
     assert sum(request.startswith("GET /_all_dbs") for request in counting.requests) == 2
+
+
+async def walk(api: Api, path: str, query: str, page_size: int) -> list[list[str]]:
+    """Every page of a listing, following next_start_key."""
+    pages: list[list[str]] = []
+    params = f"{query}page_size={page_size}"
+    while True:
+        status, body = await api.get(f"{path}?{params}")
+        assert status == 200, body
+        pages.append([item["media_id"] for item in body["data"]])
+        assert len(pages[-1]) <= page_size
+        if "next_start_key" not in body:
+            return pages
+        params = f"{query}page_size={page_size}&start_key={body['next_start_key']}"
+
+
+async def interleaved_box(api: Api, store: CouchStore) -> tuple[str, dict[str, int]]:
+    """A box whose legacy entries (odd days ago) and MODB messages (even days ago) alternate in time, with one
+    legacy entry and one MODB message sharing a timestamp; returns each id's timestamp."""
+    box = await create_box(api)
+    now = naming.now_gregorian()
+    stamps: dict[str, int] = {}
+    entries = []
+    for index, days in enumerate((1, 3, 5, 7, 9, 4)):
+        legacy_id = f"ab{index:030x}"
+        stamps[legacy_id] = now - days * DAY
+        entries.append(legacy_entry(legacy_id, stamps[legacy_id]))
+    db = naming.account_db(api.account.id)
+    doc = await store.get_doc(db, box["id"])
+    doc["messages"] = entries
+    await store.put_doc(db, doc)
+    for days in (2, 4, 6, 8):
+        status, created = await api.put(f"/vmboxes/{box['id']}/messages", {"timestamp": now - days * DAY})
+        assert status == 201, created
+        stamps[created["data"]["media_id"]] = now - days * DAY
+    return box["id"], stamps
+
+
+async def test_paging_over_interleaved_legacy_and_modb_messages_shows_each_once_in_time_order(
+    api: Api, store: CouchStore
+) -> None:
+    box_id, stamps = await interleaved_box(api, store)
+    path = f"/vmboxes/{box_id}/messages"
+    status, whole = await api.get(f"{path}?paginate=false")
+    assert status == 200, whole
+    newest_first = [item["media_id"] for item in whole["data"]]
+    assert sorted(newest_first) == sorted(stamps)
+    assert [stamps[i] for i in newest_first] == sorted(stamps.values(), reverse=True)
+
+    for page_size in (1, 2, 3):
+        assert sum(await walk(api, path, "", page_size), []) == newest_first, page_size
+        assert sum(await walk(api, path, "ascending=true&", page_size), []) == newest_first[::-1], page_size
+
+
+async def test_next_start_key_stays_valid_when_legacy_messages_migrate_between_pages(api: Api, store: CouchStore) -> None:
+    """A client pages on while legacy messages it saw (or has yet to see) get migrated: nothing shows twice,
+    nothing is skipped, the not-yet-shown one comes under its new id."""
+    box_id, stamps = await interleaved_box(api, store)
+    path = f"/vmboxes/{box_id}/messages"
+    status, first = await api.get(f"{path}?page_size=3")
+    assert status == 200, first
+    shown = [item["media_id"] for item in first["data"]]
+    later = [legacy_id for legacy_id in stamps if legacy_id.startswith("ab") and legacy_id not in shown]
+    save = [media_doc(api.account.id, legacy_id, box_id, audio_for(legacy_id)) for legacy_id in (shown[0], later[-1])]
+    await save_all(store, api.account.id, save)
+    for legacy_id in (shown[0], later[-1]):
+        assert (await api.get(f"{path}/{legacy_id}"))[0] == 200
+
+    rest: list[str] = []
+    query = f"page_size=3&start_key={first['next_start_key']}"
+    while query:
+        status, body = await api.get(f"{path}?{query}")
+        assert status == 200, body
+        rest += [item["media_id"] for item in body["data"]]
+        query = f"page_size=3&start_key={body['next_start_key']}" if "next_start_key" in body else ""
+
+    # Newest first; among equal timestamps by id, descending (CouchDB's order of equal keys, reversed).
+    remaining = {
+        (naming.message_id(stamps[i], i) if i == later[-1] else i): stamps[i] for i in stamps if i not in shown
+    }
+    expected = sorted(remaining, key=lambda i: (remaining[i], i), reverse=True)
+    assert rest == expected
