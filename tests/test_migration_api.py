@@ -4,6 +4,9 @@ message first (the migrator's routine) and answers with the new id, and the old 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import zipfile
 from typing import Any
 
 from aiohttp import ClientResponse
@@ -156,6 +159,7 @@ async def test_replacing_audio_through_a_legacy_id(api: Api, store: CouchStore) 
 
     assert response.status == 201, body
     moved = new_id(OLD_UNDATED, stamps)
+    assert json.loads(body)["data"]["media_id"] == moved
     response, audio = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{moved}/raw")
     assert response.status == 200 and audio == b"ID3 replaced"
     # A later migration run keeps the client's audio.
@@ -414,3 +418,67 @@ async def test_next_start_key_stays_valid_when_legacy_messages_migrate_between_p
     }
     expected = sorted(remaining, key=lambda i: (remaining[i], i), reverse=True)
     assert rest == expected
+
+
+async def test_move_with_a_legacy_id_moves_the_migrated_message(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    other = await create_box(api, name="Other", mailbox="3001")
+    await legacy_messages(api, store, box["id"])
+
+    status, body = await api.post(f"/vmboxes/{box['id']}/messages/{OLD_A}", {"source_id": other["id"]})
+
+    assert status == 200, body
+    moved = body["data"]
+    assert moved["source_id"] == other["id"] and moved["history"] == [box["id"]]
+    assert naming.is_message_id(moved["id"]) and moved["metadata"]["media_id"] == moved["id"]
+    assert OLD_A not in [e.get("media_id") for e in await box_entries(store, api.account.id, box["id"])]
+    assert (await api.get(f"/vmboxes/{box['id']}/messages/{OLD_A}"))[0] == 404
+    response, audio = await raw(api, "GET", f"/vmboxes/{other['id']}/messages/{moved['id']}/raw")
+    assert response.status == 200 and audio == audio_for(OLD_A)
+
+
+async def test_bulk_move_and_copy_with_legacy_ids_answer_with_new_ids(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    other = await create_box(api, name="Other", mailbox="3001")
+    stamps = await legacy_messages(api, store, box["id"])
+
+    status, copied = await api.post(f"/vmboxes/{box['id']}/messages", {"messages": [OLD_A], "source_id": [other["id"]]})
+    assert status == 200, copied
+    status, moved = await api.post(f"/vmboxes/{box['id']}/messages", {"messages": [OLD_B, NO_AUDIO], "source_id": other["id"]})
+    assert status == 200, moved
+
+    assert moved["data"]["failed"] == {NO_AUDIO: "not_found"}
+    new_ids = [*copied["data"]["succeeded"], *moved["data"]["succeeded"]]
+    assert len(new_ids) == 2 and all(naming.is_message_id(i) for i in new_ids)
+    status, listing = await api.get(f"/vmboxes/{other['id']}/messages")
+    assert sorted(item["media_id"] for item in listing["data"]) == sorted(new_ids)
+    status, listing = await api.get(f"/vmboxes/{box['id']}/messages")
+    # The copied original stays (migrated, new id); the moved one is gone; the rest is still legacy.
+    assert [item["media_id"] for item in listing["data"]] == [new_id(OLD_A, stamps), NO_AUDIO, OLD_UNDATED]
+
+
+async def test_bulk_delete_of_legacy_ids_answers_with_new_ids(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+
+    status, body = await api.delete(f"/vmboxes/{box['id']}/messages", {"messages": [OLD_A, OLD_UNDATED]})
+
+    assert status == 200, body
+    assert sorted(body["data"]["succeeded"]) == sorted([new_id(OLD_A, stamps), new_id(OLD_UNDATED, stamps)])
+    status, listing = await api.get(f"/vmboxes/{box['id']}/messages")
+    assert [item["media_id"] for item in listing["data"]] == [NO_AUDIO, OLD_B]
+
+
+async def test_zip_of_legacy_ids_holds_the_legacy_audio(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    await legacy_messages(api, store, box["id"])
+
+    response, body = await raw(
+        api, "POST", f"/vmboxes/{box['id']}/messages/raw",
+        json={"data": {"messages": [OLD_A, OLD_B]}}, headers={"Accept": "application/zip"},
+    )
+
+    assert response.status == 200, body[:200]
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    assert sorted(archive.read(name) for name in archive.namelist()) == sorted([audio_for(OLD_A), audio_for(OLD_B)])
+    assert [e.get("media_id") for e in await box_entries(store, api.account.id, box["id"])] == [OLD_UNDATED, NO_AUDIO]
