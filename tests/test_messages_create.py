@@ -13,7 +13,6 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from helpers import Api, create_box
 from test_messages_helpers import (
     fake_mp3,
@@ -96,7 +95,7 @@ async def test_request_data_gets_kazoo_defaults_and_an_existing_at_is_not_suffix
     assert "extra" not in metadata
 
     status, body = await api.put(f"/vmboxes/{box['id']}/messages", {"caller_id_number": "6001", "to": "7000"})
-    assert body["data"]["from"] == f"6001@{realm}"
+    assert status == 201 and body["data"]["from"] == f"6001@{realm}"
     assert body["data"]["to"] == f"7000@{realm}"
 
 

@@ -237,7 +237,7 @@ def install_hooks(app: web.Application) -> None:
     settings = app[appkeys.SETTINGS]
 
     async def counts(of: Account) -> dict[str, dict[str, int]]:
-        return await message_counts.account_counts(app[appkeys.STORE], settings, of)
+        return await message_counts.account_counts(Scope(app[appkeys.STORE], settings, of))
 
     async def before_box_deleted(store: CouchStore, of: Account, box: JsonDict) -> None:
         await message_changes.delete_box_messages(Scope(store, settings, of), box)

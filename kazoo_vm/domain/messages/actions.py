@@ -12,12 +12,10 @@ from typing import Any
 from kazoo_vm.domain.documents import to_response
 from kazoo_vm.domain.messages import changes as message_changes
 from kazoo_vm.domain.messages import moves as message_moves
-from kazoo_vm.domain.messages.records import (
-    BulkResult,
-    MessageGone,
-    Scope,
-    load_message,
-)
+from kazoo_vm.domain.messages import transit
+from kazoo_vm.domain.messages.bulk import BulkResult
+from kazoo_vm.domain.messages.lookup import find_message
+from kazoo_vm.domain.messages.records import MessageGone, Scope, move_plan
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
 from kazoo_vm.storage.couch import JsonDict
@@ -46,9 +44,16 @@ async def destinations(scope: Scope, source_id: Any) -> JsonDict | list[JsonDict
 
 async def change_message(scope: Scope, box_id: str, raw_id: str, data: JsonDict, folder: Any) -> JsonDict:
     """One message: its metadata after a folder change, the moved document, or the copy result."""
-    doc = await load_message(scope, box_id, raw_id)
-    message_changes.check_retention(scope, doc, raw_id)
-    dest = await destinations(scope, data.get("source_id"))
+    doc = await find_message(scope, box_id, raw_id)
+    source_id = data.get("source_id")
+    if move_plan(doc) is None:
+        message_changes.check_retention(scope, doc, raw_id)
+    elif not isinstance(source_id, str) or not source_id:
+        # On its way to another box already: that move is finished, and the message is no longer here. (A move
+        # goes on to move_message, which tells a retry of the same move from a move elsewhere.)
+        await transit.settle(scope, doc)
+        raise BadIdentifier(raw_id)
+    dest = await destinations(scope, source_id)
     if dest is None:
         return await message_changes.change_folder(scope, box_id, raw_id, folder, doc)
     if isinstance(dest, dict):

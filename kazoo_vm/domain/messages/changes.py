@@ -16,27 +16,28 @@ from typing import Any
 
 from kazoo_vm.domain import legacy_ids
 from kazoo_vm.domain.messages import audio, retention
-from kazoo_vm.domain.messages.documents import apply_folder, folder_of, public_metadata
-from kazoo_vm.domain.messages.listing import Window, box_entries
-from kazoo_vm.domain.messages.records import (
-    NOT_FOUND,
+from kazoo_vm.domain.messages.bulk import (
     SKIP,
     WRITE,
     BulkChange,
     BulkResult,
-    Change,
     Decision,
-    MessageGone,
-    Scope,
     bulk_update,
     failed,
+    read_settled,
+)
+from kazoo_vm.domain.messages.documents import apply_folder, folder_of, public_metadata
+from kazoo_vm.domain.messages.listing import Window, box_entries
+from kazoo_vm.domain.messages.lookup import load_message, resolve_id, resolve_ids
+from kazoo_vm.domain.messages.records import (
+    NOT_FOUND,
+    Change,
+    MessageGone,
+    Scope,
+    box_change,
     is_box_message,
-    load_message,
-    read_messages,
-    resolve_id,
     update_message,
 )
-from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
 from kazoo_vm.http.request import UploadedFile
 from kazoo_vm.storage import naming
@@ -84,10 +85,8 @@ def check_retention(scope: Scope, doc: JsonDict, raw_id: str) -> None:
         raise retention.change_refused(raw_id, oldest)
 
 
-def _folder_change(box_id: str, folder: str, *, soft_delete: bool) -> Change:
+def _folder_change(folder: str, *, soft_delete: bool) -> Change:
     def change(doc: JsonDict) -> bool:
-        if not is_box_message(doc, box_id):
-            raise MessageGone(doc.get("_id"))
         if not soft_delete and folder_of(doc) == folder:
             return False
         apply_folder(doc, folder, soft_delete=soft_delete)
@@ -96,17 +95,21 @@ def _folder_change(box_id: str, folder: str, *, soft_delete: bool) -> Change:
     return change
 
 
+async def _update(scope: Scope, box_id: str, raw_id: str, doc: JsonDict, change: Change) -> JsonDict:
+    """Save ``change`` to this box's message ``doc``; 404 when it stopped being the box's message meanwhile."""
+    try:
+        return await update_message(scope, doc["_id"], box_change(box_id, change), doc)
+    except MessageGone:
+        raise BadIdentifier(raw_id) from None
+
+
 async def _change_one(
     scope: Scope, box_id: str, raw_id: str, folder: str, *, soft_delete: bool, doc: JsonDict | None = None
 ) -> JsonDict:
     if doc is None:
         doc = await load_message(scope, box_id, raw_id)
     check_retention(scope, doc, raw_id)
-    try:
-        saved = await update_message(scope, doc["_id"], _folder_change(box_id, folder, soft_delete=soft_delete), doc)
-    except MessageGone:
-        raise BadIdentifier(raw_id) from None
-    return public_metadata(saved)
+    return public_metadata(await _update(scope, box_id, raw_id, doc, _folder_change(folder, soft_delete=soft_delete)))
 
 
 async def change_folder(scope: Scope, box_id: str, raw_id: str, folder: Any, doc: JsonDict | None = None) -> JsonDict:
@@ -131,17 +134,12 @@ async def fetch_message(scope: Scope, box_id: str, raw_id: str) -> JsonDict:
     if folder_of(doc) is None:
 
         def give_folder(current: JsonDict) -> bool:
-            if not is_box_message(current, box_id):
-                raise MessageGone(raw_id)
             if folder_of(current) is not None:
                 return False  # someone else set one meanwhile: keep theirs
             apply_folder(current, "new")
             return True
 
-        try:
-            doc = await update_message(scope, doc["_id"], give_folder, doc)
-        except MessageGone:
-            raise BadIdentifier(raw_id) from None
+        doc = await _update(scope, box_id, raw_id, doc, give_folder)
     return doc
 
 
@@ -155,35 +153,22 @@ async def replace_audio(scope: Scope, box_id: str, raw_id: str, files: list[Uplo
     inline = recording.inline()
 
     def replace(current: JsonDict) -> bool:
-        if not is_box_message(current, box_id):
-            raise MessageGone(raw_id)
         # crossbar_util maybe_remove_attachments drops real and handler-backed attachments alike.
         current.pop("pvt_attachments", None)
         current["_attachments"] = {name: dict(inline)}
         current["media_filename"] = name
         return True
 
-    try:
-        saved = await update_message(scope, doc["_id"], replace, doc)
-    except MessageGone:
-        raise BadIdentifier(raw_id) from None
-    return saved
+    return await _update(scope, box_id, raw_id, doc, replace)
 
 
 async def resolve_many(
     scope: Scope, box_id: str, raw_ids: list[str], result: BulkResult, box: JsonDict | None = None
 ) -> dict[str, str]:
     """``{MODB id: requested id}`` for the ids that can name a message; the others fail ``not_found``."""
-    resolved: dict[str, str] = {}
-    for raw_id in raw_ids:
-        if naming.is_legacy_message_id(raw_id) and box is None:
-            box = await load_box(scope.store, scope.account, box_id)
-        message_id = await resolve_id(scope, box_id, raw_id, box)
-        if message_id is None:
-            result.failed[raw_id] = NOT_FOUND
-        else:
-            resolved.setdefault(message_id, raw_id)
-    return resolved
+    resolved = await resolve_ids(scope, box_id, raw_ids, box)
+    result.failed.update(dict.fromkeys(resolved.unknown, NOT_FOUND))
+    return resolved.ids
 
 
 def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool) -> BulkChange:
@@ -241,12 +226,7 @@ async def delete_messages(
     box_id = box["_id"]
     window = _retained(scope)
     if selected_ids is not None:
-        chosen: dict[str, str] = {}
-        for raw_id in dict.fromkeys(selected_ids):
-            message_id = await resolve_id(scope, box_id, raw_id, box)
-            if message_id is not None:
-                chosen.setdefault(message_id, raw_id)
-        candidates = await _retained_among(scope, box_id, chosen)
+        candidates = await _retained_among(scope, box_id, (await resolve_ids(scope, box_id, selected_ids, box)).ids)
     else:
         candidates = {}
         for entry in await box_entries(scope, box_id, window):
@@ -265,7 +245,7 @@ async def delete_messages(
 
 
 async def _retained_among(scope: Scope, box_id: str, chosen: dict[str, str]) -> dict[str, str]:
-    docs = await read_messages(scope, list(chosen))
+    docs = await read_settled(scope, list(chosen))
     oldest = scope.oldest()
     return {
         message_id: raw_id

@@ -12,6 +12,11 @@ grouped reduce rows from ``_design/kazoo_vm_counts`` instead, so the cost does n
   At most 6 queries per partial month, rows bounded by days × boxes × folders.
 
 All MODBs are queried concurrently; a missing MODB counts nothing.
+
+A message on its way to another box (a recorded move plan, :mod:`.transit`) is counted under the pseudo-folder
+``in_transit``, never under its folder, so it is not counted beside its copy. Rows of that pseudo-folder are
+the sign of a move a crash left unfinished: the box listing then finishes those moves and counts again, which
+costs nothing when there are none.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from datetime import UTC, datetime
 
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
-from kazoo_vm.domain.messages import retention
+from kazoo_vm.domain.messages import retention, transit
 from kazoo_vm.domain.messages.documents import FOLDERS
+from kazoo_vm.domain.messages.records import Scope
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, ViewRow
 from kazoo_vm.storage.design_docs import query_view
@@ -32,6 +38,8 @@ from kazoo_vm.storage.errors import DatabaseNotFound
 
 DESIGN = "kazoo_vm_counts"
 RESOLUTIONS = (86_400, 3_600, 1)
+IN_TRANSIT = "in_transit"
+_COUNTED = (*FOLDERS, IN_TRANSIT)
 
 Counts = Counter[tuple[str, str]]  # (box id, folder) -> messages
 
@@ -66,7 +74,7 @@ def segments(low: int, high: int, resolutions: tuple[int, ...] = RESOLUTIONS) ->
 
 
 def _add(counts: Counts, box: object, folder: object, value: object) -> None:
-    if isinstance(box, str) and folder in FOLDERS and isinstance(value, int):
+    if isinstance(box, str) and folder in _COUNTED and isinstance(value, int):
         counts[(box, str(folder))] += value
 
 
@@ -128,21 +136,49 @@ def _window(settings: Settings) -> tuple[int, int]:
     return retention.cutoff(settings, now), now
 
 
-async def account_counts(store: CouchStore, settings: Settings, account: Account) -> dict[str, dict[str, int]]:
-    """``{box id: {"new": n, "saved": s, "deleted": d}}`` for every box with messages inside retention."""
+def _months(account: Account, settings: Settings) -> list[tuple[str, int, int, tuple[int, int]]]:
+    """``(MODB, first second, last second, month span)`` for every month of the retention window."""
     low, high = _window(settings)
-    jobs = []
+    months = []
     for year, month in naming.months_between(naming.year_month(low), naming.year_month(high)):
         span = month_span(year, month)
-        jobs.append(
-            modb_counts(store, naming.modb(account.id, year, month), max(low, span[0]), min(high, span[1]), span)
-        )
-    total: Counts = Counter()
-    for counts in await asyncio.gather(*jobs):
-        total.update(counts)
+        months.append((naming.modb(account.id, year, month), max(low, span[0]), min(high, span[1]), span))
+    return months
+
+
+async def _per_modb(store: CouchStore, settings: Settings, account: Account) -> list[tuple[str, Counts]]:
+    months = _months(account, settings)
+    counted = await asyncio.gather(*(modb_counts(store, db, low, high, span) for db, low, high, span in months))
+    return [(month[0], counts) for month, counts in zip(months, counted, strict=True)]
+
+
+async def _in_transit_ids(store: CouchStore, db: str, box_id: str) -> list[str]:
+    rows = await query_view(
+        store, db, "modb", DESIGN, "by_box_folder",
+        startkey=[box_id, IN_TRANSIT], endkey=[box_id, IN_TRANSIT, {}], reduce=False,
+    )  # fmt: skip
+    return [str(row.id) for row in rows if row.id]
+
+
+async def account_counts(scope: Scope) -> dict[str, dict[str, int]]:
+    """``{box id: {"new": n, "saved": s, "deleted": d}}`` for every box with messages inside retention.
+
+    Moves a crash left unfinished (rows in ``in_transit``) are finished first, then everything is counted
+    again, so each of those messages is counted once, in its new box.
+    """
+    per_modb = await _per_modb(scope.store, scope.settings, scope.account)
+    pending = [(db, box) for db, counts in per_modb for box, folder in counts if folder == IN_TRANSIT]
+    if pending:
+        for db, box in pending:
+            for message_id in await _in_transit_ids(scope.store, db, box):
+                await transit.settle_id(scope, message_id)
+        per_modb = await _per_modb(scope.store, scope.settings, scope.account)
     result: dict[str, dict[str, int]] = {}
-    for (box, folder), value in total.items():
-        result.setdefault(box, {})[folder] = value
+    for _db, counts in per_modb:
+        for (box, folder), value in counts.items():
+            if folder in FOLDERS:
+                folders = result.setdefault(box, {})
+                folders[folder] = folders.get(folder, 0) + value
     return result
 
 
@@ -166,11 +202,7 @@ async def _box_modb_count(store: CouchStore, db: str, box_id: str, low: int, hig
 
 async def box_count(store: CouchStore, settings: Settings, account: Account, box_id: str) -> int:
     """New + saved messages of one box within retention: what the mailbox-full check compares
-    (kvm_messages count/2)."""
-    low, high = _window(settings)
-    jobs = []
-    for year, month in naming.months_between(naming.year_month(low), naming.year_month(high)):
-        span = month_span(year, month)
-        db = naming.modb(account.id, year, month)
-        jobs.append(_box_modb_count(store, db, box_id, max(low, span[0]), min(high, span[1]), span))
-    return sum(await asyncio.gather(*jobs))
+    (kvm_messages count/2). Messages on their way out of the box do not count."""
+    months = _months(account, settings)
+    counted = [_box_modb_count(store, db, box_id, low, high, span) for db, low, high, span in months]
+    return sum(await asyncio.gather(*counted))

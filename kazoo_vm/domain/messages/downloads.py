@@ -19,14 +19,11 @@ from typing import Any
 from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages.audio import AudioRef
+from kazoo_vm.domain.messages.bulk import read_settled
 from kazoo_vm.domain.messages.changes import fetch_message
 from kazoo_vm.domain.messages.documents import zone
-from kazoo_vm.domain.messages.records import (
-    Scope,
-    is_box_message,
-    read_messages,
-    resolve_id,
-)
+from kazoo_vm.domain.messages.lookup import may_exist, resolve_ids
+from kazoo_vm.domain.messages.records import Scope, is_box_message
 from kazoo_vm.domain.messages.zip_download import ZipEntry, unique_names
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, NothingFound
@@ -172,6 +169,8 @@ def _caller_and_time(doc: JsonDict) -> tuple[Any, Any]:
 async def single_download(scope: Scope, box_id: str, raw_id: str) -> Download:
     """``GET /{B}/messages/{M}/raw``: the message (fetched as for GET, so a folderless one is saved as ``new``)
     and its box (for the time zone of the file name) are read at the same time."""
+    if not may_exist(raw_id):
+        raise BadIdentifier(raw_id)  # before the box is read: an id that names nothing costs no request
     fetched, box = await asyncio.gather(
         fetch_message(scope, box_id, raw_id), load_box(scope.store, scope.account, box_id), return_exceptions=True
     )
@@ -200,12 +199,8 @@ async def zip_entries(scope: Scope, box: JsonDict, raw_ids: list[str]) -> list[Z
     """``POST /{B}/messages/raw``: the archive entries for the box's messages among ``raw_ids`` that have audio,
     in request order, named as single downloads are; ids that name nothing are skipped, none at all is 404."""
     box_id = box["_id"]
-    resolved: dict[str, str] = {}
-    for raw_id in dict.fromkeys(raw_ids):
-        message_id = await resolve_id(scope, box_id, raw_id, box)
-        if message_id is not None:
-            resolved.setdefault(message_id, raw_id)
-    docs = await read_messages(scope, list(resolved))
+    resolved = (await resolve_ids(scope, box_id, raw_ids, box)).ids
+    docs = await read_settled(scope, list(resolved))
     timezone = await box_timezone(scope.store, scope.settings, scope.account, box)
     names: list[str] = []
     refs: list[AudioRef] = []

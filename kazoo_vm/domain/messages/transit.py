@@ -1,0 +1,173 @@
+"""A message on its way to another box: the move protocol that never loses or duplicates a message.
+
+Kazoo's move (``kzs_doc:move_doc``) copies the document into the current month's MODB with a new id, then
+hard-deletes the source; a crash in between leaves two messages, and a retry makes a third. Here a move first
+records its plan on the source, ``pvt_move: {"id": <target id>, "vmbox_id": <destination>, "from_vmbox_id",
+"at": <time>}`` (a ``_rev``-checked write, so only one plan wins), then creates the target with exactly that id
+and content (an existing target means an earlier or concurrent run did it), and only then deletes the source.
+Whoever finds a plan on a source finishes it, the same way, so every run converges on one message.
+
+The plan also points the source's ``metadata.media_id`` at the target id. ``media_id`` is in every row of
+Kazoo's listing views, and Kazoo keeps it equal to the document id (kzd_box_message update_media_id), so a
+listing row whose ``media_id`` is not its document id is a source in transit: the listing finishes that move and
+leaves the row out, at no cost for the other rows. Everything else that reads a message (fetch, changes, ZIP,
+counts) finishes such a move too, so a crashed move is completed by the next read that meets it, and its
+source is never shown beside its copy.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kazoo_vm.domain.box_timezone import box_timezone
+from kazoo_vm.domain.messages import audio
+from kazoo_vm.domain.messages.documents import NO_REALM, apply_folder, message_name
+from kazoo_vm.domain.messages.records import (
+    MAX_ATTEMPTS,
+    MOVE_MARKER,
+    MessageGone,
+    Scope,
+    move_plan,
+    put_new_message,
+    read_message,
+)
+from kazoo_vm.errors import DatastoreConflict
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import JsonDict
+from kazoo_vm.storage.errors import Conflict, NotFound
+
+# Keys a copy does not inherit (kz_data ?DELETE_KEYS, plus our move plan and the soft-delete flag).
+_NOT_COPIED = ("_id", "_rev", "id", "_attachments", "pvt_attachments", MOVE_MARKER, "pvt_deleted")
+
+
+def transformed(scope: Scope, source: JsonDict, new_id: str, from_box: str, dest: JsonDict, zone: str, now: int) -> JsonDict:
+    """The copy of ``source`` that lands in ``dest`` (kvm_util get_change_vmbox_funs, in Kazoo's order)."""
+    doc = {key: copy.deepcopy(value) for key, value in source.items() if key not in _NOT_COPIED}
+    doc["_id"] = new_id
+    doc["source_id"] = dest["_id"]
+    apply_folder(doc, "new")
+    utc_seconds = source.get("utc_seconds")
+    old_time = utc_seconds if isinstance(utc_seconds, int) else now
+    doc["name"] = message_name(dest.get("mailbox"), old_time, zone, scope.settings.default_timezone)
+    metadata = doc["metadata"]
+    realm = scope.account.realm or NO_REALM
+    mailbox = str(dest.get("mailbox", ""))
+    # Kazoo rewrites only "to"; its to_user/to_realm would keep naming the old box.
+    metadata.update({"to": f"{mailbox}@{realm}", "to_user": mailbox, "to_realm": realm})
+    doc["history"] = [*(doc.get("history") or []), from_box]
+    metadata["media_id"] = new_id
+    metadata["timestamp"] = now
+    doc["utc_seconds"] = now
+    return scope.stamp(doc, now=now)
+
+
+async def destination_zone(scope: Scope, box: JsonDict) -> str:
+    return await box_timezone(scope.store, scope.settings, scope.account, box)
+
+
+async def inline_audio(scope: Scope, source: JsonDict) -> dict[str, Any]:
+    """The source's recording as ``_attachments`` content for a copy (also when it sits behind a
+    ``kz_att_link``: Kazoo's move_doc materialises attachments too); empty when it has none."""
+    ref = await audio.locate(scope.store, scope.db(source["_id"]), source)
+    if ref is None:
+        return {}
+    return {ref.shown_name: await audio.read_inline(scope.store, ref)}
+
+
+def with_audio(target: JsonDict, inline: dict[str, Any]) -> JsonDict:
+    if inline:
+        target["_attachments"] = copy.deepcopy(inline)
+        target["media_filename"] = next(iter(inline))
+    return target
+
+
+async def record_plan(scope: Scope, source: JsonDict, dest_id: str, from_box: str) -> JsonDict | None:
+    """Write a move plan on ``source``; None when someone changed the source meanwhile (look again)."""
+    now = naming.now_gregorian()
+    plan = {"id": naming.message_id(now), "vmbox_id": dest_id, "from_vmbox_id": from_box, "at": now}
+    source[MOVE_MARKER] = plan
+    source.setdefault("metadata", {})["media_id"] = plan["id"]
+    try:
+        await scope.store.put_doc(scope.db(source["_id"]), source)
+    except Conflict:
+        return None
+    return plan
+
+
+async def _remove(scope: Scope, doc: JsonDict) -> None:
+    """Hard-delete the moved source (Kazoo's move_doc does too), whatever its revision by now."""
+    db = scope.db(doc["_id"])
+    rev = doc["_rev"]
+    for _attempt in range(MAX_ATTEMPTS):
+        try:
+            await scope.store.delete_doc(db, doc["_id"], rev)
+            return
+        except NotFound:
+            return
+        except Conflict:
+            try:
+                rev = (await scope.store.get_doc(db, doc["_id"]))["_rev"]
+            except NotFound:
+                return  # already removed by a concurrent run of the same move
+    raise DatastoreConflict()
+
+
+async def finish(scope: Scope, source: JsonDict, plan: JsonDict, dest: JsonDict | None = None) -> JsonDict:
+    """Carry out a recorded move plan: create the target (unless it exists), then remove the source.
+
+    Raises :class:`MessageGone` when the source vanished without its target (nothing left to finish).
+    """
+    target_id = str(plan["id"])
+    if dest is None:
+        try:
+            dest = await scope.store.get_doc(scope.account.db, str(plan["vmbox_id"]))
+        except NotFound:
+            dest = {"_id": plan["vmbox_id"]}
+    zone = await destination_zone(scope, dest)
+    from_box = str(plan.get("from_vmbox_id") or source.get("source_id") or "")
+    target = transformed(scope, source, target_id, from_box, dest, zone, int(plan["at"]))
+    try:
+        inline = await inline_audio(scope, source)
+    except NotFound:
+        if await read_message(scope, source["_id"]) is None:
+            # A concurrent run finished the move and removed the source (with its audio).
+            existing = await read_message(scope, target_id)
+            if existing is None:
+                raise MessageGone(source["_id"]) from None
+            return existing
+        inline = {}  # the recording cannot be read (a dangling kz_att_link): the message still moves
+    try:
+        await put_new_message(scope, with_audio(target, inline))
+    except Conflict:
+        target = await read_message(scope, target_id) or target  # an earlier or concurrent run created it
+    await _remove(scope, source)
+    return target
+
+
+async def settle(scope: Scope, source: JsonDict) -> JsonDict | None:
+    """Finish the move ``source`` is on (if any); the target, or None when there was no plan to finish."""
+    plan = move_plan(source)
+    if plan is None:
+        return None
+    try:
+        return await finish(scope, source, plan)
+    except MessageGone:
+        return None
+
+
+async def settle_id(scope: Scope, message_id: str) -> bool:
+    """Read ``message_id`` and finish its move if it is in transit; True when it was (it is gone now)."""
+    source = await read_message(scope, message_id)
+    if move_plan(source) is None:
+        return False
+    assert source is not None
+    await settle(scope, source)
+    return True
+
+
+def in_transit_row(doc_id: str, value: Any) -> bool:
+    """Whether a listing row (of Kazoo's ``listing_by_*`` views) is a source whose move plan points its
+    ``media_id`` elsewhere."""
+    media_id = value.get("media_id") if isinstance(value, dict) else None
+    return isinstance(media_id, str) and media_id != doc_id

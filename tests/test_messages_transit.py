@@ -1,0 +1,194 @@
+"""A move that crashed half-way (kazoo_vm.domain.messages.transit): whatever reads the message next finishes
+the move, and no answer shows the message twice or loses it.
+
+A move records its plan on the source, creates the target, then removes the source. The crash is simulated at
+the two points where it leaves something behind: before the target is written (the source alone, with its
+plan) and after (source and target both in CouchDB).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from helpers import Api, create_box
+from test_messages_helpers import fake_mp3, listed_ids, message_doc, put_message, raw
+
+from kazoo_vm.domain.messages import transit
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.errors import DocumentNotFound
+
+
+@dataclass
+class Crashed:
+    source_box: str
+    dest_box: str
+    other_box: str
+    message_id: str
+    planned_id: str
+    audio: bytes
+
+
+async def crash_a_move(api: Api, store: CouchStore, monkeypatch: pytest.MonkeyPatch, point: str) -> Crashed:
+    source = await create_box(api, name="src", mailbox="100")
+    dest = await create_box(api, name="dst", mailbox="200")
+    other = await create_box(api, name="other", mailbox="300")
+    audio = fake_mp3()
+    status, body = await put_message(api, source["id"], {"caller_id_number": "42"}, audio)
+    assert status == 201, body
+    message_id = body["data"]["media_id"]
+
+    async def crash(*args: Any) -> None:
+        raise RuntimeError(f"the process died {point}")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(transit, "_remove" if point == "after the target" else "put_new_message", crash)
+        status, _ = await api.post(f"/vmboxes/{source['id']}/messages/{message_id}", {"source_id": dest["id"]})
+    assert status == 500
+    stored = await message_doc(store, api.account.id, message_id)
+    planned = stored["pvt_move"]["id"]
+    assert stored["metadata"]["media_id"] == planned  # what tells a listing row in transit from the others
+    if point == "after the target":
+        assert (await message_doc(store, api.account.id, planned))["source_id"] == dest["id"]
+    else:
+        with pytest.raises(DocumentNotFound):
+            await message_doc(store, api.account.id, planned)
+    return Crashed(source["id"], dest["id"], other["id"], message_id, planned, audio)
+
+
+Reader = Callable[[Api, Crashed], Awaitable[None]]
+
+
+async def source_listing(api: Api, crashed: Crashed) -> None:
+    status, body = await api.get(f"/vmboxes/{crashed.source_box}/messages")
+    assert status == 200 and body["data"] == [] and body["page_size"] == 0
+
+
+async def account_listing(api: Api, crashed: Crashed) -> None:
+    status, body = await api.get("/vmboxes/messages?paginate=false")
+    shown = [item["media_id"] for entry in body["data"] for item in entry.values()]
+    assert status == 200 and crashed.message_id not in shown and shown.count(crashed.planned_id) <= 1
+
+
+async def box_counts(api: Api, crashed: Crashed) -> None:
+    status, body = await api.get("/vmboxes")
+    items = {item["id"]: item for item in body["data"]}
+    assert status == 200
+    assert items[crashed.source_box]["messages"] == 0
+    assert items[crashed.dest_box]["messages"] == 1 and items[crashed.dest_box]["folders"] == {"new": 1, "saved": 0}
+
+
+async def fetch(api: Api, crashed: Crashed) -> None:
+    status, body = await api.get(f"/vmboxes/{crashed.source_box}/messages/{crashed.message_id}")
+    assert status == 404 and body["data"]["cause"] == crashed.message_id
+
+
+async def fetch_audio(api: Api, crashed: Crashed) -> None:
+    status, _ = await api.get(f"/vmboxes/{crashed.source_box}/messages/{crashed.message_id}/raw")
+    assert status == 404
+
+
+async def folder_change(api: Api, crashed: Crashed) -> None:
+    status, _ = await api.post(f"/vmboxes/{crashed.source_box}/messages/{crashed.message_id}", {"folder": "saved"})
+    assert status == 404
+
+
+async def bulk_delete(api: Api, crashed: Crashed) -> None:
+    status, body = await api.delete(f"/vmboxes/{crashed.source_box}/messages", {"messages": [crashed.message_id]})
+    assert status == 200 and body["data"] == {}
+
+
+async def bulk_copy(api: Api, crashed: Crashed) -> None:
+    path = f"/vmboxes/{crashed.source_box}/messages"
+    status, body = await api.post(path, {"messages": [crashed.message_id], "source_id": [crashed.other_box]})
+    assert status == 200 and body["data"] == {"failed": {crashed.message_id: "not_found"}}
+
+
+async def zip_download(api: Api, crashed: Crashed) -> None:
+    status, _ = await api.post(
+        f"/vmboxes/{crashed.source_box}/messages/raw", {"messages": [crashed.message_id]}, headers={"Accept": "application/zip"}
+    )
+    assert status == 404
+
+
+async def the_same_move_again(api: Api, crashed: Crashed) -> None:
+    path = f"/vmboxes/{crashed.source_box}/messages/{crashed.message_id}"
+    status, body = await api.post(path, {"source_id": crashed.dest_box})
+    assert status == 200 and body["data"]["id"] == crashed.planned_id
+
+
+async def a_move_elsewhere(api: Api, crashed: Crashed) -> None:
+    path = f"/vmboxes/{crashed.source_box}/messages/{crashed.message_id}"
+    status, _ = await api.post(path, {"source_id": crashed.other_box})
+    assert status == 404  # the recorded move wins: finished, not overridden
+
+
+async def the_same_move_in_bulk(api: Api, crashed: Crashed) -> None:
+    path = f"/vmboxes/{crashed.source_box}/messages"
+    status, body = await api.post(path, {"messages": [crashed.message_id], "source_id": crashed.dest_box})
+    assert status == 200 and body["data"] == {"succeeded": [crashed.planned_id]}
+
+
+READERS: list[Reader] = [
+    source_listing,
+    account_listing,
+    box_counts,
+    fetch,
+    fetch_audio,
+    folder_change,
+    bulk_delete,
+    bulk_copy,
+    zip_download,
+    the_same_move_again,
+    a_move_elsewhere,
+    the_same_move_in_bulk,
+]
+
+
+@pytest.mark.parametrize("reader", READERS, ids=lambda reader: reader.__name__)
+@pytest.mark.parametrize("point", ["before the target", "after the target"])
+async def test_the_next_read_finishes_a_crashed_move(
+    api: Api, store: CouchStore, monkeypatch: pytest.MonkeyPatch, point: str, reader: Reader
+) -> None:
+    crashed = await crash_a_move(api, store, monkeypatch, point)
+    await reader(api, crashed)
+
+    # The move is finished: the source is gone from CouchDB, the target holds the message and its audio.
+    with pytest.raises(DocumentNotFound):
+        await message_doc(store, api.account.id, crashed.message_id)
+    target = await message_doc(store, api.account.id, crashed.planned_id)
+    assert "pvt_move" not in target and target["metadata"]["caller_id_number"] == "42"
+    _, source_listing_body = await api.get(f"/vmboxes/{crashed.source_box}/messages")
+    _, dest_listing = await api.get(f"/vmboxes/{crashed.dest_box}/messages")
+    _, other_listing = await api.get(f"/vmboxes/{crashed.other_box}/messages")
+    assert listed_ids(source_listing_body) == [] and listed_ids(other_listing) == []
+    assert listed_ids(dest_listing) == [crashed.planned_id]
+    response, audio = await raw(api, "GET", f"/vmboxes/{crashed.dest_box}/messages/{crashed.planned_id}/raw")
+    assert response.status == 200 and audio == crashed.audio
+
+
+async def test_a_listing_row_is_in_transit_only_when_its_media_id_names_another_document() -> None:
+    assert transit.in_transit_row("202401-" + "a" * 32, {"media_id": "202402-" + "b" * 32})
+    assert not transit.in_transit_row("202401-" + "a" * 32, {"media_id": "202401-" + "a" * 32})
+    assert not transit.in_transit_row("202401-" + "a" * 32, {"timestamp": 1})  # no media_id: nothing to go by
+
+
+async def test_a_zip_of_a_box_still_holding_a_crashed_move_skips_it(
+    api: Api, store: CouchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashed = await crash_a_move(api, store, monkeypatch, "after the target")
+    _status, body = await put_message(api, crashed.source_box, {"caller_id_number": "7"}, fake_mp3())
+    kept = body["data"]["media_id"]
+    response, data = await raw(
+        api,
+        "POST",
+        f"/vmboxes/{crashed.source_box}/messages/raw",
+        json={"data": {"messages": [crashed.message_id, kept]}},
+        headers={"Accept": "application/zip"},
+    )
+    assert response.status == 200
+    assert [name.split("_")[0] for name in zipfile.ZipFile(io.BytesIO(data)).namelist()] == ["7"]
