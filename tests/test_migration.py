@@ -15,6 +15,7 @@ from migration_support import (
     WritePlan,
     audio_for,
     box_entries,
+    existing_target,
     gregorian,
     legacy_box,
     legacy_entry,
@@ -24,6 +25,7 @@ from migration_support import (
     modbs_of,
     run_migration,
     save_all,
+    seed_box,
     server_state,
 )
 
@@ -97,6 +99,7 @@ async def test_migrated_fixture_document_is_a_kazoo_4_message(store: CouchStore,
     assert doc["pvt_previous_id"] == "vmbox01-msg01-should-migrate"
     assert doc["pvt_account_id"] == account.id
     assert doc["pvt_account_db"] == naming.encode_db(message.db)
+    assert doc["pvt_node"].startswith("kazoo_vm@") and len(doc["pvt_document_hash"]) == 32
     assert doc["source_id"] == FIXTURE_BOX and doc["source_type"] == "voicemail"
     assert doc["utc_seconds"] == doc["pvt_created"] == doc["pvt_modified"] == 63675605708
     assert doc["name"] == "mailbox 3367 message 2017-10-18 21:15:8"  # no box timezone: America/Los_Angeles
@@ -139,12 +142,12 @@ def test_migrated_document_has_exactly_the_fields_of_a_new_kazoo_4_message() -> 
     entry = legacy_entry(legacy_id, 63_800_000_000, folder="saved")
     doc = migrated_doc(
         account_id="a" * 32, box=box, legacy_id=legacy_id, entry=entry, timestamp=63_800_000_000,
-        attachment_name=f"{legacy_id}.mp3", default_timezone=TIMEZONE,
+        attachment_name=f"{legacy_id}.mp3", default_timezone=TIMEZONE, node="kazoo_vm@migrator",
     )
     fields = {key: value for key, value in entry.items() if key != "media_id"}
     reference = new_message_doc(
         account_id="a" * 32, box=box, message_id=doc["_id"], utc_seconds=63_800_000_000, metadata=fields,
-        attachment_name=f"{legacy_id}.mp3", default_timezone=TIMEZONE,
+        attachment_name=f"{legacy_id}.mp3", default_timezone=TIMEZONE, node="kazoo_vm@migrator",
     )
     assert doc == {**reference, "pvt_moved_to_modb": "true", "pvt_previous_id": legacy_id}
 
@@ -268,10 +271,8 @@ async def test_timestamps_no_month_can_hold_fall_back_as_missing_ones_do(store: 
 
 async def test_entries_outside_the_batch_are_left_untouched(store: CouchStore, account: TestAccount) -> None:
     """Kazoo's update_message_array dropped every entry of the box not failed in *this* batch (defect §5.6)."""
-    legacy = [f"{index:032x}" for index in range(1, 5)]
-    entries = [legacy_entry(legacy_id, gregorian(2016, 3, index)) for index, legacy_id in enumerate(legacy, 1)]
-    box = legacy_box(account.id, "partial", entries)
-    await save_all(store, account.id, [box, *(media_doc(account.id, i, "partial", audio_for(i)) for i in legacy)])
+    box = await seed_box(store, account.id, "partial", {f"{index:032x}": gregorian(2016, 3, index) for index in range(1, 5)})
+    entries = box["messages"]
 
     outcomes = await migrate_entries(
         store, account_id=account.id, box=box, entries=entries[:2], default_timezone=TIMEZONE
@@ -284,17 +285,11 @@ async def test_entries_outside_the_batch_are_left_untouched(store: CouchStore, a
 async def test_target_left_by_kazoos_own_migrator_gets_the_real_audio(store: CouchStore, account: TestAccount) -> None:
     """Kazoo's migrator wrote the document with a kz_att_link stub and (after its defect) kept the entry."""
     legacy_id = "ab" * 16
-    timestamp = gregorian(2016, 7, 4)
-    entry = legacy_entry(legacy_id, timestamp)
-    box = legacy_box(account.id, "halfway", [entry])
-    await save_all(store, account.id, [box, media_doc(account.id, legacy_id, "halfway", audio_for(legacy_id))])
+    box = await seed_box(store, account.id, "halfway", {legacy_id: gregorian(2016, 7, 4)})
+    link = {"kz_att_link": {"att_dbname": naming.encode_db(naming.account_db(account.id)), "att_docid": legacy_id}}
+    await existing_target(store, account.id, box, "c0ffee.mp3", pvt_attachments={
+        "c0ffee.mp3": {"content_type": "audio/mpeg", "length": 0, "stub": False, "handler": link}})
     modb = naming.modb(account.id, 2016, 7)
-    await store.create_db(modb)
-    kazoo_doc = migrated_doc(account_id=account.id, box=box, legacy_id=legacy_id, entry=entry, timestamp=timestamp,
-                             attachment_name="c0ffee.mp3", default_timezone=TIMEZONE)
-    kazoo_doc["pvt_attachments"] = {"c0ffee.mp3": {"content_type": "audio/mpeg", "length": 0, "stub": False, "handler": {
-        "kz_att_link": {"att_dbname": naming.encode_db(naming.account_db(account.id)), "att_docid": legacy_id}}}}
-    await store.put_doc(modb, kazoo_doc)
 
     report = await run_migration(store, account.id)
 
@@ -310,17 +305,10 @@ async def test_target_left_by_kazoos_own_migrator_gets_the_real_audio(store: Cou
 
 async def test_target_with_a_damaged_copy_is_repaired(store: CouchStore, account: TestAccount) -> None:
     legacy_id = "cd" * 16
-    timestamp = gregorian(2016, 8, 1)
-    entry = legacy_entry(legacy_id, timestamp)
-    box = legacy_box(account.id, "damaged", [entry])
-    await save_all(store, account.id, [box, media_doc(account.id, legacy_id, "damaged", audio_for(legacy_id))])
-    modb = naming.modb(account.id, 2016, 8)
-    await store.create_db(modb)
-    doc = migrated_doc(account_id=account.id, box=box, legacy_id=legacy_id, entry=entry, timestamp=timestamp,
-                       attachment_name=f"{legacy_id}.mp3", default_timezone=TIMEZONE)
-    doc["_attachments"] = {f"{legacy_id}.mp3": {"content_type": "audio/mpeg",
-                                               "data": base64.b64encode(audio_for(legacy_id)[:100]).decode()}}
-    await store.put_doc(modb, doc)
+    box = await seed_box(store, account.id, "damaged", {legacy_id: gregorian(2016, 8, 1)})
+    truncated = base64.b64encode(audio_for(legacy_id)[:100]).decode()
+    await existing_target(store, account.id, box, f"{legacy_id}.mp3", _attachments={
+        f"{legacy_id}.mp3": {"content_type": "audio/mpeg", "data": truncated}})
 
     await run_migration(store, account.id)
 
@@ -330,16 +318,9 @@ async def test_target_with_a_damaged_copy_is_repaired(store: CouchStore, account
 
 async def test_audio_replaced_by_a_client_is_never_overwritten(store: CouchStore, account: TestAccount) -> None:
     legacy_id = "ce" * 16
-    timestamp = gregorian(2016, 8, 2)
-    entry = legacy_entry(legacy_id, timestamp)
-    box = legacy_box(account.id, "replaced", [entry])
-    await save_all(store, account.id, [box, media_doc(account.id, legacy_id, "replaced", audio_for(legacy_id))])
-    modb = naming.modb(account.id, 2016, 8)
-    await store.create_db(modb)
-    doc = migrated_doc(account_id=account.id, box=box, legacy_id=legacy_id, entry=entry, timestamp=timestamp,
-                       attachment_name="upload.wav", default_timezone=TIMEZONE)
-    doc["_attachments"] = {"upload.wav": {"content_type": "audio/wav", "data": base64.b64encode(b"RIFF new audio").decode()}}
-    await store.put_doc(modb, doc)
+    box = await seed_box(store, account.id, "replaced", {legacy_id: gregorian(2016, 8, 2)})
+    await existing_target(store, account.id, box, "upload.wav", _attachments={
+        "upload.wav": {"content_type": "audio/wav", "data": base64.b64encode(b"RIFF new audio").decode()}})
 
     report = await run_migration(store, account.id, purge_legacy_media=True)
 
@@ -353,9 +334,8 @@ async def test_audio_replaced_by_a_client_is_never_overwritten(store: CouchStore
 
 async def test_unrelated_document_at_the_target_id_is_reported_and_the_entry_kept(store: CouchStore, account: TestAccount) -> None:
     legacy_id = "ef" * 16
-    timestamp = gregorian(2016, 9, 9)
-    entry = legacy_entry(legacy_id, timestamp)
-    await save_all(store, account.id, [legacy_box(account.id, "clash", [entry]), media_doc(account.id, legacy_id, "clash", audio_for(legacy_id))])
+    box = await seed_box(store, account.id, "clash", {legacy_id: gregorian(2016, 9, 9)})
+    (entry,) = box["messages"]
     modb = naming.modb(account.id, 2016, 9)
     await store.create_db(modb)
     await store.put_doc(modb, {"_id": f"201609-{legacy_id}", "pvt_type": "mailbox_message", "source_id": "other"})
@@ -488,19 +468,11 @@ async def test_no_entry_is_dropped_across_batches_boxes_and_workers(
 
 @pytest.mark.parametrize("workers", [1, 4])
 async def test_many_boxes_and_batches_are_all_migrated(store: CouchStore, account: TestAccount, workers: int) -> None:
-    docs: list[JsonDict] = []
     expected: dict[str, str] = {}
     for box_index in range(5):
-        box_id = f"box{box_index}"
-        entries = []
-        for message_index in range(7):
-            legacy_id = f"{box_index:02x}{message_index:030x}"
-            timestamp = gregorian(2016, 1 + (message_index % 3), 1 + box_index)
-            entries.append(legacy_entry(legacy_id, timestamp))
-            docs.append(media_doc(account.id, legacy_id, box_id, audio_for(legacy_id, 500)))
-            expected[legacy_id] = naming.message_id(timestamp, legacy_id)
-        docs.append(legacy_box(account.id, box_id, entries))
-    await save_all(store, account.id, docs)
+        timestamps = {f"{box_index:02x}{index:030x}": gregorian(2016, 1 + index % 3, 1 + box_index) for index in range(7)}
+        await seed_box(store, account.id, f"box{box_index}", timestamps, audio_size=500)
+        expected.update({legacy_id: naming.message_id(ts, legacy_id) for legacy_id, ts in timestamps.items()})
 
     report = await run_migration(store, account.id, batch_size=3, workers=workers)
 
@@ -533,11 +505,9 @@ async def test_media_shared_by_two_boxes_migrates_once_and_the_other_entry_is_re
 
 async def test_message_name_uses_the_owners_timezone_when_the_box_has_none(store: CouchStore, account: TestAccount) -> None:
     legacy_id = "6b" * 16
-    timestamp = gregorian(2016, 7, 14, 22)
-    box = legacy_box(account.id, "owned", [legacy_entry(legacy_id, timestamp)], owner_id="ownerparis")
-    del box["timezone"]
     owner = {"_id": "ownerparis", "pvt_type": "user", "timezone": "Europe/Paris"}
-    await save_all(store, account.id, [box, owner, media_doc(account.id, legacy_id, "owned", audio_for(legacy_id))])
+    await save_all(store, account.id, [owner])
+    await seed_box(store, account.id, "owned", {legacy_id: gregorian(2016, 7, 14, 22)}, owner_id="ownerparis", timezone=None)
 
     await run_migration(store, account.id)
 

@@ -51,7 +51,9 @@ async def resolve_legacy_id(
     entries = [entry for entry in entries_of(box) if media_id_of(entry) == legacy_id]
     if entries:
         timezone = await box_timezone(store, settings, account, box)
-        outcomes = await migrate_entries(store, account_id=account.id, box=box, entries=entries, default_timezone=timezone)
+        outcomes = await migrate_entries(
+            store, account_id=account.id, box=box, entries=entries, default_timezone=timezone, node=settings.node_name
+        )
         for outcome in outcomes:
             if outcome.legacy_id != legacy_id:
                 continue

@@ -20,6 +20,7 @@ from kazoo_vm.domain.messages.documents import (
     EXTENSIONS,
     MESSAGE_TYPE,
     build_metadata,
+    document_hash,
     message_name,
 )
 from kazoo_vm.migrate.legacy import ENTRY_KEYS
@@ -87,10 +88,11 @@ def migrated_doc(
     timestamp: int,
     attachment_name: str,
     default_timezone: str,
+    node: str | None = None,
 ) -> JsonDict:
     """The 4.x message for a legacy entry: what ``kzd_box_message:new/2`` writes (the same fields as
     :func:`kazoo_vm.domain.messages.documents.new_message_doc`, which requires 32-hex ids while legacy ids may be
-    anything), plus Kazoo's migration markers. The attachment itself is added by the caller."""
+    anything, e.g. in Kazoo's fixture), plus Kazoo's migration markers. The attachment is added by the caller."""
     message_id = new_id(timestamp, legacy_id)
     fields = {key: entry[key] for key in ENTRY_KEYS if key in entry and entry[key] is not None and key != "media_id"}
     fields["timestamp"] = timestamp
@@ -107,6 +109,9 @@ def migrated_doc(
         "media_filename": attachment_name,
     }
     stamp(doc, doc_type=MESSAGE_TYPE, account_id=account_id, db=target_db(account_id, timestamp), now=timestamp)
+    if node:
+        doc["pvt_node"] = node
+    doc["pvt_document_hash"] = document_hash(doc)
     doc["pvt_moved_to_modb"] = "true"  # a string, as Kazoo writes it
     doc["pvt_previous_id"] = legacy_id
     return doc

@@ -223,6 +223,7 @@ class Migration:
                     default_timezone=timezone,
                     options=self.options,
                     modbs=self._modbs,
+                    node=self.settings.node_name,
                 )
             except StorageError as exc:
                 outcomes = _all_failed(batch, f"storage_error: {exc}")

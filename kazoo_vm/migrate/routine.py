@@ -171,6 +171,7 @@ class Batch:
     default_timezone: str
     options: Options
     now: int
+    node: str | None = None  # pvt_node of the documents written (the service's node name)
     modbs: ModbCheck = field(default_factory=ModbCheck)
 
     @property
@@ -188,6 +189,7 @@ async def migrate_entries(
     options: Options = Options(),
     now: int | None = None,
     modbs: ModbCheck | None = None,
+    node: str | None = None,
 ) -> list[Outcome]:
     """Migrate ``entries`` (taken from ``box["messages"]``; ``box`` may be a little stale) and record the result
     in the box. Returns one outcome per distinct legacy id, plus one per entry without an id."""
@@ -199,6 +201,7 @@ async def migrate_entries(
         options=options,
         now=naming.now_gregorian() if now is None else now,
         modbs=modbs if modbs is not None else ModbCheck(),
+        node=node,
     )
     unidentified = [Outcome(None, Status.FAILED, reason=NO_MEDIA_ID, entry=e) for e in entries if media_id_of(e) is None]
     items: dict[str, _Item] = {}
@@ -394,6 +397,7 @@ def _document(batch: Batch, item: _Item) -> JsonDict:
         timestamp=item.timestamp,
         attachment_name=name,
         default_timezone=batch.default_timezone,
+        node=batch.node,
     )
     doc["_attachments"] = {name: inline_attachment(item.audio, item.data)}
     return doc
