@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kazoo_vm.config import Settings
+from kazoo_vm.migrate.documents import migrated_doc
 from kazoo_vm.migrate.driver import Scope, migrate
 from kazoo_vm.migrate.report import Report
 from kazoo_vm.migrate.routine import Options
@@ -117,6 +118,39 @@ def legacy_box(account_id: str, box_id: str, entries: Sequence[Any], **fields: A
 async def save_all(store: CouchStore, account_id: str, docs: Sequence[JsonDict]) -> None:
     results = await store.bulk_docs(naming.account_db(account_id), list(docs))
     assert all("error" not in result for result in results), results
+
+
+async def seed_box(
+    store: CouchStore, account_id: str, box_id: str, timestamps: Mapping[str, Any], *, audio_size: int = 3000, **box_fields: Any
+) -> JsonDict:
+    """A legacy box with one entry per legacy id (and its timestamp), each with a media document holding
+    ``audio_for(legacy_id, audio_size)``; returns the box as saved."""
+    box = legacy_box(account_id, box_id, [legacy_entry(legacy_id, timestamp) for legacy_id, timestamp in timestamps.items()], **box_fields)
+    media = [media_doc(account_id, legacy_id, box_id, audio_for(legacy_id, audio_size)) for legacy_id in timestamps]
+    await save_all(store, account_id, [box, *media])
+    return box
+
+
+async def clean_box(store: CouchStore, account_id: str, box_id: str, count: int) -> dict[str, str]:
+    """A box of ``count`` migratable messages from June 2016; returns the new id each should get."""
+    timestamps = {f"{box_id[:4]}{index:028x}": gregorian(2016, 6, 1 + index) for index in range(count)}
+    await seed_box(store, account_id, box_id, timestamps)
+    return {legacy_id: naming.message_id(timestamp, legacy_id) for legacy_id, timestamp in timestamps.items()}
+
+
+async def existing_target(
+    store: CouchStore, account_id: str, box: JsonDict, attachment_name: str, **fields: Any
+) -> JsonDict:
+    """The document the box's first entry migrates to, already in its MODB (created bare) with ``fields`` set:
+    what an earlier run, Kazoo's own migrator or a client left there."""
+    entry = box["messages"][0]
+    db = naming.modb_for_timestamp(account_id, entry["timestamp"])
+    await store.create_db(db)
+    doc = migrated_doc(account_id=account_id, box=box, legacy_id=entry["media_id"], entry=entry,
+                       timestamp=entry["timestamp"], attachment_name=attachment_name, default_timezone=TIMEZONE)
+    doc.update(fields)
+    await store.put_doc(db, doc)
+    return doc
 
 
 async def run_migration(

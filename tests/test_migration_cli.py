@@ -12,16 +12,11 @@ import pytest
 from helpers import TestAccount
 from migration_support import (
     FIXTURE_BOX,
-    audio_for,
     box_entries,
-    gregorian,
-    legacy_box,
-    legacy_entry,
+    clean_box,
     load_fixture_box,
-    media_doc,
     migrated_messages,
     modbs_of,
-    save_all,
 )
 
 from kazoo_vm.domain import accounts
@@ -42,18 +37,6 @@ async def run_cli(couch_url: str, tmp_path: Path, *args: str, program: list[str]
     stdout, stderr = await process.communicate()
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
-
-
-async def clean_box(store: CouchStore, account_id: str, box_id: str, count: int) -> dict[str, str]:
-    entries, docs, expected = [], [], {}
-    for index in range(count):
-        legacy_id = f"{box_id[:4]}{index:028x}"
-        timestamp = gregorian(2016, 6, 1 + index)
-        entries.append(legacy_entry(legacy_id, timestamp))
-        docs.append(media_doc(account_id, legacy_id, box_id, audio_for(legacy_id)))
-        expected[legacy_id] = naming.message_id(timestamp, legacy_id)
-    await save_all(store, account_id, [legacy_box(account_id, box_id, entries), *docs])
-    return expected
 
 
 async def test_report_lists_every_id_and_failure_and_the_exit_status_says_so(
