@@ -13,6 +13,8 @@ from aiohttp import ClientResponse
 from helpers import Api, create_box
 from migration_support import (
     CountingStore,
+    InterruptibleStore,
+    WritePlan,
     audio_for,
     box_entries,
     gregorian,
@@ -483,3 +485,37 @@ async def test_zip_of_legacy_ids_holds_the_legacy_audio(api: Api, store: CouchSt
     archive = zipfile.ZipFile(io.BytesIO(body))
     assert sorted(archive.read(name) for name in archive.namelist()) == sorted([audio_for(OLD_A), audio_for(OLD_B)])
     assert [e.get("media_id") for e in await box_entries(store, api.account.id, box["id"])] == [OLD_UNDATED, NO_AUDIO]
+
+
+async def test_box_changed_through_the_api_during_a_run_keeps_both_changes(
+    api: Api, store: CouchStore, couch_url: str
+) -> None:
+    """A client edits the box (PATCH) and migrates one of its messages by old id while the migrator is about to
+    write the box: the migrator's write loses the race, reads the box again, and nothing of the client's is lost."""
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+    edits: list[int] = []
+
+    async def client_acts_first(what: str, args: tuple[Any, ...]) -> None:
+        if what == "put_doc" and args[1].get("_id") == box["id"] and not edits:
+            status, body = await api.patch(f"/vmboxes/{box['id']}", {"name": "Renamed meanwhile"})
+            edits.append(status)
+            assert status == 200, body
+            assert (await api.post(f"/vmboxes/{box['id']}/messages/{OLD_A}", {"folder": "saved"}))[0] == 200
+
+    interruptible = InterruptibleStore(couch_url, WritePlan(before_write=client_acts_first))
+    try:
+        report = await run_migration(interruptible, api.account.id)
+    finally:
+        await interruptible.close()
+
+    assert edits == [200]
+    status, shown = await api.get(f"/vmboxes/{box['id']}")
+    assert shown["data"]["name"] == "Renamed meanwhile"
+    assert [e.get("media_id") for e in await box_entries(store, api.account.id, box["id"])] == [NO_AUDIO]
+    found = await migrated_messages(store, api.account.id)
+    assert {legacy: [m.doc["_id"] for m in docs] for legacy, docs in found.items()} == {
+        legacy: [new_id(legacy, stamps)] for legacy in (OLD_A, OLD_B, OLD_UNDATED)
+    }
+    assert found[OLD_A][0].doc["metadata"]["folder"] == "saved"
+    assert report.totals()["failed"] == 1
