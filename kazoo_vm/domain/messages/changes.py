@@ -27,7 +27,8 @@ from kazoo_vm.domain.messages.bulk import (
     read_settled,
 )
 from kazoo_vm.domain.messages.documents import apply_folder, folder_of, public_metadata
-from kazoo_vm.domain.messages.listing import Window, box_entries
+from kazoo_vm.domain.messages.listing import box_entries
+from kazoo_vm.domain.messages.listing_query import Window
 from kazoo_vm.domain.messages.lookup import load_message, resolve_id, resolve_ids
 from kazoo_vm.domain.messages.records import (
     NOT_FOUND,
@@ -38,6 +39,7 @@ from kazoo_vm.domain.messages.records import (
     is_box_message,
     update_message,
 )
+from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
 from kazoo_vm.http.request import UploadedFile
 from kazoo_vm.storage import naming
@@ -85,14 +87,17 @@ def check_retention(scope: Scope, doc: JsonDict, raw_id: str) -> None:
         raise retention.change_refused(raw_id, oldest)
 
 
-def _folder_change(folder: str, *, soft_delete: bool) -> Change:
-    def change(doc: JsonDict) -> bool:
-        if not soft_delete and folder_of(doc) == folder:
-            return False
-        apply_folder(doc, folder, soft_delete=soft_delete)
-        return True
+def _set_folder(doc: JsonDict, folder: str, *, soft_delete: bool) -> bool:
+    """Put ``doc`` in ``folder`` (and soft-delete it); False when a plain folder change has nothing to do
+    (kvm_message set_folder: the same folder is left alone, except for a delete)."""
+    if not soft_delete and folder_of(doc) == folder:
+        return False
+    apply_folder(doc, folder, soft_delete=soft_delete)
+    return True
 
-    return change
+
+def _folder_change(folder: str, *, soft_delete: bool) -> Change:
+    return lambda doc: _set_folder(doc, folder, soft_delete=soft_delete)
 
 
 async def _update(scope: Scope, box_id: str, raw_id: str, doc: JsonDict, change: Change) -> JsonDict:
@@ -183,10 +188,7 @@ def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool) -
             if not already:
                 retention.enforce_doc(doc)  # kvm_message saves the enforced form, then reports the refusal
             return failed(retention.PRIOR_TO_RETENTION, write=not already)
-        if not soft_delete and folder_of(doc) == folder:
-            return SKIP
-        apply_folder(doc, folder, soft_delete=soft_delete)
-        return WRITE
+        return WRITE if _set_folder(doc, folder, soft_delete=soft_delete) else SKIP
 
     return change
 
@@ -242,6 +244,16 @@ async def delete_messages(
     if not candidates:
         return BulkResult()
     return await _bulk_apply(scope, box_id, candidates, TRASH, soft_delete=True)
+
+
+async def delete_requested(scope: Scope, box_id: str, data: JsonDict, folder: Any) -> BulkResult:
+    """``DELETE /{B}/messages``: the ids in ``data.messages`` when it is a list, else the ``folder`` (data, query
+    string or envelope; ``all`` or none: every folder)."""
+    box = await load_box(scope.store, scope.account, box_id)
+    listed = data.get("messages")
+    if isinstance(listed, list):
+        return await delete_messages(scope, box, [str(item) for item in listed], None)
+    return await delete_messages(scope, box, None, delete_selection(folder))
 
 
 async def _retained_among(scope: Scope, box_id: str, chosen: dict[str, str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages.audio import AudioRef
 from kazoo_vm.domain.messages.bulk import read_settled
-from kazoo_vm.domain.messages.changes import fetch_message
+from kazoo_vm.domain.messages.changes import fetch_message, message_ids
 from kazoo_vm.domain.messages.documents import zone
 from kazoo_vm.domain.messages.lookup import may_exist, resolve_ids
 from kazoo_vm.domain.messages.records import Scope, is_box_message
@@ -186,6 +187,42 @@ async def single_download(scope: Scope, box_id: str, raw_id: str) -> Download:
     return Download(ref, media_file_name(caller, timestamp, ref.extension, timezone))
 
 
+@dataclass(frozen=True)
+class Served:
+    """What a raw download answers: status (206 for a part), headers, type, length (None: unknown, chunked)
+    and the bytes, read from CouchDB while they are sent."""
+
+    status: int
+    headers: dict[str, str]
+    content_type: str
+    length: int | None
+    chunks: AsyncIterator[bytes]
+
+
+@asynccontextmanager
+async def serve(scope: Scope, download: Download, range_header: str | None) -> AsyncIterator[Served]:
+    """Open the recording for ``GET .../raw``, the whole of it or the one range asked for (api_resource
+    to_binary: ``Content-Range`` whenever a range was asked, 206 only for a part). The bytes must be sent
+    inside this context."""
+    ref = download.audio
+    wanted = byte_range(range_header, ref.length) if ref.length is not None else None
+    partial = wanted is not None and wanted.partial
+    couch_range = f"bytes={wanted.start}-{wanted.end}" if wanted is not None and partial else None
+    async with scope.store.open_attachment(ref.db, ref.doc_id, ref.name, byte_range=couch_range) as stream:
+        # Kazoo's header, name unquoted (cb_vmboxes load_attachment_from_message).
+        headers = {"Content-Disposition": f"attachment; filename={download.file_name}", "Accept-Ranges": "bytes"}
+        chunks: AsyncIterator[bytes] = stream.chunks()
+        length = ref.length
+        if wanted is not None:
+            headers["Content-Range"] = wanted.content_range
+            length = wanted.length
+            if partial and stream.status != 206:
+                chunks = sliced(chunks, wanted.start, wanted.length)
+        elif length is None and "Content-Length" in stream.response.headers:
+            length = stream.length
+        yield Served(206 if partial else 200, headers, ref.content_type, length, chunks)
+
+
 def attachment_chunks(scope: Scope, ref: AudioRef) -> Callable[[], AsyncIterator[bytes]]:
     async def chunks() -> AsyncIterator[bytes]:
         async with scope.store.open_attachment(ref.db, ref.doc_id, ref.name) as stream:
@@ -195,10 +232,12 @@ def attachment_chunks(scope: Scope, ref: AudioRef) -> Callable[[], AsyncIterator
     return chunks
 
 
-async def zip_entries(scope: Scope, box: JsonDict, raw_ids: list[str]) -> list[ZipEntry]:
-    """``POST /{B}/messages/raw``: the archive entries for the box's messages among ``raw_ids`` that have audio,
-    in request order, named as single downloads are; ids that name nothing are skipped, none at all is 404."""
-    box_id = box["_id"]
+async def zip_entries(scope: Scope, box_id: str, data: JsonDict) -> list[ZipEntry]:
+    """``POST /{B}/messages/raw``: the archive entries for the box's messages among ``data.messages`` that have
+    audio, in request order, named as single downloads are; ids that name nothing are skipped, none at all is
+    404 (cb_vmboxes load_messages_binaries)."""
+    raw_ids = message_ids(data)
+    box = await load_box(scope.store, scope.account, box_id)
     resolved = (await resolve_ids(scope, box_id, raw_ids, box)).ids
     docs = await read_settled(scope, list(resolved))
     timezone = await box_timezone(scope.store, scope.settings, scope.account, box)

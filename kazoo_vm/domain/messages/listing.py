@@ -18,13 +18,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo_vm.config import Settings
+from kazoo_vm.domain import legacy_ids
 from kazoo_vm.domain.filters import DocFilter
 from kazoo_vm.domain.messages import retention, transit
+from kazoo_vm.domain.messages.listing_query import ListingQuery, Window
 from kazoo_vm.domain.messages.records import Scope
 from kazoo_vm.domain.paging import Paging, encode_start_key
+from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
-from kazoo_vm.http.request import ParsedRequest
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import JsonDict, ViewRow
 from kazoo_vm.storage.design_docs import query_view
@@ -34,53 +35,6 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 BAD_START_KEY = "start_key is not a key this listing handed out"
-
-
-@dataclass(frozen=True)
-class Window:
-    low: int
-    high: int
-
-
-def _positive_int(value: Any) -> int | None:
-    try:
-        number = int(str(value))
-    except ValueError:
-        return None
-    return number if number > 0 else None
-
-
-def time_window(parsed: ParsedRequest, settings: Settings, now: int) -> Window:
-    """``created_from``/``created_to`` with Kazoo's rules (cb_vmboxes get_max_range, crossbar_view time_range).
-
-    ``created_to`` defaults to now. Without ``created_from`` the whole retention period is listed; with it the
-    range may span at most ``maximum_range_s``. Non-positive or non-numeric values fall back to the defaults.
-    """
-    max_range = settings.maximum_range_s
-    if parsed.value("created_from") is None:
-        max_range = retention.retention_seconds(settings)
-    high = _positive_int(parsed.value("created_to")) or now
-    low = _positive_int(parsed.value("created_from")) or high - max_range
-    if high < low:
-        raise ValidationFailed.single(
-            "created_from", "date_range", f"created_to {high} is prior to created_from {low}", cause=low
-        )
-    if high - low > max_range:
-        raise ValidationFailed.single(
-            "created_from",
-            "date_range",
-            f"created_to {high} is more than {max_range} seconds from created_from {low}",
-            cause=high,
-        )
-    return Window(low, high)
-
-
-def is_descending(parsed: ParsedRequest) -> bool:
-    """crossbar_view direction: newest first unless ``ascending=true``; ``descending=true`` always wins."""
-    query = parsed.query
-    if str(query.get("descending", "")).lower() == "true":
-        return True
-    return str(query.get("ascending", "")).lower() != "true"
 
 
 @dataclass(frozen=True)
@@ -331,16 +285,14 @@ def legacy_entries(items: list[JsonDict], box_id: str, window: Window, descendin
 async def list_messages(
     scope: Scope,
     view: ListingView,
-    window: Window,
-    descending: bool,
-    paging: Paging,
-    doc_filter: DocFilter,
+    query: ListingQuery,
     render: Callable[[Entry], JsonDict],
     *,
     box_id: str | None = None,
     legacy_items: list[JsonDict] | None = None,
 ) -> Page:
     """One page of a listing; ``legacy_items`` (a box's not yet migrated messages) are merged in by time."""
+    window, descending, paging, doc_filter = query.window, query.descending, query.paging, query.doc_filter
     start = decode_position(paging.start_key, view, box_id) if paging.start_key_given else None
     demand = Demand(paging, doc_filter.active)
     rows = view_entries(scope, view, window, descending, start, demand, doc_filter.active)
@@ -350,11 +302,36 @@ async def list_messages(
         items, next_position = await collect(stream, paging, doc_filter, demand, render)
     finally:
         await stream.aclose()
-    if start is None:
+    if query.start_key is not None:
+        start_key = str(query.start_key)
+    else:
         edge = window.high if descending else window.low
         year, month = naming.year_month(edge)
-        start = Position(year * 100 + month, view.high_key(edge) if descending else view.low_key(edge))
-    return Page(items, start.encode(), next_position.encode() if next_position else None)
+        start_key = Position(year * 100 + month, view.high_key(edge) if descending else view.low_key(edge)).encode()
+    return Page(items, start_key, next_position.encode() if next_position else None)
+
+
+async def box_messages(scope: Scope, box_id: str, query: ListingQuery) -> Page:
+    """``GET /vmboxes/{B}/messages``: the box's messages, with its not yet migrated legacy ones merged in."""
+    box = await load_box(scope.store, scope.account, box_id)
+    legacy = await legacy_ids.legacy_summaries(scope.store, scope.settings, scope.account, box)
+    oldest = scope.oldest()
+    return await list_messages(
+        scope, box_listing_view(box["_id"]), query, lambda entry: render_item(entry, oldest),
+        box_id=box["_id"], legacy_items=legacy,
+    )  # fmt: skip
+
+
+async def account_messages(scope: Scope, query: ListingQuery) -> Page:
+    """``GET /vmboxes/messages``: every box's messages, each item ``{"<box id>": {summary}}`` (cb_vmboxes
+    message_summary_normalizer)."""
+    oldest = scope.oldest()
+    view = account_listing_view()
+
+    def render(entry: Entry) -> JsonDict:
+        return {str(view.box_of(entry.key)): render_item(entry, oldest)}
+
+    return await list_messages(scope, view, query, render)
 
 
 async def box_entries(scope: Scope, box_id: str, window: Window) -> list[Entry]:

@@ -38,6 +38,15 @@ CONCURRENCY = 8
 T = TypeVar("T")
 
 
+async def _source(scope: Scope, box_id: str, message_id: str, source: JsonDict | None) -> JsonDict:
+    """The live message ``message_id`` of ``box_id`` (read unless given), in transit or not."""
+    if source is None:
+        source = await read_message(scope, message_id)
+    if source is None or not is_live(source) or not belongs(source, box_id):
+        raise MessageGone(message_id)
+    return source
+
+
 async def move_message(
     scope: Scope, box_id: str, message_id: str, dest: JsonDict, source: JsonDict | None = None
 ) -> JsonDict:
@@ -49,10 +58,7 @@ async def move_message(
     as the recorded one is a retry: it completes the recorded move and answers its target.
     """
     for _attempt in range(MAX_ATTEMPTS):
-        if source is None:
-            source = await read_message(scope, message_id)
-        if source is None or not is_live(source) or not belongs(source, box_id):
-            raise MessageGone(message_id)
+        source = await _source(scope, box_id, message_id, source)
         plan = move_plan(source)
         if plan is not None:
             if plan["vmbox_id"] != dest["_id"]:
@@ -72,10 +78,7 @@ async def copy_message(
 ) -> list[str]:
     """Copy one message of ``box_id`` into every box of ``dests``; returns the new ids, in order. A message
     on its way elsewhere is no longer this box's: its move is finished and the copy refused."""
-    if source is None:
-        source = await read_message(scope, message_id)
-    if source is None or not is_live(source) or not belongs(source, box_id):
-        raise MessageGone(message_id)
+    source = await _source(scope, box_id, message_id, source)
     if move_plan(source) is not None:
         await transit.settle(scope, source)
         raise MessageGone(message_id)
@@ -113,9 +116,7 @@ async def _each(scope: Scope, box_id: str, message_id: str, act: Callable[[JsonD
     """Read one message of a bulk move or copy, refuse it when missing or expired, else ``act`` on it (a
     message in transit goes straight to ``act``: its recorded move decides)."""
     try:
-        source = await read_message(scope, message_id)
-        if source is None or not is_live(source) or not belongs(source, box_id):
-            return [(message_id, None, NOT_FOUND)]
+        source = await _source(scope, box_id, message_id, None)
         if move_plan(source) is None and retention.is_prior(source, scope.oldest()):
             await expire(scope, box_id, source)
             return [(message_id, None, retention.PRIOR_TO_RETENTION)]
