@@ -519,3 +519,23 @@ async def test_box_changed_through_the_api_during_a_run_keeps_both_changes(
     }
     assert found[OLD_A][0].doc["metadata"]["folder"] == "saved"
     assert report.totals()["failed"] == 1
+
+
+async def test_a_message_written_before_its_box_was_updated_is_listed_once(api: Api, store: CouchStore) -> None:
+    """A run stopped between writing the documents and updating the box leaves the entries in the array: the
+    listing shows each message once, under its new id."""
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+    db = naming.account_db(api.account.id)
+    entries = await box_entries(store, api.account.id, box["id"])
+    await run_migration(store, api.account.id)
+    doc = await store.get_doc(db, box["id"])
+    doc["messages"] = entries  # as if the run had stopped before its box update
+    await store.put_doc(db, doc)
+
+    status, body = await api.get(f"/vmboxes/{box['id']}/messages")
+
+    assert status == 200, body
+    assert [item["media_id"] for item in body["data"]] == [
+        new_id(OLD_A, stamps), NO_AUDIO, new_id(OLD_UNDATED, stamps), new_id(OLD_B, stamps)
+    ]

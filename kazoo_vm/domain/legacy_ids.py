@@ -145,8 +145,11 @@ async def legacy_summaries(store: CouchStore, settings: Settings, account: Accou
     """Listing items (same shape as ``listing_by_mailbox`` values) for the box's not-yet-migrated entries,
     newest first, with their legacy ids as ``media_id``. The timestamp is the one the entry will be migrated
     with (Kazoo's fallback when it has none), so the message keeps its place in the list once migrated.
-    Entries without a ``media_id`` cannot be addressed and are left out; the caller applies its time window."""
-    del settings
+    Entries without a ``media_id`` cannot be addressed and are left out; the caller applies its time window.
+
+    An entry whose document was written but whose box update never happened (a run stopped in between, or a box
+    that kept changing) would show twice, under both ids: within retention, where listings look, such entries
+    are left out (one ``_all_docs`` per month that has any)."""
     firsts: dict[str, JsonDict] = {}
     for entry in entries_of(box):
         legacy_id = media_id_of(entry)
@@ -162,5 +165,33 @@ async def legacy_summaries(store: CouchStore, settings: Settings, account: Accou
     for legacy_id, entry in firsts.items():
         timestamp = entry_timestamp(entry) or fallback_timestamp(media.get(legacy_id), box, now)
         items.append(summary(entry, legacy_id, timestamp))
+    migrated = await _already_written(store, account.id, box["_id"], items, retention.cutoff(settings, now))
+    items = [item for item in items if item["media_id"] not in migrated]
     items.sort(key=lambda item: int(item["timestamp"]), reverse=True)
     return items
+
+
+async def _already_written(store: CouchStore, account_id: str, box_id: str, items: list[JsonDict], oldest: int) -> set[str]:
+    """Legacy ids among the recent ``items`` whose ``YYYYMM-<old id>`` document is this box's (or was moved on)."""
+    by_db: dict[str, dict[str, str]] = {}
+    for item in items:
+        timestamp, legacy_id = int(item["timestamp"]), str(item["media_id"])
+        if timestamp >= oldest:
+            by_db.setdefault(naming.modb_for_timestamp(account_id, timestamp), {})[naming.message_id(timestamp, legacy_id)] = legacy_id
+    if not by_db:
+        return set()
+
+    async def written(db: str, ids: dict[str, str]) -> list[str]:
+        try:
+            rows = await store.all_docs(db, keys=list(ids), include_docs=True)
+        except DatabaseNotFound:
+            return []
+        return [
+            ids[str(row.id)]
+            for row in rows
+            if str(row.id) in ids
+            and (row.doc is None or (row.doc.get("pvt_previous_id") == ids[str(row.id)] and row.doc.get("source_id") == box_id))
+        ]
+
+    found = await gather_or_cancel(written(db, ids) for db, ids in by_db.items())
+    return {legacy_id for legacy_ids in found for legacy_id in legacy_ids}
