@@ -85,6 +85,13 @@ async def test_malformed_id_never_reaches_couchdb_and_a_good_one_costs_one_read(
     assert status == 404
     status, _ = await api.post(f"/vmboxes/{box['id']}/messages/bogus", {"folder": "saved"})
     assert status == 404
+    for method, path in (("DELETE", "bogus"), ("GET", "bogus/raw"), ("GET", f"202400-{'a' * 32}/raw")):
+        status, _ = await api.request(method, f"/vmboxes/{box['id']}/messages/{path}")
+        assert status == 404, (method, path)
+    status, _ = await api.request(
+        "PUT", f"/vmboxes/{box['id']}/messages/bogus/raw", body=b"ID3", headers={"Content-Type": "audio/mpeg"}
+    )
+    assert status == 404
     assert [call for call in touched if call[0] != naming.ACCOUNTS_DB] == []
 
     touched.clear()

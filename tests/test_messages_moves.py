@@ -78,7 +78,7 @@ async def test_move_creates_a_new_current_month_message_and_removes_the_old(api:
     assert (await api.get(f"/vmboxes/{source['id']}/messages/{message_id}"))[0] == 404
 
 
-async def test_copy_to_several_boxes_keeps_the_original(api: Api) -> None:
+async def test_copy_to_several_boxes_keeps_the_original(api: Api, store: CouchStore) -> None:
     source = await create_box(api, name="src", mailbox="100")
     first = await create_box(api, name="a", mailbox="200")
     second = await create_box(api, name="b", mailbox="300")
@@ -94,7 +94,10 @@ async def test_copy_to_several_boxes_keeps_the_original(api: Api) -> None:
         status, metadata = await api.get(f"/vmboxes/{box['id']}/messages/{copy_id}")
         assert metadata["data"]["folder"] == "new" and metadata["data"]["media_id"] == copy_id
         assert metadata["data"]["to"].startswith(f"{box['mailbox']}@")
+        assert abs(metadata["data"]["timestamp"] - gregorian_now()) < 120
         assert await audio_of(api, box["id"], copy_id) == audio
+        stored = await message_doc(store, api.account.id, copy_id)
+        assert stored["history"] == [source["id"]] and stored["source_id"] == box["id"]
     status, original = await api.get(f"/vmboxes/{source['id']}/messages/{message_id}")
     assert original["data"]["folder"] == "saved"
 
