@@ -33,7 +33,7 @@ from kazoo_vm import devserver
 from kazoo_vm.config import Settings
 from kazoo_vm.domain import accounts
 from kazoo_vm.migrate.driver import Scope, migrate
-from kazoo_vm.migrate.routine import Options
+from kazoo_vm.migrate.outcomes import Options
 from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict

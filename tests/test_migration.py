@@ -32,7 +32,8 @@ from migration_support import (
 from kazoo_vm.domain.messages.documents import new_message_doc
 from kazoo_vm.migrate.documents import migrated_doc
 from kazoo_vm.migrate.driver import batches
-from kazoo_vm.migrate.routine import Status, migrate_entries
+from kazoo_vm.migrate.outcomes import Status
+from kazoo_vm.migrate.routine import migrate_entries
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 

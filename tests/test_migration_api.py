@@ -511,7 +511,7 @@ async def test_box_changed_through_the_api_during_a_run_keeps_both_changes(
 
     assert edits == [200]
     status, shown = await api.get(f"/vmboxes/{box['id']}")
-    assert shown["data"]["name"] == "Renamed meanwhile"
+    assert status == 200 and shown["data"]["name"] == "Renamed meanwhile"
     assert [e.get("media_id") for e in await box_entries(store, api.account.id, box["id"])] == [NO_AUDIO]
     found = await migrated_messages(store, api.account.id)
     assert {legacy: [m.doc["_id"] for m in docs] for legacy, docs in found.items()} == {

@@ -28,7 +28,8 @@ from kazoo_vm.migrate.legacy import (
     media_id_of,
     summary,
 )
-from kazoo_vm.migrate.routine import BOX_BUSY, Status, migrate_entries
+from kazoo_vm.migrate.outcomes import BOX_BUSY, Status
+from kazoo_vm.migrate.routine import migrate_entries
 from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict

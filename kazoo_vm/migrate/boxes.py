@@ -14,11 +14,11 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from kazoo_vm.migrate.legacy import entry_timestamp, media_id_of
+from kazoo_vm.migrate.outcomes import NO_MEDIA_ID
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.errors import Conflict, DocumentNotFound
 
 MAX_ATTEMPTS = 10
-NO_MEDIA_ID = "no_media_id"
 
 
 class BoxBusy(Exception):

@@ -20,8 +20,8 @@ from kazoo_vm.app import wait_for_couch
 from kazoo_vm.cli import couch_for
 from kazoo_vm.config import Settings
 from kazoo_vm.migrate.driver import Scope, migrate
+from kazoo_vm.migrate.outcomes import Options
 from kazoo_vm.migrate.report import Report
-from kazoo_vm.migrate.routine import Options
 from kazoo_vm.storage.couch import CouchStore
 
 FAILED_EXIT = 1

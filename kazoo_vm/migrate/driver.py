@@ -18,14 +18,10 @@ from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.migrate.boxes import BoxBusy
 from kazoo_vm.migrate.legacy import entries_of, media_id_of
+from kazoo_vm.migrate.modbs import ModbCheck
+from kazoo_vm.migrate.outcomes import Options, Outcome, Status
 from kazoo_vm.migrate.report import Report
-from kazoo_vm.migrate.routine import (
-    ModbCheck,
-    Options,
-    Outcome,
-    Status,
-    migrate_entries,
-)
+from kazoo_vm.migrate.routine import migrate_entries
 from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, ViewRow

@@ -21,13 +21,11 @@ never counted blindly as Kazoo did with ``conflict``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from kazoo_vm.migrate import boxes
@@ -48,53 +46,25 @@ from kazoo_vm.migrate.legacy import (
     legacy_audio,
     media_id_of,
 )
+from kazoo_vm.migrate.modbs import ModbCheck
+from kazoo_vm.migrate.outcomes import (
+    AUDIO_MISMATCH,
+    AUDIO_UNREADABLE,
+    BOX_BUSY,
+    CONFLICT,
+    ID_CONFLICT,
+    MEDIA_DELETED,
+    NO_AUDIO,
+    NO_MEDIA,
+    NO_MEDIA_ID,
+    Options,
+    Outcome,
+    Status,
+)
 from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
-from kazoo_vm.storage.design_docs import ensure_database, ensure_design_docs
 from kazoo_vm.storage.errors import DatabaseNotFound
-
-MODB_CLASS = "modb"
-
-
-class Status(str, Enum):
-    MIGRATED = "migrated"  # written and verified by this call
-    ALREADY = "already_migrated"  # found in its MODB with its audio (an earlier, interrupted or parallel run)
-    PLANNED = "planned"  # dry run: would be migrated
-    FAILED = "failed"  # stays in the box's array, with migration_error
-    GONE = "gone"  # no longer in the box (another process finished it)
-
-
-# Failure reasons written to ``migration_error`` (Kazoo's own are no_media_id, no_timestamp, no_modb and save errors).
-NO_MEDIA_ID = boxes.NO_MEDIA_ID
-NO_MEDIA = "no_media"  # the media document does not exist
-MEDIA_DELETED = "media_deleted"  # the media document was deleted (and no verified copy exists)
-NO_AUDIO = "no_audio"  # the media document has no attachment
-ID_CONFLICT = "id_conflict"  # the target id holds an unrelated document
-AUDIO_UNREADABLE = "audio_unreadable"  # the legacy attachment did not match CouchDB's own digest
-AUDIO_MISMATCH = "audio_mismatch"  # the copy read back differs from the legacy attachment
-CONFLICT = "conflict"  # the target kept changing during this run
-BOX_BUSY = "box_update_failed"  # migrated, but the box kept changing: a rerun removes the entry
-
-
-@dataclass(frozen=True)
-class Options:
-    dry_run: bool = False
-    purge_legacy_media: bool = False
-    # Upper bound on the audio bytes carried by one request (reads with attachments=true and _bulk_docs writes).
-    max_request_bytes: int = 16 * 1024 * 1024
-    max_rounds: int = 3
-
-
-@dataclass
-class Outcome:
-    legacy_id: str | None
-    status: Status
-    new_id: str | None = None
-    reason: str | None = None
-    detail: str | None = None
-    purged: bool = False
-    entry: Any = None  # the raw entry, kept for entries without an id so the report can show them
 
 
 @dataclass
@@ -134,33 +104,6 @@ class _Item:
         return MEDIA_DELETED if self.media_deleted else NO_MEDIA
 
 
-class ModbCheck:
-    """The MODBs a run has already made sure of (created, design documents in place), so that concurrent batches
-    check each one once instead of all racing to create it. Only a saving: creating a database and writing design
-    documents are race-safe in CouchDB itself, across processes."""
-
-    def __init__(self) -> None:
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-
-    def forget(self, db: str) -> None:
-        task = self._tasks.get(db)
-        if task is not None and task.done():
-            del self._tasks[db]
-
-    async def ensure(self, store: CouchStore, db: str) -> None:
-        task = self._tasks.get(db)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = asyncio.get_running_loop().create_task(_ensure_modb(store, db))
-            self._tasks[db] = task
-        await task
-
-
-async def _ensure_modb(store: CouchStore, db: str) -> None:
-    # A MODB created by an interrupted run (or by another process a moment ago) may lack its design documents.
-    if not await ensure_database(store, db, MODB_CLASS):
-        await ensure_design_docs(store, db, MODB_CLASS)
-
-
 @dataclass
 class Batch:
     """One call's shared state."""
@@ -186,7 +129,7 @@ async def migrate_entries(
     box: JsonDict,
     entries: Sequence[Any],
     default_timezone: str,
-    options: Options = Options(),
+    options: Options | None = None,
     now: int | None = None,
     modbs: ModbCheck | None = None,
     node: str | None = None,
@@ -198,7 +141,7 @@ async def migrate_entries(
         account_id=account_id,
         box=box,
         default_timezone=default_timezone,
-        options=options,
+        options=options or Options(),
         now=naming.now_gregorian() if now is None else now,
         modbs=modbs if modbs is not None else ModbCheck(),
         node=node,
@@ -213,10 +156,10 @@ async def migrate_entries(
         await _read_media(batch, list(items.values()))
         await _assign_timestamps(batch, list(items.values()))
         await _migrate(batch, [item for item in items.values() if item.outcome is None])
-        if options.purge_legacy_media and not options.dry_run:
+        if batch.options.purge_legacy_media and not batch.options.dry_run:
             await _purge(batch, list(items.values()))
     outcomes = [item.outcome for item in items.values() if item.outcome is not None]
-    if not options.dry_run:
+    if not batch.options.dry_run:
         await _record(batch, outcomes, bool(unidentified))
     return unidentified + outcomes
 
