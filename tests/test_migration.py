@@ -364,6 +364,41 @@ async def test_purge_deletes_legacy_media_only_after_a_verified_copy(store: Couc
     assert rerun.totals()["failed"] == 3 and rerun.totals()["migrated"] == 0
 
 
+async def test_a_copy_that_fails_verification_is_not_purged_and_its_entry_stays(
+    couch_url: str, store: CouchStore, account: TestAccount
+) -> None:
+    """The audio is damaged on its way into CouchDB: the read-back check catches it, so the legacy media is
+    kept and the entry stays (``audio_mismatch``); the next run repairs the copy, and only then purges."""
+    legacy_id = "9c" * 16
+    await seed_box(store, account.id, "garbled", {legacy_id: gregorian(2016, 10, 1)})
+
+    async def garble(what: str, args: tuple[Any, ...]) -> None:
+        if what == "bulk_docs":
+            for doc in args[1]:
+                for stub in (doc.get("_attachments") or {}).values():
+                    stub["data"] = base64.b64encode(b"not the recording").decode()
+
+    interruptible = InterruptibleStore(couch_url, WritePlan(before_write=garble))
+    try:
+        report = await run_migration(interruptible, account.id, purge_legacy_media=True)
+    finally:
+        await interruptible.close()
+
+    assert report.as_json()["accounts"][account.id]["boxes"]["garbled"]["failed"] == [
+        {"media_id": legacy_id, "reason": "audio_mismatch", "new_id": f"201610-{legacy_id}"}
+    ]
+    assert report.totals()["purged"] == 0
+    assert (await store.get_doc(naming.account_db(account.id), legacy_id))["_id"] == legacy_id
+    assert [e["migration_error"] for e in await box_entries(store, account.id, "garbled")] == ["audio_mismatch"]
+
+    rerun = await run_migration(store, account.id, purge_legacy_media=True)
+
+    assert rerun.ok and rerun.totals()["purged"] == 1
+    (message,) = (await migrated_messages(store, account.id))[legacy_id]
+    assert message.audio == audio_for(legacy_id)
+    assert await box_entries(store, account.id, "garbled") == []
+
+
 async def test_dry_run_writes_nothing_and_lists_the_plan(store: CouchStore, account: TestAccount) -> None:
     """Not a database, a document or a revision changes anywhere: not even the design documents a bare MODB lacks."""
     await load_fixture_box(store, account.id)
