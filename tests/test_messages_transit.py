@@ -20,7 +20,7 @@ from test_messages_helpers import fake_mp3, listed_ids, message_doc, put_message
 
 from kazoo_vm.domain.messages import transit
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.errors import DocumentNotFound
+from kazoo_vm.storage.errors import DocumentNotFound, StorageFault
 
 
 @dataclass
@@ -192,3 +192,25 @@ async def test_a_zip_of_a_box_still_holding_a_crashed_move_skips_it(
     )
     assert response.status == 200
     assert [name.split("_")[0] for name in zipfile.ZipFile(io.BytesIO(data)).namelist()] == ["7"]
+
+
+async def test_a_move_that_cannot_be_finished_yet_does_not_break_listings(
+    api: Api, store: CouchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashed = await crash_a_move(api, store, monkeypatch, "before the target")
+
+    async def still_failing(*args: Any) -> None:
+        raise StorageFault("CouchDB answered 500")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(transit, "put_new_message", still_failing)
+        status, body = await api.get(f"/vmboxes/{crashed.source_box}/messages")
+        # Kept where it is, never lost; its media_id already names the id it will have once moved.
+        assert status == 200 and listed_ids(body) == [crashed.planned_id]
+        status, body = await api.get("/vmboxes")
+        assert status == 200 and {item["id"]: item["messages"] for item in body["data"]}[crashed.dest_box] == 0
+
+    status, body = await api.get(f"/vmboxes/{crashed.source_box}/messages")
+    assert status == 200 and body["data"] == []
+    _, dest_listing = await api.get(f"/vmboxes/{crashed.dest_box}/messages")
+    assert listed_ids(dest_listing) == [crashed.planned_id]

@@ -171,7 +171,7 @@ async def account_counts(scope: Scope) -> dict[str, dict[str, int]]:
     if pending:
         for db, box in pending:
             for message_id in await _in_transit_ids(scope.store, db, box):
-                await transit.settle_id(scope, message_id)
+                await transit.settle_quietly(scope, message_id)
         per_modb = await _per_modb(scope.store, scope.settings, scope.account)
     result: dict[str, dict[str, int]] = {}
     for _db, counts in per_modb:

@@ -13,7 +13,6 @@ a timestamp. A Kazoo-style key ``[box, timestamp]`` is understood too.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +28,7 @@ from kazoo_vm.errors import ValidationFailed
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import JsonDict, ViewRow
 from kazoo_vm.storage.design_docs import query_view
-from kazoo_vm.storage.errors import DatabaseNotFound, StorageError
-
-log = logging.getLogger(__name__)
+from kazoo_vm.storage.errors import DatabaseNotFound
 
 MAX_BATCH = 500
 BAD_START_KEY = "start_key is not a key this listing handed out"
@@ -196,21 +193,11 @@ async def view_entries(
                 key = row.key
                 if resume is not None and _shown_before(resume, row, descending):
                     continue
-                if transit.in_transit_row(str(row.id), row.value) and await _settled(scope, str(row.id)):
+                if transit.in_transit_row(str(row.id), row.value) and await transit.settle_quietly(scope, str(row.id)):
                     continue  # a source on its way to another box: finished now, listed there from here on
                 yield Entry(yyyymm, row.key, str(row.id), dict(row.value or {}), row.doc)
             if len(rows) < limit:
                 break
-
-
-async def _settled(scope: Scope, message_id: str) -> bool:
-    """Finish the move of a listed message in transit; True when it was one. A failure keeps the row: better
-    shown twice than not at all."""
-    try:
-        return await transit.settle_id(scope, message_id)
-    except StorageError:
-        log.exception("finishing the move of %s failed; listed in its old box meanwhile", message_id)
-        return False
 
 
 async def merged(

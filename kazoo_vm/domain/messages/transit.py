@@ -18,6 +18,7 @@ source is never shown beside its copy.
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 from kazoo_vm.domain.box_timezone import box_timezone
@@ -35,7 +36,9 @@ from kazoo_vm.domain.messages.records import (
 from kazoo_vm.errors import DatastoreConflict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import JsonDict
-from kazoo_vm.storage.errors import Conflict, NotFound
+from kazoo_vm.storage.errors import Conflict, NotFound, StorageError
+
+log = logging.getLogger(__name__)
 
 # Keys a copy does not inherit (kz_data ?DELETE_KEYS, plus our move plan and the soft-delete flag).
 _NOT_COPIED = ("_id", "_rev", "id", "_attachments", "pvt_attachments", MOVE_MARKER, "pvt_deleted")
@@ -164,6 +167,17 @@ async def settle_id(scope: Scope, message_id: str) -> bool:
     assert source is not None
     await settle(scope, source)
     return True
+
+
+async def settle_quietly(scope: Scope, message_id: str) -> bool:
+    """:func:`settle_id` for readers of many messages (listings, counts), which must not fail because one move
+    cannot be finished right now: the failure is logged and the message taken as not in transit (listed where
+    it is; shown twice rather than not at all)."""
+    try:
+        return await settle_id(scope, message_id)
+    except (StorageError, DatastoreConflict):
+        log.exception("finishing the move of %s failed; it stays in its old box meanwhile", message_id)
+        return False
 
 
 def in_transit_row(doc_id: str, value: Any) -> bool:
