@@ -172,7 +172,7 @@ async def settle_id(scope: Scope, message_id: str) -> bool:
 async def settle_quietly(scope: Scope, message_id: str) -> bool:
     """:func:`settle_id` for readers of many messages (listings, counts), which must not fail because one move
     cannot be finished right now: the failure is logged and the message taken as not in transit (listed where
-    it is; shown twice rather than not at all)."""
+    it is, rather than not at all)."""
     try:
         return await settle_id(scope, message_id)
     except (StorageError, DatastoreConflict):
