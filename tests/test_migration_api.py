@@ -315,7 +315,8 @@ async def test_old_id_of_a_message_older_than_retention_still_finds_it(
     api: Api, store: CouchStore, couch_url: str, settings: Settings
 ) -> None:
     """Most legacy messages are years old: their old ids keep working (answered retention-enforced, as their
-    new ids are), found by the deterministic ``YYYYMM-<old id>`` in the account's older MODBs."""
+    new ids are), found by the deterministic ``YYYYMM-<old id>`` in the account's older MODBs, also once the
+    legacy media was purged. An id that never was a legacy message costs no more than the retention months."""
     box = await create_box(api)
     legacy_id = "7e" * 16
     timestamp = gregorian(2016, 5, 20)
@@ -324,7 +325,7 @@ async def test_old_id_of_a_message_older_than_retention_still_finds_it(
     doc["messages"] = [legacy_entry(legacy_id, timestamp)]
     await store.put_doc(db, doc)
     await save_all(store, api.account.id, [media_doc(api.account.id, legacy_id, box["id"], audio_for(legacy_id))])
-    await run_migration(store, api.account.id)
+    await run_migration(store, api.account.id, purge_legacy_media=True)
 
     status, body = await api.get(f"/vmboxes/{box['id']}/messages/{legacy_id}")
 
@@ -335,9 +336,14 @@ async def test_old_id_of_a_message_older_than_retention_still_finds_it(
     try:
         assert await legacy_ids.find_migrated(counting, settings, api.account.id, box["id"], legacy_id) == f"201605-{legacy_id}"
         assert await legacy_ids.find_migrated(counting, settings, api.account.id, "otherbox", legacy_id) is None
+        assert sum(request.startswith("GET /_all_dbs") for request in counting.requests) == 2
+        counting.requests.clear()
+        assert await legacy_ids.find_migrated(counting, settings, api.account.id, box["id"], "f1" * 16) is None
     finally:
         await counting.close()
-    assert sum(request.startswith("GET /_all_dbs") for request in counting.requests) == 2
+    # The retention months' views (four or five MODBs), and one read of the account database.
+    assert not any(request.startswith("GET /_all_dbs") for request in counting.requests)
+    assert len(counting.requests) <= 6, counting.requests
 
 
 async def walk(api: Api, path: str, query: str, page_size: int) -> list[list[str]]:

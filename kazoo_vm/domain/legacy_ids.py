@@ -76,7 +76,9 @@ async def find_migrated(
     being simply empty. That covers what clients still see, and any message moved within the box (a move goes to
     the current month, keeping ``pvt_previous_id``). Only when that finds nothing are the account's other MODBs
     listed (one ``_all_dbs`` key range) and each asked for the migrator's own id ``YYYYMM-<old id>`` through
-    ``_all_docs``, which needs no view index in old, CDR-laden months.
+    ``_all_docs``, which needs no view index in old, CDR-laden months; and that only for an id that was a legacy
+    media document of the account (it still is, or its deletion left a tombstone), so that a mistyped id costs one
+    read, not one per month of the account's history.
 
     The deterministic id wins over a later copy; otherwise the newest month."""
     moment = naming.now_gregorian() if now is None else now
@@ -88,6 +90,8 @@ async def find_migrated(
     candidates = deterministic or ids
     if candidates:
         return candidates[0]
+    if not await _was_legacy_media(store, account_id, legacy_id):
+        return None
     older = [db for db in await _account_modbs(store, account_id) if db not in recent]
     found = await _bounded(_deterministic(store, db, legacy_id, box_id) for db in sorted(older, reverse=True))
     return next((message_id for ids in found for message_id in ids), None)
@@ -127,6 +131,12 @@ async def _deterministic(store: CouchStore, db: str, legacy_id: str, box_id: str
         and row.doc.get("pvt_previous_id") == legacy_id
         and row.doc.get("source_id") == box_id
     ]
+
+
+async def _was_legacy_media(store: CouchStore, account_id: str, legacy_id: str) -> bool:
+    """Whether the account database has, or had, a document with this id (a deleted one answers with a tombstone)."""
+    rows = await store.all_docs(naming.account_db(account_id), keys=[legacy_id])
+    return any(row.id == legacy_id for row in rows)
 
 
 async def _account_modbs(store: CouchStore, account_id: str) -> list[str]:
