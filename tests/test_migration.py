@@ -32,6 +32,7 @@ from migration_support import (
 from kazoo_vm.domain.messages.documents import new_message_doc
 from kazoo_vm.migrate.documents import migrated_doc
 from kazoo_vm.migrate.driver import batches
+from kazoo_vm.migrate.legacy import fallback_timestamp
 from kazoo_vm.migrate.outcomes import Status
 from kazoo_vm.migrate.routine import migrate_entries
 from kazoo_vm.storage import naming
@@ -268,6 +269,21 @@ async def test_timestamps_no_month_can_hold_fall_back_as_missing_ones_do(store: 
         legacy_id: [f"201606-{legacy_id}"] for legacy_id in odd
     }
     assert all(docs[0].doc["metadata"]["timestamp"] == recorded for docs in found.values())
+
+
+def test_fallback_timestamp_follows_kazoos_order() -> None:
+    """Media ``pvt_modified``, its ``pvt_created``, the box's ``pvt_modified``, its ``pvt_created``, then now
+    (kvm_migrate_account get_timestamp; the box's through the keys Kazoo meant, defect §5.6); unusable values skip."""
+    t = [gregorian(2016, month) for month in range(1, 6)]
+    media = {"pvt_modified": t[0], "pvt_created": t[1]}
+    box = {"pvt_modified": t[2], "pvt_created": t[3]}
+    now = t[4]
+
+    assert fallback_timestamp(media, box, now) == t[0]
+    assert fallback_timestamp({"pvt_created": t[1]}, box, now) == t[1]
+    assert fallback_timestamp({"pvt_modified": "undefined"}, box, now) == t[2]
+    assert fallback_timestamp(None, {"pvt_created": t[3]}, now) == t[3]
+    assert fallback_timestamp({}, {"pvt_modified": 5, "modified": t[0]}, now) == now  # year 0; Kazoo's wrong key
 
 
 async def test_entries_outside_the_batch_are_left_untouched(store: CouchStore, account: TestAccount) -> None:
