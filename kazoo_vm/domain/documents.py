@@ -8,6 +8,8 @@ public_and_read_only).
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,13 @@ class Actor:
     request_id: str | None = None
 
 
+def document_hash(doc: JsonDict) -> str:
+    """``pvt_document_hash``: an md5 of the public content. Kazoo hashes the Erlang term (kz_doc
+    calculate_document_hash), which cannot be reproduced; nothing reads the value back."""
+    content = json.dumps(public_fields(doc), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.md5(content.encode()).hexdigest()
+
+
 def stamp(doc: JsonDict, *, doc_type: str, account_id: str, db: str, actor: Actor | None = None, now: int | None = None) -> JsonDict:
     """Set Kazoo's private fields on ``doc`` in place (crossbar_doc ?PVT_FUNS) and return it."""
     moment = naming.now_gregorian() if now is None else now
@@ -67,6 +76,7 @@ def stamp(doc: JsonDict, *, doc_type: str, account_id: str, db: str, actor: Acto
             doc["pvt_auth_account_id"] = actor.account_id
         if actor.user_id:
             doc["pvt_auth_user_id"] = actor.user_id
+    doc["pvt_document_hash"] = document_hash(doc)
     return doc
 
 

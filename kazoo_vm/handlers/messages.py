@@ -38,10 +38,9 @@ def _scope(request: web.Request) -> Scope:
 
 
 def _page(request: web.Request, query: ListingQuery, page: Page) -> web.StreamResponse:
-    paging_keys = None
-    if query.paging.paginate:
-        paging_keys = {"page_size": len(page.items), "start_key": page.start_key, "next_start_key": page.next_start_key}
-    return envelope.success(request, page.items, paging=paging_keys)
+    return envelope.page(
+        request, page.items, paginate=query.paging.paginate, start_key=page.start_key, next_start_key=page.next_start_key
+    )
 
 
 async def list_box_messages(request: web.Request) -> web.StreamResponse:

@@ -33,14 +33,11 @@ async def list_boxes(request: web.Request) -> web.StreamResponse:
     counts_provider = request.app.get(COUNTS)
     counts = await counts_provider(account(request)) if counts_provider is not None else None
     page = await vmboxes.list_boxes(store, account(request), paging, build_filter(req.query), counts)
-    paging_keys = None
-    if paging.paginate:
-        paging_keys = {
-            "page_size": len(page.items),
-            "start_key": req.value("start_key") if paging.start_key_given else None,
-            "next_start_key": page.next_start_key,
-        }
-    return envelope.success(request, page.items, paging=paging_keys)
+    # crossbar_doc paging: start_key is echoed only when the client sent one.
+    start_key = req.value("start_key") if paging.start_key_given else None
+    return envelope.page(
+        request, page.items, paginate=paging.paginate, start_key=start_key, next_start_key=page.next_start_key
+    )
 
 
 async def create_box(request: web.Request) -> web.StreamResponse:

@@ -112,3 +112,11 @@ def error_body(request: web.Request, error: KazooError) -> dict[str, Any]:
     body = _base(request)
     body.update({"data": error.data, "error": str(error.status), "message": error.message, "status": "error"})
     return body
+
+
+def page(
+    request: web.Request, items: list[Any], *, paginate: bool, start_key: str | None, next_start_key: str | None
+) -> web.StreamResponse:
+    """A listing; when paging, Kazoo's ``page_size`` (items in this page), ``start_key`` and ``next_start_key``."""
+    paging = {"page_size": len(items), "start_key": start_key, "next_start_key": next_start_key} if paginate else None
+    return success(request, items, paging=paging)

@@ -14,13 +14,12 @@ import posixpath
 from dataclasses import dataclass
 from enum import Enum
 
-from kazoo_vm.domain.documents import stamp
+from kazoo_vm.domain.documents import document_hash, stamp
 from kazoo_vm.domain.messages.documents import (
     CONTENT_TYPES,
     EXTENSIONS,
     MESSAGE_TYPE,
     build_metadata,
-    document_hash,
     message_name,
 )
 from kazoo_vm.migrate.legacy import ENTRY_KEYS

@@ -8,13 +8,11 @@ writes: ``_id`` = ``metadata.media_id`` = ``YYYYMM-<32 hex>`` in the MODB of tha
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kazoo_vm.domain.documents import Actor, public_fields, stamp
+from kazoo_vm.domain.documents import Actor, stamp
 from kazoo_vm.storage import naming
 
 JsonDict = dict[str, Any]
@@ -107,23 +105,14 @@ def build_metadata(message_id: str, fields: JsonDict) -> JsonDict:
     return metadata
 
 
-def document_hash(doc: JsonDict) -> str:
-    """``pvt_document_hash``: an md5 of the public content. Kazoo hashes the Erlang term (kz_doc
-    calculate_document_hash), which cannot be reproduced; nothing reads the value back."""
-    content = json.dumps(public_fields(doc), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.md5(content.encode()).hexdigest()
-
-
 def stamp_message(
     doc: JsonDict, *, account_id: str, actor: Actor | None, node: str | None, now: int | None = None
 ) -> JsonDict:
     """Kazoo's private fields on a message document, in place: those of every crossbar write plus ``pvt_node``
-    and ``pvt_document_hash`` (kz_doc:update_pvt_parameters, as in Kazoo's MODB fixture message)."""
-    stamp(doc, doc_type=MESSAGE_TYPE, account_id=account_id, db=naming.message_db(account_id, doc["_id"]), actor=actor, now=now)
+    (kz_doc:update_pvt_parameters, as in Kazoo's MODB fixture message)."""
     if node:
         doc["pvt_node"] = node
-    doc["pvt_document_hash"] = document_hash(doc)
-    return doc
+    return stamp(doc, doc_type=MESSAGE_TYPE, account_id=account_id, db=naming.message_db(account_id, doc["_id"]), actor=actor, now=now)
 
 
 def new_message_doc(
