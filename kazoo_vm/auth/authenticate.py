@@ -10,12 +10,12 @@ from kazoo_vm.auth.context import AuthContext
 from kazoo_vm.auth.tokens import TokenService
 from kazoo_vm.domain import accounts
 from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.inputs import RequestValues
 from kazoo_vm.errors import BadIdentifier, Forbidden, InvalidCredentials
-from kazoo_vm.http.request import ParsedRequest
 from kazoo_vm.storage.couch import CouchStore
 
 
-def token_of(headers: Mapping[str, str], parsed: ParsedRequest) -> str | None:
+def token_of(headers: Mapping[str, str], parsed: RequestValues) -> str | None:
     """X-Auth-Token, then ``auth_token`` (data, query, envelope), then ``Authorization: Bearer``."""
     token = headers.get("X-Auth-Token") or parsed.value("auth_token")
     if isinstance(token, str) and token:
@@ -45,7 +45,7 @@ async def _basic_auth(store: CouchStore, header: str) -> AuthContext:
 
 
 async def authenticate(
-    store: CouchStore, tokens: TokenService, headers: Mapping[str, str], parsed: ParsedRequest
+    store: CouchStore, tokens: TokenService, headers: Mapping[str, str], parsed: RequestValues
 ) -> AuthContext:
     token = token_of(headers, parsed)
     if token is not None:

@@ -10,13 +10,9 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-
-class RequestValues(Protocol):
-    """Where paging parameters come from: Kazoo's req_value lookup (data, then query string, then envelope)."""
-
-    def value(self, key: str) -> Any: ...
+from kazoo_vm.domain.inputs import RequestValues
 
 
 def encode_start_key(key: Any) -> str:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 from aiohttp import BodyPartReader, MultipartReader, web
 from multidict import MultiMapping
 
+from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.errors import InvalidJson, PayloadTooLarge, ValidationFailed
 
 JSON_TYPES = frozenset({"application/json", "application/x-json"})
@@ -26,13 +27,6 @@ BASE64_TYPES = frozenset({"application/base64", "application/x-base64"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[^,]*)?,", re.ASCII)
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
-
-
-@dataclass(frozen=True)
-class UploadedFile:
-    content_type: str
-    data: bytes
-    filename: str | None = None
 
 
 @dataclass

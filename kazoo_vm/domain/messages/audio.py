@@ -15,9 +15,9 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.messages.documents import CONTENT_TYPES, EXTENSIONS
 from kazoo_vm.errors import ValidationFailed
-from kazoo_vm.http.request import UploadedFile
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.errors import NotFound

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from kazoo_vm.domain import legacy_ids
+from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.messages import audio, retention
 from kazoo_vm.domain.messages.bulk import (
     SKIP,
@@ -41,7 +42,6 @@ from kazoo_vm.domain.messages.records import (
 )
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
-from kazoo_vm.http.request import UploadedFile
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import JsonDict
 

@@ -15,13 +15,13 @@ from typing import Any
 
 from kazoo_vm.domain import validation
 from kazoo_vm.domain.box_timezone import box_timezone
+from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages import counts as message_counts
 from kazoo_vm.domain.messages.documents import NO_REALM, new_message_doc
 from kazoo_vm.domain.messages.records import Scope, put_new_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
-from kazoo_vm.http.request import UploadedFile
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import JsonDict
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.filters import DocFilter, build_filter
+from kazoo_vm.domain.inputs import RequestValues
 from kazoo_vm.domain.messages import retention
 from kazoo_vm.domain.paging import Paging, paging_from
 from kazoo_vm.errors import ValidationFailed
-from kazoo_vm.http.request import ParsedRequest
 from kazoo_vm.storage import naming
 
 
@@ -42,7 +42,7 @@ def _positive_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
-def time_window(parsed: ParsedRequest, settings: Settings, now: int) -> Window:
+def time_window(parsed: RequestValues, settings: Settings, now: int) -> Window:
     """``created_from``/``created_to`` with Kazoo's rules (cb_vmboxes get_max_range, crossbar_view time_range).
 
     ``created_to`` defaults to now. Without ``created_from`` the whole retention period is listed; with it the
@@ -67,7 +67,7 @@ def time_window(parsed: ParsedRequest, settings: Settings, now: int) -> Window:
     return Window(low, high)
 
 
-def is_descending(parsed: ParsedRequest) -> bool:
+def is_descending(parsed: RequestValues) -> bool:
     """crossbar_view direction: newest first unless ``ascending=true``; ``descending=true`` always wins."""
     query = parsed.query
     if str(query.get("descending", "")).lower() == "true":
@@ -75,7 +75,7 @@ def is_descending(parsed: ParsedRequest) -> bool:
     return str(query.get("ascending", "")).lower() != "true"
 
 
-def listing_query(parsed: ParsedRequest, settings: Settings) -> ListingQuery:
+def listing_query(parsed: RequestValues, settings: Settings) -> ListingQuery:
     paging = paging_from(parsed, settings.page_size)
     return ListingQuery(
         window=time_window(parsed, settings, naming.now_gregorian()),
