@@ -1268,3 +1268,21 @@ async def test_should_soft_delete_false_removes_the_box_document(api: Api, store
     rows = await store.all_docs(account_db(api.account.id), keys=[box["id"]])
     assert rows and rows[0].value.get("deleted") is True  # a CouchDB tombstone, not a soft-deleted document
     assert (await api.put("/vmboxes", {"name": "Again", "mailbox": "9900"}))[0] == 201
+
+
+async def test_concurrent_patches_of_one_box_all_land_without_409(api: Api, store: CouchStore) -> None:
+    box = await create_box(api, name="Busy", mailbox="9800")
+    results = await asyncio.gather(*(api.patch(f"/vmboxes/{box['id']}", {f"field_{n}": n}) for n in range(8)))
+    assert [status for status, _ in results] == [200] * 8
+    saved = await stored(store, api, box["id"])
+    assert {f"field_{n}" for n in range(8)} <= set(saved)
+
+
+async def test_a_box_update_keeps_legacy_entries_written_meanwhile(api: Api, store: CouchStore) -> None:
+    box = await create_box(api, name="Legacy", mailbox="9801")
+    doc = await stored(store, api, box["id"])
+    doc["messages"] = [{"media_id": "ab" * 16, "timestamp": 63630058722}]
+    await store.put_doc(account_db(api.account.id), doc)
+    status, body = await api.post(f"/vmboxes/{box['id']}", {"name": "Renamed", "mailbox": "9801"})
+    assert status == 200 and body["message"] == "Please migrate your voicemail box messages to MODB"
+    assert (await stored(store, api, box["id"]))["messages"] == doc["messages"]

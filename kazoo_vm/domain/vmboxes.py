@@ -10,6 +10,8 @@ it, so the guarantee holds across any number of service processes.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +41,8 @@ UNIQUE_MESSAGE = "Invalid mailbox number or already exists"
 MIGRATE_MESSAGE = "Please migrate your voicemail box messages to MODB"
 # A claim whose box never appeared is only taken over after this long: the claimer may still be saving it.
 CLAIM_GRACE_S = 60
+# How often a box update is re-applied to a fresh read before answering 409.
+UPDATE_ATTEMPTS = 10
 _LEADING_INT = re.compile(r"^\s*([+-]?\d+)")
 _DOC_ID = re.compile(r"^[^_][\x21-\x7e]{0,127}$")
 
@@ -187,7 +191,7 @@ async def _save(
     except Conflict:
         if claimed:
             await _release(store, account, number, doc["_id"])
-        raise DatastoreConflict() from None
+        raise
     if old_number is not None and old_number != number:
         await _release(store, account, old_number, doc["_id"])
 
@@ -206,7 +210,10 @@ async def create_box(store: CouchStore, account: Account, data: JsonDict, actor:
     doc: JsonDict = {"_id": requested_id or naming.new_doc_id(), **validated}
     stamp(doc, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
     doc["pvt_alphanum_name"] = re.sub(r"[^a-z0-9]", "", str(doc.get("name", "")).lower())
-    await _save(store, account, doc, old_number=None, is_new=True)
+    try:
+        await _save(store, account, doc, old_number=None, is_new=True)
+    except Conflict:
+        raise DatastoreConflict() from None  # a document with the requested id exists
     return SavedBox(doc=doc, warnings=warnings)
 
 
@@ -223,19 +230,42 @@ async def _update(store: CouchStore, account: Account, stored: JsonDict, public:
     return SavedBox(doc=doc, has_legacy_messages=bool(legacy), warnings=warnings)
 
 
+async def _update_fresh(
+    store: CouchStore,
+    account: Account,
+    box_id: str,
+    new_public: Callable[[JsonDict], JsonDict],
+    actor: Actor,
+    warnings: list[str],
+) -> SavedBox:
+    """Apply a change to the freshest box: when another writer (a request, another process, the migrator editing
+    the legacy array) saved it meanwhile, re-read and apply again instead of answering 409 or losing their change.
+    Crossbar never checks ``_rev`` on writes either, so the API stays last-writer-wins."""
+    for attempt in range(UPDATE_ATTEMPTS):
+        stored = await load_box(store, account, box_id)
+        try:
+            return await _update(store, account, stored, new_public(stored), actor, warnings)
+        except Conflict:
+            # Jittered back-off so that writers racing on one box do not keep colliding.
+            await asyncio.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+    raise DatastoreConflict()
+
+
 async def replace_box(store: CouchStore, account: Account, box_id: str, data: JsonDict, actor: Actor) -> SavedBox:
     """POST: every public field missing from the request is dropped; defaults are filled again."""
-    stored = await load_box(store, account, box_id)
     fields, warnings = _request_fields(data)
-    return await _update(store, account, stored, fields, actor, warnings)
+    return await _update_fresh(store, account, box_id, lambda stored: fields, actor, warnings)
 
 
 async def patch_box(store: CouchStore, account: Account, box_id: str, data: JsonDict, actor: Actor) -> SavedBox:
     """PATCH: deep-merge over the stored public fields; ``null`` deletes a key."""
-    stored = await load_box(store, account, box_id)
     fields, warnings = _request_fields(data)
-    current = {key: value for key, value in public_fields(stored).items() if key != "messages"}
-    return await _update(store, account, stored, merge_patch(current, fields), actor, warnings)
+
+    def merged(stored: JsonDict) -> JsonDict:
+        current = {key: value for key, value in public_fields(stored).items() if key != "messages"}
+        return merge_patch(current, fields)
+
+    return await _update_fresh(store, account, box_id, merged, actor, warnings)
 
 
 async def delete_box(
