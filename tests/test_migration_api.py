@@ -545,3 +545,23 @@ async def test_a_message_written_before_its_box_was_updated_is_listed_once(api: 
     assert [item["media_id"] for item in body["data"]] == [
         new_id(OLD_A, stamps), NO_AUDIO, new_id(OLD_UNDATED, stamps), new_id(OLD_B, stamps)
     ]
+
+
+async def test_delete_all_leaves_legacy_entries_older_than_retention_alone(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    stamps = await legacy_messages(api, store, box["id"])
+    ancient = "e0" * 16
+    old_stamp = naming.now_gregorian() - 400 * DAY
+    db = naming.account_db(api.account.id)
+    doc = await store.get_doc(db, box["id"])
+    doc["messages"].append(legacy_entry(ancient, old_stamp))
+    await store.put_doc(db, doc)
+    await save_all(store, api.account.id, [media_doc(api.account.id, ancient, box["id"], audio_for(ancient))])
+
+    status, body = await api.delete(f"/vmboxes/{box['id']}/messages")
+
+    assert status == 200, body
+    assert "failed" not in body["data"] or ancient not in json.dumps(body["data"]["failed"])
+    assert set(body["data"]["succeeded"]) == {new_id(OLD_A, stamps), new_id(OLD_B, stamps), new_id(OLD_UNDATED, stamps)}
+    left = [entry["media_id"] for entry in (await store.get_doc(db, box["id"]))["messages"]]
+    assert ancient in left  # neither migrated nor deleted: out of the retention window, as in Kazoo

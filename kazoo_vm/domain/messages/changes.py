@@ -235,12 +235,19 @@ async def delete_messages(
             if folder is None or entry.value.get("folder") == folder:
                 candidates[entry.doc_id] = entry.doc_id
         unmigrated = await legacy_ids.legacy_summaries(scope.store, scope.settings, scope.account, box) if legacy else []
+        migrated: dict[str, str] = {}
         for item in unmigrated:
+            timestamp = item.get("timestamp")
+            if isinstance(timestamp, int) and not window.low <= timestamp <= window.high:
+                continue  # older than retention: Kazoo's delete-all never sees it, so it is not migrated for it
             if folder is None or item.get("folder") == folder:
                 legacy_id = item.get("media_id")
                 message_id = await resolve_id(scope, box_id, legacy_id, box) if isinstance(legacy_id, str) else None
                 if message_id is not None:
-                    candidates.setdefault(message_id, message_id)
+                    migrated[message_id] = message_id
+        # An entry without a timestamp gets one when migrated: keep it only if that falls within retention.
+        for message_id in await _retained_among(scope, box_id, migrated):
+            candidates.setdefault(message_id, message_id)
     if not candidates:
         return BulkResult()
     return await _bulk_apply(scope, box_id, candidates, TRASH, soft_delete=True)
