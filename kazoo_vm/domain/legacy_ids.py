@@ -5,7 +5,7 @@ audio in ``private_media`` documents. Kazoo's API doc promises that an old-forma
 is moved to the new format (its id changes); Kazoo 4.3's code never did (kazoo-storage-model.md §8). Here:
 
 * an id still in the box's array is migrated on the spot by the migrator's own routine;
-* an id already migrated is found through ``pvt_previous_id`` (view ``legacy_messages/by_previous_id`` in the
+* an id already migrated is found through ``pvt_previous_id`` (view ``kazoo_vm_legacy_messages/by_previous_id`` in the
   MODBs of the retention window), also after the message was moved within the box and got a fresh id, or by
   its deterministic id ``YYYYMM-<old id>`` in the account's older MODBs;
 * unmigrated entries are listed alongside the MODB messages.
@@ -72,7 +72,7 @@ async def find_migrated(
     """The live message of ``box_id`` migrated from ``legacy_id``.
 
     The old id does not say which month the message went to, so first the MODBs of the retention window, known
-    by name (no ``_all_dbs``): their ``legacy_messages/by_previous_id`` views, in parallel, a missing database
+    by name (no ``_all_dbs``): their ``kazoo_vm_legacy_messages/by_previous_id`` views, in parallel, a missing database
     being simply empty. That covers what clients still see, and any message moved within the box (a move goes to
     the current month, keeping ``pvt_previous_id``). Only when that finds nothing are the account's other MODBs
     listed (one ``_all_dbs`` key range) and each asked for the migrator's own id ``YYYYMM-<old id>`` through
@@ -109,7 +109,7 @@ async def _bounded(lookups: Iterable[Awaitable[list[str]]]) -> list[list[str]]:
 
 async def _by_previous_id(store: CouchStore, db: str, legacy_id: str, box_id: str) -> list[str]:
     try:
-        rows = await query_view(store, db, "modb", "legacy_messages", "by_previous_id", key=legacy_id)
+        rows = await query_view(store, db, "modb", "kazoo_vm_legacy_messages", "by_previous_id", key=legacy_id)
     except DatabaseNotFound:
         return []
     return [str(row.id) for row in rows if row.id and isinstance(row.value, dict) and row.value.get("source_id") == box_id]
