@@ -144,7 +144,15 @@ async def bare_box_listing(store: CouchStore, settings: Any, bench: BenchAccount
             queries.append(view(store, db, "kazoo_vm_counts", "by_box_folder", group_level=2))
         for size, start, end in runs:
             queries.append(
-                view(store, db, "kazoo_vm_counts", "by_period", startkey=[size, start], endkey=[size, end, {}], group_level=4)
+                view(
+                    store,
+                    db,
+                    "kazoo_vm_counts",
+                    "by_period",
+                    startkey=[size, start],
+                    endkey=[size, end, {}],
+                    group_level=4,
+                )
             )
     return sum(len(rows) for rows in await asyncio.gather(*queries))
 
@@ -168,7 +176,9 @@ async def kazoo_style_counts(store: CouchStore, settings: Any, bench: BenchAccou
     return sum(len(rows) for rows in await asyncio.gather(*queries))
 
 
-async def bare_box_page(store: CouchStore, settings: Any, bench: BenchAccount, page: int | None, docs: bool = False) -> None:
+async def bare_box_page(
+    store: CouchStore, settings: Any, bench: BenchAccount, page: int | None, docs: bool = False
+) -> None:
     """listing_by_mailbox from the newest MODB on, as many rows as a page needs (all without a page)."""
     low, high = window(store, settings)
     box = bench.boxes[0]
@@ -283,7 +293,8 @@ async def measure(client: TestClient[Any, Any], args: argparse.Namespace) -> Non
         ("  Kazoo's count: a row per message", lambda b: lambda: kazoo_style_counts(store, settings, b)),
         (f"GET {box}?page_size=50", lambda b: http(client, b, box.format(box=b.boxes[0]) + "?page_size=50")),
         ("  bare: listing_by_mailbox, limit 51", lambda b: lambda: bare_box_page(store, settings, b, 50)),
-        (f"GET {box}?page_size=50&filter_folder=new", lambda b: http(client, b, box.format(box=b.boxes[0]) + "?page_size=50&filter_folder=new")),
+        (f"GET {box}?page_size=50&filter_folder=new",
+         lambda b: http(client, b, box.format(box=b.boxes[0]) + "?page_size=50&filter_folder=new")),
         ("  bare: listing_by_mailbox + docs, limit 51", lambda b: lambda: bare_box_page(store, settings, b, 50, True)),
         (f"GET {box}?paginate=false", lambda b: http(client, b, box.format(box=b.boxes[0]) + "?paginate=false")),
         ("  bare: listing_by_mailbox, every MODB", lambda b: lambda: bare_box_page(store, settings, b, None)),
@@ -296,7 +307,8 @@ async def measure(client: TestClient[Any, Any], args: argparse.Namespace) -> Non
     small, large = benches
     width = max(len(name) for name, _ in rows)
     print()
-    print(f"{'median of ' + str(args.repeat) + ' runs, ms':<{width}}  {small.messages:>10,} msgs  {large.messages:>10,} msgs")
+    heading = f"median of {args.repeat} runs, ms"
+    print(f"{heading:<{width}}  {small.messages:>10,} msgs  {large.messages:>10,} msgs")
     for name, (at_small, at_large) in rows:
         print(f"{name:<{width}}  {at_small:>15.1f}  {at_large:>15.1f}")
     print()
@@ -306,11 +318,12 @@ async def measure(client: TestClient[Any, Any], args: argparse.Namespace) -> Non
     print(f"{'rows for Kazoo-style counting':<{width}}  {kazoo[0]:>15,}  {kazoo[1]:>15,}")
     print()
     listing = dict(rows)["GET /vmboxes  (counts)"]
+    ratio, growth = listing[1] / listing[0], large.messages / small.messages
     print(f"box listing: {listing[0]:.1f} ms with {small.messages:,} messages, {listing[1]:.1f} ms with "
-          f"{large.messages:,} messages ({listing[1] / listing[0]:.2f}x for {large.messages / small.messages:.0f}x the messages)")  # fmt: skip
-    print("note: the development server (PouchDB) computes a reduce by reading the index rows in range at query time;\n"
-          "CouchDB keeps reductions in its view B-tree, so there the grouped counts cost about the same for any number\n"
-          "of messages. The rows answered above are what the service has to handle on either.")  # fmt: skip
+          f"{large.messages:,} messages ({ratio:.2f}x for {growth:.0f}x the messages)")  # fmt: skip
+    print("note: the development server (PouchDB) computes a reduce by reading the index rows in range at query\n"
+          "time; CouchDB keeps reductions in its view B-tree, so there the grouped counts cost about the same for any\n"
+          "number of messages. The rows answered above are what the service has to handle on either.")  # fmt: skip
 
 
 def main() -> None:

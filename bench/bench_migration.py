@@ -64,24 +64,46 @@ async def seed(store: CouchStore, account_id: str, args: argparse.Namespace) -> 
         position = index // args.boxes
         timestamp = month_start(position * args.months // per_box_count) + 60 * position
         per_box[box_id].append(legacy_id)
-        entries[box_id].append({
-            "media_id": legacy_id, "timestamp": timestamp, "folder": "new", "length": 5000,
-            "from": "15554443344@bench.example", "to": "1001@bench.example",
-            "caller_id_number": "15554443344", "caller_id_name": "Bench", "call_id": f"call-{index}",
-        })
-        media.append({
-            "_id": legacy_id, "pvt_type": "private_media", "source_type": "voicemail", "source_id": box_id,
-            "media_type": "mp3", "streamable": True, "utc_seconds": timestamp,
-            "_attachments": {f"{legacy_id}.mp3": {"content_type": "audio/mpeg", "data": audio}},
-        })
+        entries[box_id].append(
+            {
+                "media_id": legacy_id,
+                "timestamp": timestamp,
+                "folder": "new",
+                "length": 5000,
+                "from": "15554443344@bench.example",
+                "to": "1001@bench.example",
+                "caller_id_number": "15554443344",
+                "caller_id_name": "Bench",
+                "call_id": f"call-{index}",
+            }
+        )
+        media.append(
+            {
+                "_id": legacy_id,
+                "pvt_type": "private_media",
+                "source_type": "voicemail",
+                "source_id": box_id,
+                "media_type": "mp3",
+                "streamable": True,
+                "utc_seconds": timestamp,
+                "_attachments": {f"{legacy_id}.mp3": {"content_type": "audio/mpeg", "data": audio}},
+            }
+        )
         if len(media) >= 500:
             await store.bulk_docs(db, media)
             media = []
     if media:
         await store.bulk_docs(db, media)
     boxes = [
-        {"_id": box_id, "pvt_type": "vmbox", "name": box_id, "mailbox": str(1000 + n), "messages": box_entries,
-         "pvt_created": month_start(0), "pvt_modified": month_start(0)}
+        {
+            "_id": box_id,
+            "pvt_type": "vmbox",
+            "name": box_id,
+            "mailbox": str(1000 + n),
+            "messages": box_entries,
+            "pvt_created": month_start(0),
+            "pvt_modified": month_start(0),
+        }
         for n, (box_id, box_entries) in enumerate(entries.items())
     ]
     await store.bulk_docs(db, boxes)
@@ -129,8 +151,11 @@ async def run(url: str, args: argparse.Namespace) -> None:
         account, _ = await accounts.create_account(store, name="bench migration")
         started = time.perf_counter()
         per_box = await seed(store, account.id, args)
-        print(f"seeded {args.messages} legacy messages ({args.audio_bytes} bytes of audio each) in {args.boxes} boxes over "
-              f"{args.months} months in {time.perf_counter() - started:.1f}s; batch {args.batch_size}, workers {args.workers}")
+        seconds = time.perf_counter() - started
+        print(
+            f"seeded {args.messages} legacy messages ({args.audio_bytes} bytes of audio each) in {args.boxes} boxes "
+            f"over {args.months} months in {seconds:.1f}s; batch {args.batch_size}, workers {args.workers}"
+        )
 
         started = time.perf_counter()
         copied = await raw_copy(store, account.id, per_box, args)
@@ -140,14 +165,26 @@ async def run(url: str, args: argparse.Namespace) -> None:
         options = Options(purge_legacy_media=False)
         settings = Settings(couch_url=url, default_timezone="UTC")
         started = time.perf_counter()
-        report = await migrate(store, Scope(account_ids=(account.id,)), settings, options=options,
-                               batch_size=args.batch_size, workers=args.workers)
+        report = await migrate(
+            store,
+            Scope(account_ids=(account.id,)),
+            settings,
+            options=options,
+            batch_size=args.batch_size,
+            workers=args.workers,
+        )
         migrate_s = time.perf_counter() - started
         assert report.totals()["migrated"] == args.messages and report.ok, report.totals()
 
         started = time.perf_counter()
-        rerun = await migrate(store, Scope(account_ids=(account.id,)), settings, options=options,
-                              batch_size=args.batch_size, workers=args.workers)
+        rerun = await migrate(
+            store,
+            Scope(account_ids=(account.id,)),
+            settings,
+            options=options,
+            batch_size=args.batch_size,
+            workers=args.workers,
+        )
         rerun_s = time.perf_counter() - started
         assert rerun.totals()["entries"] == 0, rerun.totals()
 

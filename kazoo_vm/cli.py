@@ -39,7 +39,10 @@ def couch_for(settings: Settings, *, announce: bool = False) -> Iterator[Setting
     bundled = devserver.start_for(settings)
     devserver.write_state(settings, bundled.url)
     if announce:
-        print(f"bundled CouchDB (development server) at {bundled.url}, data in {settings.data_dir / 'couchdb'}", flush=True)
+        print(
+            f"bundled CouchDB (development server) at {bundled.url}, data in {settings.data_dir / 'couchdb'}",
+            flush=True,
+        )
     try:
         yield dataclasses.replace(settings, couch_url=bundled.url)
     finally:
@@ -48,7 +51,9 @@ def couch_for(settings: Settings, *, announce: bool = False) -> Iterator[Setting
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    settings = dataclasses.replace(settings, host=args.host or settings.host, port=args.port if args.port is not None else settings.port)
+    settings = dataclasses.replace(
+        settings, host=args.host or settings.host, port=args.port if args.port is not None else settings.port
+    )
     with couch_for(settings, announce=True) as ready:
         app = create_app(ready)
         base = f"http://{ready.host}:{ready.port}"
@@ -57,7 +62,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             f"CouchDB: {ready.couch_url}\n"
             "Get a token:\n"
             "  kazoo-vm accounts create --name 'My Company'      # prints account_id and api_key\n"
-            f"  curl -s -X PUT {base}/v2/api_auth -d '{{\"data\":{{\"api_key\":\"<api_key>\"}}}}'\n"
+            f'  curl -s -X PUT {base}/v2/api_auth -d \'{{"data":{{"api_key":"<api_key>"}}}}\'\n'
             "  # the token is the response's auth_token; send it as X-Auth-Token",
             flush=True,
         )
@@ -93,7 +98,9 @@ def _accounts_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def _users_create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(store: CouchStore) -> dict[str, Any]:
-        user = await accounts.create_user(store, account_id=args.account, username=args.username, password=args.password)
+        user = await accounts.create_user(
+            store, account_id=args.account, username=args.username, password=args.password
+        )
         return {"user_id": user["_id"], "account_id": args.account, "username": user["username"]}
 
     print(json.dumps(_run(settings, work), indent=2))
@@ -104,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kazoo-vm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve the API (starts the bundled CouchDB when KAZOO_VM_COUCH_URL is unset)")
+    serve = commands.add_parser(
+        "serve", help="serve the API (starts the bundled CouchDB when KAZOO_VM_COUCH_URL is unset)"
+    )
     serve.add_argument("--host", help="listen address (KAZOO_VM_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (KAZOO_VM_PORT, default 8000)")
     serve.set_defaults(run=_serve)

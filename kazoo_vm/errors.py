@@ -162,9 +162,7 @@ class UnsupportedMediaType(KazooError):
     message = "unsupported_media_type"
 
     def __init__(self, content_type: str, accepted: list[str]) -> None:
-        super().__init__(
-            {"message": f"content type '{content_type}' is not accepted here", "accepted": accepted}
-        )
+        super().__init__({"message": f"content type '{content_type}' is not accepted here", "accepted": accepted})
 
 
 class UnspecifiedFault(KazooError):

@@ -16,8 +16,12 @@ ACCOUNT = "/v2/accounts/{account_id}"
 
 def setup_routes(app: web.Application) -> None:
     router = app.router
-    router.add_route("*", "/v2/api_auth", endpoint({"PUT": auth.api_auth}, account_scoped=False, json_only=True), name="api_auth")
-    router.add_route("*", "/v2/user_auth", endpoint({"PUT": auth.user_auth}, account_scoped=False, json_only=True), name="user_auth")
+    router.add_route(
+        "*", "/v2/api_auth", endpoint({"PUT": auth.api_auth}, account_scoped=False, json_only=True), name="api_auth"
+    )
+    router.add_route(
+        "*", "/v2/user_auth", endpoint({"PUT": auth.user_auth}, account_scoped=False, json_only=True), name="user_auth"
+    )
     router.add_route(
         "*",
         f"{ACCOUNT}/vmboxes",
@@ -65,7 +69,9 @@ def setup_message_routes(app: web.Application) -> None:
         ),
         name="vmbox_messages",
     )
-    router.add_route("*", f"{box}/raw", endpoint({"POST": messages.zip_audio}, json_only=True), name="vmbox_messages_raw")
+    router.add_route(
+        "*", f"{box}/raw", endpoint({"POST": messages.zip_audio}, json_only=True), name="vmbox_messages_raw"
+    )
     router.add_route(
         "*",
         f"{box}/{{message_id}}",

@@ -25,7 +25,9 @@ class TestAccount:
         return {"X-Auth-Token": self.token}
 
 
-async def make_account(client: TestClient[Any, Any], name: str = "Test Account", parent: str | None = None) -> TestAccount:
+async def make_account(
+    client: TestClient[Any, Any], name: str = "Test Account", parent: str | None = None
+) -> TestAccount:
     store = client.app[appkeys.STORE]
     account, api_key = await accounts.create_account(store, name=name, parent_id=parent)
     token = client.app[appkeys.TOKENS].issue(account.id, None, "cb_api_auth")
@@ -43,7 +45,14 @@ class Api:
         return f"/v2/accounts/{self.account.id}{path}"
 
     async def request(
-        self, method: str, path: str, *, data: Any = None, body: Any = None, headers: dict[str, str] | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        data: Any = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> tuple[int, Any]:
         all_headers = {**self.account.headers, **(headers or {})}
         if data is not None:

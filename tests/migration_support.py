@@ -69,8 +69,15 @@ async def load_fixture_box(store: CouchStore, account_id: str) -> dict[str, byte
 
 
 def legacy_entry(media_id: str | None, timestamp: Any = None, **fields: Any) -> JsonDict:
-    entry: JsonDict = {"call_id": f"call-{media_id}", "caller_id_number": "15554443344", "caller_id_name": "Caller",
-                       "from": "15554443344@legacy.example", "to": "1001@legacy.example", "folder": "new", "length": 4200}
+    entry: JsonDict = {
+        "call_id": f"call-{media_id}",
+        "caller_id_number": "15554443344",
+        "caller_id_name": "Caller",
+        "from": "15554443344@legacy.example",
+        "to": "1001@legacy.example",
+        "folder": "new",
+        "length": 4200,
+    }
     if media_id is not None:
         entry["media_id"] = media_id
     if timestamp is not None:
@@ -96,7 +103,9 @@ def media_doc(account_id: str, media_id: str, box_id: str, audio: bytes | None, 
     }
     doc = _own(doc, account_id)
     if audio is not None:
-        doc["_attachments"] = {f"{media_id}.mp3": {"content_type": "audio/mpeg", "data": base64.b64encode(audio).decode()}}
+        doc["_attachments"] = {
+            f"{media_id}.mp3": {"content_type": "audio/mpeg", "data": base64.b64encode(audio).decode()}
+        }
     return doc
 
 
@@ -121,11 +130,22 @@ async def save_all(store: CouchStore, account_id: str, docs: Sequence[JsonDict])
 
 
 async def seed_box(
-    store: CouchStore, account_id: str, box_id: str, timestamps: Mapping[str, Any], *, audio_size: int = 3000, **box_fields: Any
+    store: CouchStore,
+    account_id: str,
+    box_id: str,
+    timestamps: Mapping[str, Any],
+    *,
+    audio_size: int = 3000,
+    **box_fields: Any,
 ) -> JsonDict:
     """A legacy box with one entry per legacy id (and its timestamp), each with a media document holding
     ``audio_for(legacy_id, audio_size)``; returns the box as saved."""
-    box = legacy_box(account_id, box_id, [legacy_entry(legacy_id, timestamp) for legacy_id, timestamp in timestamps.items()], **box_fields)
+    box = legacy_box(
+        account_id,
+        box_id,
+        [legacy_entry(legacy_id, timestamp) for legacy_id, timestamp in timestamps.items()],
+        **box_fields,
+    )
     media = [media_doc(account_id, legacy_id, box_id, audio_for(legacy_id, audio_size)) for legacy_id in timestamps]
     await save_all(store, account_id, [box, *media])
     return box
@@ -146,8 +166,15 @@ async def existing_target(
     entry = box["messages"][0]
     db = naming.modb_for_timestamp(account_id, entry["timestamp"])
     await store.create_db(db)
-    doc = migrated_doc(account_id=account_id, box=box, legacy_id=entry["media_id"], entry=entry,
-                       timestamp=entry["timestamp"], attachment_name=attachment_name, default_timezone=TIMEZONE)
+    doc = migrated_doc(
+        account_id=account_id,
+        box=box,
+        legacy_id=entry["media_id"],
+        entry=entry,
+        timestamp=entry["timestamp"],
+        attachment_name=attachment_name,
+        default_timezone=TIMEZONE,
+    )
     doc.update(fields)
     await store.put_doc(db, doc)
     return doc
@@ -287,13 +314,21 @@ class InterruptibleStore(CouchStore):
         return str(await self._write("put_doc", lambda: super(InterruptibleStore, self).put_doc(db, doc), (db, doc)))
 
     async def delete_doc(self, db: str, doc_id: str, rev: str) -> str:
-        return str(await self._write("delete_doc", lambda: super(InterruptibleStore, self).delete_doc(db, doc_id, rev), (db, doc_id)))
+        return str(
+            await self._write(
+                "delete_doc", lambda: super(InterruptibleStore, self).delete_doc(db, doc_id, rev), (db, doc_id)
+            )
+        )
 
     async def bulk_docs(self, db: str, docs: Sequence[JsonDict]) -> list[JsonDict]:
-        result: list[JsonDict] = await self._write("bulk_docs", lambda: super(InterruptibleStore, self).bulk_docs(db, docs), (db, docs))
+        result: list[JsonDict] = await self._write(
+            "bulk_docs", lambda: super(InterruptibleStore, self).bulk_docs(db, docs), (db, docs)
+        )
         return result
 
-    async def put_attachment(self, db: str, doc_id: str, name: str, rev: str | None, data: bytes, content_type: str) -> str:
+    async def put_attachment(
+        self, db: str, doc_id: str, name: str, rev: str | None, data: bytes, content_type: str
+    ) -> str:
         return str(
             await self._write(
                 "put_attachment",
@@ -305,7 +340,9 @@ class InterruptibleStore(CouchStore):
     async def delete_attachment(self, db: str, doc_id: str, name: str, rev: str) -> str:
         return str(
             await self._write(
-                "delete_attachment", lambda: super(InterruptibleStore, self).delete_attachment(db, doc_id, name, rev), (db, doc_id)
+                "delete_attachment",
+                lambda: super(InterruptibleStore, self).delete_attachment(db, doc_id, name, rev),
+                (db, doc_id),
             )
         )
 

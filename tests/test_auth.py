@@ -32,7 +32,9 @@ async def list_boxes(client: TestClient[Any, Any], account_id: str, **headers: s
     return response.status, await response.json()
 
 
-async def test_api_auth_returns_201_with_a_token_and_the_account_id(client: TestClient[Any, Any], account: TestAccount) -> None:
+async def test_api_auth_returns_201_with_a_token_and_the_account_id(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
     status, body = await put_json(client, "/v2/api_auth", {"api_key": account.api_key})
     assert status == 201
     assert body["status"] == "success"
@@ -46,7 +48,9 @@ async def test_api_auth_returns_201_with_a_token_and_the_account_id(client: Test
     assert status == 200
 
 
-async def test_api_auth_with_an_unknown_key_is_404_with_the_key_as_data(client: TestClient[Any, Any], account: TestAccount) -> None:
+async def test_api_auth_with_an_unknown_key_is_404_with_the_key_as_data(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
     unknown = "f" * 64
     status, body = await put_json(client, "/v2/api_auth", {"api_key": unknown})
     assert status == 404
@@ -60,7 +64,9 @@ async def test_api_auth_with_a_key_of_the_wrong_length_is_a_validation_error(cli
     assert body["data"]["api_key"]["minLength"]["target"] == 64
 
 
-async def test_user_auth_by_account_name_with_md5_credentials(client: TestClient[Any, Any], account: TestAccount) -> None:
+async def test_user_auth_by_account_name_with_md5_credentials(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
     store = client.app[appkeys.STORE]
     user = await accounts.create_user(store, account_id=account.id, username="John@Example.com", password="m32c6NfqYEt")
     # The documented example hash: md5("john@example.com:m32c6NfqYEt")
@@ -86,7 +92,9 @@ async def test_user_auth_by_realm_with_sha1_credentials(client: TestClient[Any, 
     assert body["data"]["account_id"] == account.id
 
 
-async def test_user_auth_with_wrong_credentials_or_unknown_account_is_401(client: TestClient[Any, Any], account: TestAccount) -> None:
+async def test_user_auth_with_wrong_credentials_or_unknown_account_is_401(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
     store = client.app[appkeys.STORE]
     await accounts.create_user(store, account_id=account.id, username="bob", password="right")
     for request in (
@@ -106,16 +114,26 @@ async def test_user_auth_without_credentials_is_a_validation_error(client: TestC
     assert "required" in body["data"]["credentials"]
 
 
-async def test_no_token_is_401_and_the_error_has_no_auth_token(client: TestClient[Any, Any], account: TestAccount) -> None:
+async def test_no_token_is_401_and_the_error_has_no_auth_token(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
     status, body = await list_boxes(client, account.id)
     assert status == 401
-    assert body == {**body, "status": "error", "error": "401", "message": "invalid_credentials", "data": {"message": "invalid credentials"}}
+    assert body == {
+        **body,
+        "status": "error",
+        "error": "401",
+        "message": "invalid_credentials",
+        "data": {"message": "invalid credentials"},
+    }
     assert "auth_token" not in body
 
 
 async def test_a_garbage_or_foreign_token_is_401(client: TestClient[Any, Any], account: TestAccount) -> None:
     foreign_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = foreign_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = foreign_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     forged = jwt.encode({"account_id": account.id, "iss": "kazoo", "exp": 4102444800}, pem, algorithm="RS256")
     for token in ("not-a-jwt", forged):
         status, body = await list_boxes(client, account.id, **{"X-Auth-Token": token})
@@ -137,7 +155,9 @@ async def test_a_token_of_another_account_is_403(client: TestClient[Any, Any], a
     assert body["error"] == "403" and body["message"] == "forbidden" and body["data"] == {"message": "forbidden"}
 
 
-async def test_an_ancestor_token_may_manage_a_descendant_but_not_the_reverse(client: TestClient[Any, Any], account: TestAccount) -> None:
+async def test_an_ancestor_token_may_manage_a_descendant_but_not_the_reverse(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
     child = await make_account(client, name="Child", parent=account.id)
     grandchild = await make_account(client, name="Grandchild", parent=child.id)
     assert (await list_boxes(client, grandchild.id, **account.headers))[0] == 200
@@ -145,7 +165,9 @@ async def test_an_ancestor_token_may_manage_a_descendant_but_not_the_reverse(cli
     assert (await list_boxes(client, account.id, **child.headers))[0] == 403
 
 
-async def test_the_token_may_come_from_query_envelope_or_bearer_header(client: TestClient[Any, Any], account: TestAccount) -> None:
+async def test_the_token_may_come_from_query_envelope_or_bearer_header(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
     path = f"/v2/accounts/{account.id}/vmboxes"
     response = await client.get(path, params={"auth_token": account.token})
     assert response.status == 200
@@ -157,7 +179,9 @@ async def test_the_token_may_come_from_query_envelope_or_bearer_header(client: T
     assert body["auth_token"] == account.token
 
 
-async def test_basic_auth_with_account_id_and_md5_credentials(client: TestClient[Any, Any], account: TestAccount) -> None:
+async def test_basic_auth_with_account_id_and_md5_credentials(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
     store = client.app[appkeys.STORE]
     await accounts.create_user(store, account_id=account.id, username="carol", password="pw")
     good = base64.b64encode(f"{account.id}:{md5('carol:pw')}".encode()).decode()

@@ -27,7 +27,9 @@ def test_accounts_and_users_create_against_the_configured_couchdb(
     assert re.fullmatch(r"[0-9a-f]{32}", account["account_id"])
     assert re.fullmatch(r"[0-9a-f]{64}", account["api_key"])
     assert account["realm"] == "cli.example.com"
-    code, user = run(capsys, "users", "create", "--account", account["account_id"], "--username", "u1", "--password", "p")
+    code, user = run(
+        capsys, "users", "create", "--account", account["account_id"], "--username", "u1", "--password", "p"
+    )
     assert code == 0 and re.fullmatch(r"[0-9a-f]{32}", user["user_id"])
     code, child = run(capsys, "accounts", "create", "--name", "Child Co", "--parent", account["account_id"])
     assert code == 0 and child["account_id"] != account["account_id"]
@@ -57,7 +59,9 @@ def test_without_a_couch_url_the_cli_uses_the_bundled_server_of_a_running_serve(
     assert code == 0 and account["account_id"]
 
 
-def test_invalid_configuration_exits_2_naming_the_variable(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_configuration_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("KAZOO_VM_PORT", "not-a-port")
     assert cli.main(["accounts", "create", "--name", "x"]) == 2
     assert "KAZOO_VM_PORT" in capsys.readouterr().err

@@ -43,7 +43,9 @@ async def test_the_service_authenticates_to_couchdb_with_the_urls_credentials(
 
 
 async def test_wrong_couchdb_credentials_fail_at_start_up(secured_couch: str, tmp_path: Path) -> None:
-    settings = load_settings({"KAZOO_VM_COUCH_URL": secured_couch.replace("http://", "http://admin:wrong@")}, data_dir=tmp_path)
+    settings = load_settings(
+        {"KAZOO_VM_COUCH_URL": secured_couch.replace("http://", "http://admin:wrong@")}, data_dir=tmp_path
+    )
     runner = web.AppRunner(create_app(settings))
     try:
         with pytest.raises(Unauthorized) as caught:

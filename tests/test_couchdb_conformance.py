@@ -79,7 +79,7 @@ class Couch:
 
     def url(self, db: str, *parts: str) -> URL:
         """URL of ``db`` (encoded as one path segment) plus already-encoded ``parts``."""
-        path = "/".join([quote(db, safe="")] + list(parts))
+        path = "/".join([quote(db, safe=""), *list(parts)])
         return URL(f"{self.base}/{path}", encoded=True)
 
     def doc_url(self, db: str, doc_id: str, *parts: str) -> URL:

@@ -18,7 +18,9 @@ def strip_rev(doc: dict[str, object]) -> dict[str, object]:
     return {key: value for key, value in doc.items() if key != "_rev"}
 
 
-async def test_a_new_account_database_gets_kazoos_vmboxes_views_unchanged(store: CouchStore, account: TestAccount) -> None:
+async def test_a_new_account_database_gets_kazoos_vmboxes_views_unchanged(
+    store: CouchStore, account: TestAccount
+) -> None:
     stored = await store.get_doc(naming.account_db(account.id), "_design/vmboxes")
     wanted = next(doc for doc in design_docs("account") if doc["_id"] == "_design/vmboxes")
     assert strip_rev(stored) == wanted
@@ -30,10 +32,17 @@ async def test_a_new_modb_gets_the_mailbox_messages_views(store: CouchStore, acc
     assert await ensure_database(store, modb, "modb") is True
     assert await ensure_database(store, modb, "modb") is False  # second creator: no error
     stored = await store.get_doc(modb, "_design/mailbox_messages")
-    assert set(stored["views"]) >= {"listing_by_mailbox", "listing_by_timestamp", "count_per_box_folder", "count_per_folder"}
+    assert set(stored["views"]) >= {
+        "listing_by_mailbox",
+        "listing_by_timestamp",
+        "count_per_box_folder",
+        "count_per_folder",
+    }
 
 
-async def test_sync_at_start_up_restores_a_design_document_that_differs(store: CouchStore, account: TestAccount) -> None:
+async def test_sync_at_start_up_restores_a_design_document_that_differs(
+    store: CouchStore, account: TestAccount
+) -> None:
     db = naming.account_db(account.id)
     tampered = await store.get_doc(db, "_design/vmboxes")
     tampered["views"] = {"only": {"map": "function(doc) { emit(null, null); }"}}
@@ -52,8 +61,9 @@ async def test_a_view_query_writes_missing_design_documents_first(store: CouchSt
     assert (await store.get_doc(db, "_design/vmboxes"))["_id"] == "_design/vmboxes"
 
 
-
-async def test_sync_writes_nothing_when_every_design_document_is_current(store: CouchStore, account: TestAccount) -> None:
+async def test_sync_writes_nothing_when_every_design_document_is_current(
+    store: CouchStore, account: TestAccount
+) -> None:
     await sync_all(store)
     before = (await store.get_doc(naming.account_db(account.id), "_design/vmboxes"))["_rev"]
     assert await sync_all(store) == 0

@@ -42,7 +42,9 @@ async def test_raw_download_is_the_stored_bytes_with_kazoos_headers(api: Api) ->
     box = await create_box(api, timezone="America/New_York")
     audio = fake_mp3(20_000)
     message_id = await message_with(api, box["id"], audio, "audio/mp3", caller_id_number="1001")
-    response, body = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw", headers={"Accept": "audio/mp3"})
+    response, body = await raw(
+        api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw", headers={"Accept": "audio/mp3"}
+    )
     assert response.status == 200 and body == audio
     assert response.headers["Content-Type"] == "audio/mpeg"
     assert response.headers["Content-Length"] == str(len(audio))
@@ -60,7 +62,12 @@ async def test_file_name_time_zone_comes_from_box_then_owner_then_account(
     api: Api, store: CouchStore, zone_on: str | None, expected: str
 ) -> None:
     db = api.account.account.db
-    owner = {"_id": "a" * 32, "pvt_type": "user", "username": "u", **({"timezone": "Europe/Paris"} if zone_on == "owner" else {})}
+    owner = {
+        "_id": "a" * 32,
+        "pvt_type": "user",
+        "username": "u",
+        **({"timezone": "Europe/Paris"} if zone_on == "owner" else {}),
+    }
     await store.put_doc(db, owner)
     if zone_on == "account":
         api.account.account.doc["timezone"] = "Australia/Sydney"
@@ -143,7 +150,11 @@ async def test_put_raw_replaces_every_attachment_in_one_write(api: Api, store: C
     )
     assert status == 400  # an empty multipart body carries no file
     response, _payload = await raw(
-        api, "PUT", f"/vmboxes/{box['id']}/messages/{message_id}/raw", data=replacement, headers={"Content-Type": "audio/x-wav"}
+        api,
+        "PUT",
+        f"/vmboxes/{box['id']}/messages/{message_id}/raw",
+        data=replacement,
+        headers={"Content-Type": "audio/x-wav"},
     )
     assert response.status == 201
     doc = await message_doc(store, api.account.id, message_id)
@@ -255,4 +266,6 @@ async def test_a_range_is_cut_from_a_whole_attachment_stream(start: int, length:
         for offset in range(0, len(data), 4):
             yield data[offset : offset + 4]
 
-    assert b"".join([piece async for piece in downloads.sliced(chunks(), start, length)]) == data[start : start + length]
+    assert (
+        b"".join([piece async for piece in downloads.sliced(chunks(), start, length)]) == data[start : start + length]
+    )

@@ -39,7 +39,9 @@ async def test_post_changes_the_folder_and_defaults_to_saved(api: Api, store: Co
     # The folder may also sit in the envelope beside data (cb_context req_value: data, query string, envelope).
     status, body = await api.request("POST", path, json={"data": {}, "folder": "new"})
     assert status == 200 and body["data"]["folder"] == "new"
-    status, body = await api.request("POST", f"{path}?folder=saved", json={"data": {"folder": "deleted"}, "folder": "new"})
+    status, body = await api.request(
+        "POST", f"{path}?folder=saved", json={"data": {"folder": "deleted"}, "folder": "new"}
+    )
     assert body["data"]["folder"] == "deleted"  # data wins over the query string and the envelope
     assert len(doc["_attachments"]) == 1
     _, audio = await raw(api, "GET", f"{path}/raw")
@@ -108,7 +110,10 @@ async def test_bulk_change_refuses_expired_messages_and_saves_them_enforced(api:
     _status, body = await api.post(
         f"/vmboxes/{box['id']}/messages", {"messages": [old["media_id"], fresh["media_id"]], "folder": "saved"}
     )
-    assert body["data"] == {"succeeded": [fresh["media_id"]], "failed": {old["media_id"]: "prior_to_retention_duration"}}
+    assert body["data"] == {
+        "succeeded": [fresh["media_id"]],
+        "failed": {old["media_id"]: "prior_to_retention_duration"},
+    }
     doc = await message_doc(store, api.account.id, old["media_id"])
     assert doc["metadata"]["folder"] == "deleted" and doc["metadata"]["retention"] == "enforced"
 
@@ -165,7 +170,7 @@ async def test_parallel_folder_changes_lose_nothing(api: Api, store: CouchStore)
     requests += [api.post(f"{path}/{ids[0]}", {"folder": "saved"}) for _ in range(3)]
     results = await asyncio.gather(*requests)
     assert all(status == 200 for status, _ in results), results
-    for status, body in results[len(ids) : len(ids) + 3]:
+    for _status, body in results[len(ids) : len(ids) + 3]:
         assert sorted(body["data"]["succeeded"]) == sorted(ids)
     _status, listing = await api.get(f"{path}?paginate=false")
     assert sorted(listed_ids(listing)) == sorted(ids)

@@ -133,7 +133,13 @@ async def test_partial_month_counts_are_exact_whichever_way_they_are_computed(ap
     await new_message(api, box["id"], timestamp=last, folder="new")
     placed.append((last, "new"))
     db = naming.modb(api.account.id, start.year, start.month)
-    windows = [(0, last_offset), (1, last_offset), (0, 36_000 + 15), (3_600, 9 * DAY + 6), (36_000 + 16, last_offset - 1)]
+    windows = [
+        (0, last_offset),
+        (1, last_offset),
+        (0, 36_000 + 15),
+        (3_600, 9 * DAY + 6),
+        (36_000 + 16, last_offset - 1),
+    ]
     windows += [(5, last_offset - 5), (9 * DAY, 9 * DAY + 7), (last_offset, last_offset)]
     plans = set()
     for low_offset, high_offset in windows:

@@ -37,9 +37,7 @@ async def test_multipart_create_stores_document_and_audio_in_the_modb_as_kazoo(a
     box = await create_box(api, mailbox="1010", timezone="America/New_York")
     audio = fake_mp3()
     data = {"folder": "new", "caller_id_name": "pqc_cb_storage", "caller_id_number": "pqc_cb_storage"}
-    response, body = await raw(
-        api, "PUT", f"/vmboxes/{box['id']}/messages", data=multipart(data, audio, "audio/mp3")
-    )
+    response, body = await raw(api, "PUT", f"/vmboxes/{box['id']}/messages", data=multipart(data, audio, "audio/mp3"))
     payload = json.loads(body)
     assert response.status == 201, payload
     metadata = payload["data"]
@@ -71,7 +69,9 @@ async def test_multipart_create_stores_document_and_audio_in_the_modb_as_kazoo(a
     stub = doc["_attachments"][f"{hex_part}.mp3"]
     assert stub["content_type"] == "audio/mpeg" and stub["length"] == len(audio)
 
-    fetched, stored = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw", headers={"Accept": "audio/mp3"})
+    fetched, stored = await raw(
+        api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw", headers={"Accept": "audio/mp3"}
+    )
     assert fetched.status == 200 and stored == audio
 
 
@@ -79,7 +79,10 @@ async def test_request_data_gets_kazoo_defaults_and_an_existing_at_is_not_suffix
     box = await create_box(api, mailbox="3000")
     realm = api.account.account.realm
     response, payload = await raw(
-        api, "PUT", f"/vmboxes/{box['id']}/messages", json={"data": {"from": "alice@example.com", "extra": {"ignored": 1}}}
+        api,
+        "PUT",
+        f"/vmboxes/{box['id']}/messages",
+        json={"data": {"from": "alice@example.com", "extra": {"ignored": 1}}},
     )
     body = json.loads(payload)
     assert response.status == 201, body
@@ -199,7 +202,9 @@ async def test_audio_put_requires_a_file(api: Api) -> None:
 async def test_parallel_creates_into_a_new_monthly_database_all_succeed(api: Api, store: CouchStore) -> None:
     box = await create_box(api)
     when = gregorian(month_start(-2) + timedelta(days=1))
-    results = await asyncio.gather(*(put_message(api, box["id"], {"timestamp": when + n}, fake_mp3()) for n in range(6)))
+    results = await asyncio.gather(
+        *(put_message(api, box["id"], {"timestamp": when + n}, fake_mp3()) for n in range(6))
+    )
     assert [status for status, _ in results] == [201] * 6
     year, month = naming.year_month(when)
     db = naming.modb(api.account.id, year, month)
@@ -225,7 +230,8 @@ async def test_curl_form_upload_stores_the_audio_under_kazoos_name_and_type(
             f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="message.json"\r\n'.encode(),
             b"Content-Type: application/json\r\n\r\n",
             b'{"data":{"caller_id_name":"someone","caller_id_number":"6001","folder":"saved","from":"someone@far.com"}}',
-            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="voice.{extension}"\r\n'.encode(),
+            f"\r\n--{boundary}\r\n".encode(),
+            f'Content-Disposition: form-data; name="content"; filename="voice.{extension}"\r\n'.encode(),
             f"Content-Type: {sent_type}\r\n\r\n".encode(),
             audio,
             f"\r\n--{boundary}--\r\n".encode(),

@@ -44,7 +44,9 @@ def fake_wav(size: int = 2048) -> bytes:
     return b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WAVE" + body
 
 
-def multipart(data: dict[str, Any] | None, audio: bytes | None, audio_type: str, subtype: str = "mixed") -> aiohttp.MultipartWriter:
+def multipart(
+    data: dict[str, Any] | None, audio: bytes | None, audio_type: str, subtype: str = "mixed"
+) -> aiohttp.MultipartWriter:
     """Kazoo's own test upload (pqc_cb_vmboxes new_message): a JSON envelope part, then the audio part."""
     writer = aiohttp.MultipartWriter(subtype)
     if data is not None:

@@ -95,7 +95,8 @@ async def test_retention_is_configurable_and_hides_refuses_and_stops_counting(ap
     status, body = await api.post(f"/vmboxes/{box['id']}/messages/{outside['media_id']}", {"source_id": dest["id"]})
     assert status == 400 and "date_range" in body["data"][outside["media_id"]]
     status, body = await api.post(
-        f"/vmboxes/{box['id']}/messages", {"messages": [outside["media_id"], inside["media_id"]], "source_id": [dest["id"]]}
+        f"/vmboxes/{box['id']}/messages",
+        {"messages": [outside["media_id"], inside["media_id"]], "source_id": [dest["id"]]},
     )
     assert body["data"]["failed"] == {outside["media_id"]: "prior_to_retention_duration"}
     assert len(body["data"]["succeeded"]) == 1

@@ -26,7 +26,17 @@ from kazoo_vm.storage import naming
 
 CURRENT = ["0-new", "1-saved", "2-new", "3-saved", "4-saved", "5-new", "6-saved", "7-new", "8-saved"]
 PREVIOUS = ["10-new", "11-saved", "12-new", "13-saved"]
-LISTING_KEYS = {"timestamp", "from", "to", "caller_id_number", "caller_id_name", "call_id", "folder", "length", "media_id"}
+LISTING_KEYS = {
+    "timestamp",
+    "from",
+    "to",
+    "caller_id_number",
+    "caller_id_name",
+    "call_id",
+    "folder",
+    "length",
+    "media_id",
+}
 
 
 def call_ids(body: Any) -> list[str]:
@@ -215,7 +225,9 @@ async def test_listing_marks_transcribed_and_hides_expired_unless_asked(api: Api
     assert [item["media_id"] for item in body["data"]] == [fresh["media_id"]]
     assert body["data"][0]["transcribed"] is True
 
-    _status, body = await api.get(f"/vmboxes/{box['id']}/messages?created_from={old_time - 10}&created_to={old_time + 10}")
+    _status, body = await api.get(
+        f"/vmboxes/{box['id']}/messages?created_from={old_time - 10}&created_to={old_time + 10}"
+    )
     assert [item["media_id"] for item in body["data"]] == [old["media_id"]]
     assert body["data"][0]["folder"] == "deleted" and body["data"][0]["retention"] == "enforced"
 
@@ -234,7 +246,11 @@ async def test_account_listing_wraps_items_by_box_newest_first(api: Api) -> None
     old = await new_message(api, second["id"], timestamp=gregorian(month_start(-1) + timedelta(days=1)))
     status, body = await api.get("/vmboxes/messages")
     assert status == 200
-    assert by_box(body) == [(second["id"], two["media_id"]), (first["id"], one["media_id"]), (second["id"], old["media_id"])]
+    assert by_box(body) == [
+        (second["id"], two["media_id"]),
+        (first["id"], one["media_id"]),
+        (second["id"], old["media_id"]),
+    ]
     assert body["data"][0][second["id"]] == {key: two[key] for key in LISTING_KEYS}
     status, body = await api.get("/vmboxes/messages?page_size=1")
     assert by_box(body) == [(second["id"], two["media_id"])] and body["next_start_key"]
@@ -274,5 +290,7 @@ async def test_a_start_key_outside_the_requested_range_is_clamped_to_it(api: Api
     key = first["next_start_key"]  # a row of this month
     status, body = await api.get(f"{path}?start_key={key}&created_from={previous}&created_to={previous + 120}")
     assert status == 200 and call_ids(body) == ["12-new", "11-saved", "10-new"]
-    status, body = await api.get(f"{path}?start_key={key}&ascending=true&created_from={previous}&created_to={previous + 120}")
+    status, body = await api.get(
+        f"{path}?start_key={key}&ascending=true&created_from={previous}&created_to={previous + 120}"
+    )
     assert status == 200 and body["data"] == []

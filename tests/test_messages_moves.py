@@ -61,7 +61,10 @@ async def test_move_creates_a_new_current_month_message_and_removes_the_old(api:
     assert moved["metadata"]["media_id"] == new_id
     assert moved["source_id"] == dest["id"] and moved["history"] == [source["id"]]
     assert moved["metadata"]["folder"] == "new"
-    assert abs(moved["metadata"]["timestamp"] - gregorian_now()) < 120 and moved["utc_seconds"] == moved["metadata"]["timestamp"]
+    assert (
+        abs(moved["metadata"]["timestamp"] - gregorian_now()) < 120
+        and moved["utc_seconds"] == moved["metadata"]["timestamp"]
+    )
     assert moved["metadata"]["to"] == f"200@{api.account.account.realm}"
     assert moved["metadata"]["caller_id_number"] == "555"
     assert moved["name"].startswith("mailbox 200 message ")
@@ -179,7 +182,11 @@ async def test_parallel_moves_and_folder_changes_leave_each_message_exactly_once
     assert len(shown) == len(set(shown)) <= len(ids)  # never a message twice, whatever was under way
 
     everywhere = Counter(
-        [*await box_contents(api, source["id"]), *await box_contents(api, first["id"]), *await box_contents(api, second["id"])]
+        [
+            *await box_contents(api, source["id"]),
+            *await box_contents(api, first["id"]),
+            *await box_contents(api, second["id"]),
+        ]
     )
     assert await box_contents(api, source["id"]) == []
     assert sum(everywhere.values()) == len(ids) and set(everywhere.values()) == {1}

@@ -110,7 +110,9 @@ async def bulk_copy(api: Api, crashed: Crashed) -> None:
 
 async def zip_download(api: Api, crashed: Crashed) -> None:
     status, _ = await api.post(
-        f"/vmboxes/{crashed.source_box}/messages/raw", {"messages": [crashed.message_id]}, headers={"Accept": "application/zip"}
+        f"/vmboxes/{crashed.source_box}/messages/raw",
+        {"messages": [crashed.message_id]},
+        headers={"Accept": "application/zip"},
     )
     assert status == 404
 

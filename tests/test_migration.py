@@ -75,7 +75,9 @@ async def test_kazoo_fixture_box_migrates_to_expected_ids_and_audio(store: Couch
     assert not report.ok
 
 
-async def test_failed_fixture_entries_stay_in_the_box_with_their_reason(store: CouchStore, account: TestAccount) -> None:
+async def test_failed_fixture_entries_stay_in_the_box_with_their_reason(
+    store: CouchStore, account: TestAccount
+) -> None:
     await load_fixture_box(store, account.id)
 
     await run_migration(store, account.id)
@@ -143,13 +145,25 @@ def test_migrated_document_has_exactly_the_fields_of_a_new_kazoo_4_message() -> 
     legacy_id = "0123456789abcdef0123456789abcdef"
     entry = legacy_entry(legacy_id, 63_800_000_000, folder="saved")
     doc = migrated_doc(
-        account_id="a" * 32, box=box, legacy_id=legacy_id, entry=entry, timestamp=63_800_000_000,
-        attachment_name=f"{legacy_id}.mp3", default_timezone=TIMEZONE, node="kazoo_vm@migrator",
+        account_id="a" * 32,
+        box=box,
+        legacy_id=legacy_id,
+        entry=entry,
+        timestamp=63_800_000_000,
+        attachment_name=f"{legacy_id}.mp3",
+        default_timezone=TIMEZONE,
+        node="kazoo_vm@migrator",
     )
     fields = {key: value for key, value in entry.items() if key != "media_id"}
     reference = new_message_doc(
-        account_id="a" * 32, box=box, message_id=doc["_id"], utc_seconds=63_800_000_000, metadata=fields,
-        attachment_name=f"{legacy_id}.mp3", default_timezone=TIMEZONE, node="kazoo_vm@migrator",
+        account_id="a" * 32,
+        box=box,
+        message_id=doc["_id"],
+        utc_seconds=63_800_000_000,
+        metadata=fields,
+        attachment_name=f"{legacy_id}.mp3",
+        default_timezone=TIMEZONE,
+        node="kazoo_vm@migrator",
     )
     assert doc == {**reference, "pvt_moved_to_modb": "true", "pvt_previous_id": legacy_id}
 
@@ -161,8 +175,12 @@ async def test_missing_modb_is_created_with_its_views(store: CouchStore, account
 
     october = naming.modb(account.id, 2017, 10)
     assert sorted(await modbs_of(store, account.id)) == [naming.modb(account.id, 2017, 9), october]
-    rows = await store.view(october, "mailbox_messages", "listing_by_mailbox", startkey=[FIXTURE_BOX], endkey=[FIXTURE_BOX, {}])
-    assert sorted(row.value["media_id"] for row in rows) == sorted(v for v in FIXTURE_EXPECTED.values() if v.startswith("201710"))
+    rows = await store.view(
+        october, "mailbox_messages", "listing_by_mailbox", startkey=[FIXTURE_BOX], endkey=[FIXTURE_BOX, {}]
+    )
+    assert sorted(row.value["media_id"] for row in rows) == sorted(
+        v for v in FIXTURE_EXPECTED.values() if v.startswith("201710")
+    )
     rows = await store.view(october, "kazoo_vm_legacy_messages", "by_previous_id", key="vmbox01-msg01-should-migrate")
     assert [row.id for row in rows] == ["201710-vmbox01-msg01-should-migrate"]
 
@@ -188,9 +206,24 @@ async def test_awkward_account_migrates_every_recoverable_message_and_reports_th
 ) -> None:
     """Entries spread over three months: dated, undated (media timestamps, then the box's), a media document that
     was deleted, one with no attachment, one missing, repeated entries, a numeric-string timestamp."""
-    ids = {name: f"{index:032x}" for index, name in enumerate(
-        ["march", "april", "may", "undated", "undated_bare", "deleted_media", "no_audio", "missing_media", "string_ts", "twice"], 1
-    )}
+    ids = {
+        name: f"{index:032x}"
+        for index, name in enumerate(
+            [
+                "march",
+                "april",
+                "may",
+                "undated",
+                "undated_bare",
+                "deleted_media",
+                "no_audio",
+                "missing_media",
+                "string_ts",
+                "twice",
+            ],
+            1,
+        )
+    }
     march, april, may = gregorian(2016, 3, 31, 23), gregorian(2016, 4, 1, 0), gregorian(2016, 5, 20)
     entries = [
         legacy_entry(ids["march"], march),
@@ -211,14 +244,21 @@ async def test_awkward_account_migrates_every_recoverable_message_and_reports_th
         media_doc(account.id, ids[name], "legacybox", audio_for(ids[name], 1000 + 100 * index))
         for index, name in enumerate(["march", "april", "may", "string_ts", "twice", "undated_bare"])
     ]
-    media.append(media_doc(account.id, ids["undated"], "legacybox", audio_for(ids["undated"]), pvt_modified=may, pvt_created=march))
+    media.append(
+        media_doc(
+            account.id, ids["undated"], "legacybox", audio_for(ids["undated"]), pvt_modified=may, pvt_created=march
+        )
+    )
     media.append(media_doc(account.id, ids["no_audio"], "legacybox", None))
-    media.append(media_doc(account.id, ids["deleted_media"], "legacybox", audio_for(ids["deleted_media"]), pvt_deleted=True))
+    media.append(
+        media_doc(account.id, ids["deleted_media"], "legacybox", audio_for(ids["deleted_media"]), pvt_deleted=True)
+    )
     await save_all(store, account.id, [box, *media])
     # 3.22's delete_after_notify hard-deleted the media document: a tombstone.
     gone = await store.get_doc(naming.account_db(account.id), ids["deleted_media"])
     await store.delete_doc(naming.account_db(account.id), ids["deleted_media"], gone["_rev"])
-    # A media document soft-deleted by 3.22's phone menu still has its audio: it migrates (Kazoo's link could not read it).
+    # A media document soft-deleted by 3.22's phone menu still has its audio: it migrates (Kazoo's link could not
+    # read it).
     soft = media_doc(account.id, "f" * 32, "legacybox", audio_for("f" * 32), pvt_deleted=True)
     await save_all(store, account.id, [soft])
     box = await store.get_doc(naming.account_db(account.id), "legacybox")
@@ -238,22 +278,28 @@ async def test_awkward_account_migrates_every_recoverable_message_and_reports_th
         ids["twice"]: f"201603-{ids['twice']}",
         "f" * 32: f"201605-{'f' * 32}",
     }
-    assert {legacy: [m.doc["_id"] for m in docs] for legacy, docs in found.items()} == {k: [v] for k, v in expected.items()}
+    assert {legacy: [m.doc["_id"] for m in docs] for legacy, docs in found.items()} == {
+        k: [v] for k, v in expected.items()
+    }
     for legacy, docs in found.items():
         assert docs[0].audio == audio_for(legacy, len(docs[0].audio or b"")) and docs[0].audio
     assert found[ids["may"]][0].doc["metadata"]["folder"] == "deleted" and "pvt_deleted" not in found[ids["may"]][0].doc
     remaining = await box_entries(store, account.id, "legacybox")
-    assert sorted((e.get("media_id", ""), e["migration_error"]) for e in remaining) == sorted([
-        (ids["deleted_media"], "media_deleted"),
-        (ids["no_audio"], "no_audio"),
-        (ids["missing_media"], "no_media"),
-        ("", "no_media_id"),
-    ])
+    assert sorted((e.get("media_id", ""), e["migration_error"]) for e in remaining) == sorted(
+        [
+            (ids["deleted_media"], "media_deleted"),
+            (ids["no_audio"], "no_audio"),
+            (ids["missing_media"], "no_media"),
+            ("", "no_media_id"),
+        ]
+    )
     totals = report.totals()
     assert (totals["migrated"], totals["failed"]) == (8, 4)
 
 
-async def test_timestamps_no_month_can_hold_fall_back_as_missing_ones_do(store: CouchStore, account: TestAccount) -> None:
+async def test_timestamps_no_month_can_hold_fall_back_as_missing_ones_do(
+    store: CouchStore, account: TestAccount
+) -> None:
     """Year 0, year 31690, and a Unix time written by mistake (year 46) name no MODB; Kazoo's fallback dates them."""
     recorded = gregorian(2016, 6, 6)
     odd = {"01" * 16: 5, "02" * 16: 10**12, "03" * 16: 1_480_000_000}
@@ -288,7 +334,9 @@ def test_fallback_timestamp_follows_kazoos_order() -> None:
 
 async def test_entries_outside_the_batch_are_left_untouched(store: CouchStore, account: TestAccount) -> None:
     """Kazoo's update_message_array dropped every entry of the box not failed in *this* batch (defect §5.6)."""
-    box = await seed_box(store, account.id, "partial", {f"{index:032x}": gregorian(2016, 3, index) for index in range(1, 5)})
+    box = await seed_box(
+        store, account.id, "partial", {f"{index:032x}": gregorian(2016, 3, index) for index in range(1, 5)}
+    )
     entries = box["messages"]
 
     outcomes = await migrate_entries(
@@ -304,8 +352,13 @@ async def test_target_left_by_kazoos_own_migrator_gets_the_real_audio(store: Cou
     legacy_id = "ab" * 16
     box = await seed_box(store, account.id, "halfway", {legacy_id: gregorian(2016, 7, 4)})
     link = {"kz_att_link": {"att_dbname": naming.encode_db(naming.account_db(account.id)), "att_docid": legacy_id}}
-    await existing_target(store, account.id, box, "c0ffee.mp3", pvt_attachments={
-        "c0ffee.mp3": {"content_type": "audio/mpeg", "length": 0, "stub": False, "handler": link}})
+    await existing_target(
+        store,
+        account.id,
+        box,
+        "c0ffee.mp3",
+        pvt_attachments={"c0ffee.mp3": {"content_type": "audio/mpeg", "length": 0, "stub": False, "handler": link}},
+    )
     modb = naming.modb(account.id, 2016, 7)
 
     report = await run_migration(store, account.id)
@@ -324,8 +377,13 @@ async def test_target_with_a_damaged_copy_is_repaired(store: CouchStore, account
     legacy_id = "cd" * 16
     box = await seed_box(store, account.id, "damaged", {legacy_id: gregorian(2016, 8, 1)})
     truncated = base64.b64encode(audio_for(legacy_id)[:100]).decode()
-    await existing_target(store, account.id, box, f"{legacy_id}.mp3", _attachments={
-        f"{legacy_id}.mp3": {"content_type": "audio/mpeg", "data": truncated}})
+    await existing_target(
+        store,
+        account.id,
+        box,
+        f"{legacy_id}.mp3",
+        _attachments={f"{legacy_id}.mp3": {"content_type": "audio/mpeg", "data": truncated}},
+    )
 
     await run_migration(store, account.id)
 
@@ -336,8 +394,15 @@ async def test_target_with_a_damaged_copy_is_repaired(store: CouchStore, account
 async def test_audio_replaced_by_a_client_is_never_overwritten(store: CouchStore, account: TestAccount) -> None:
     legacy_id = "ce" * 16
     box = await seed_box(store, account.id, "replaced", {legacy_id: gregorian(2016, 8, 2)})
-    await existing_target(store, account.id, box, "upload.wav", _attachments={
-        "upload.wav": {"content_type": "audio/wav", "data": base64.b64encode(b"RIFF new audio").decode()}})
+    await existing_target(
+        store,
+        account.id,
+        box,
+        "upload.wav",
+        _attachments={
+            "upload.wav": {"content_type": "audio/wav", "data": base64.b64encode(b"RIFF new audio").decode()}
+        },
+    )
 
     report = await run_migration(store, account.id, purge_legacy_media=True)
 
@@ -349,7 +414,9 @@ async def test_audio_replaced_by_a_client_is_never_overwritten(store: CouchStore
     assert (await store.get_doc(naming.account_db(account.id), legacy_id))["_id"] == legacy_id
 
 
-async def test_unrelated_document_at_the_target_id_is_reported_and_the_entry_kept(store: CouchStore, account: TestAccount) -> None:
+async def test_unrelated_document_at_the_target_id_is_reported_and_the_entry_kept(
+    store: CouchStore, account: TestAccount
+) -> None:
     legacy_id = "ef" * 16
     box = await seed_box(store, account.id, "clash", {legacy_id: gregorian(2016, 9, 9)})
     (entry,) = box["messages"]
@@ -433,7 +500,9 @@ async def test_dry_run_writes_nothing_and_lists_the_plan(store: CouchStore, acco
     assert report.totals()["failed"] == 3
 
 
-async def test_box_written_concurrently_keeps_both_changes(couch_url: str, store: CouchStore, account: TestAccount) -> None:
+async def test_box_written_concurrently_keeps_both_changes(
+    couch_url: str, store: CouchStore, account: TestAccount
+) -> None:
     """An API write lands between the migrator's read of the box and its write: the migrator retries from a
     fresh read, so the API's change survives and the migration still completes."""
     await load_fixture_box(store, account.id)
@@ -522,7 +591,9 @@ async def test_no_entry_is_dropped_across_batches_boxes_and_workers(
 async def test_many_boxes_and_batches_are_all_migrated(store: CouchStore, account: TestAccount, workers: int) -> None:
     expected: dict[str, str] = {}
     for box_index in range(5):
-        timestamps = {f"{box_index:02x}{index:030x}": gregorian(2016, 1 + index % 3, 1 + box_index) for index in range(7)}
+        timestamps = {
+            f"{box_index:02x}{index:030x}": gregorian(2016, 1 + index % 3, 1 + box_index) for index in range(7)
+        }
         await seed_box(store, account.id, f"box{box_index}", timestamps, audio_size=500)
         expected.update({legacy_id: naming.message_id(ts, legacy_id) for legacy_id, ts in timestamps.items()})
 
@@ -540,11 +611,15 @@ async def test_media_shared_by_two_boxes_migrates_once_and_the_other_entry_is_re
 ) -> None:
     legacy_id = "5a" * 16
     timestamp = gregorian(2016, 10, 10)
-    await save_all(store, account.id, [
-        legacy_box(account.id, "boxa", [legacy_entry(legacy_id, timestamp)]),
-        legacy_box(account.id, "boxb", [legacy_entry(legacy_id, timestamp)]),
-        media_doc(account.id, legacy_id, "boxa", audio_for(legacy_id)),
-    ])
+    await save_all(
+        store,
+        account.id,
+        [
+            legacy_box(account.id, "boxa", [legacy_entry(legacy_id, timestamp)]),
+            legacy_box(account.id, "boxb", [legacy_entry(legacy_id, timestamp)]),
+            media_doc(account.id, legacy_id, "boxa", audio_for(legacy_id)),
+        ],
+    )
 
     report = await run_migration(store, account.id, workers=1)
 
@@ -555,11 +630,15 @@ async def test_media_shared_by_two_boxes_migrates_once_and_the_other_entry_is_re
     assert report.totals()["failed"] == 1
 
 
-async def test_message_name_uses_the_owners_timezone_when_the_box_has_none(store: CouchStore, account: TestAccount) -> None:
+async def test_message_name_uses_the_owners_timezone_when_the_box_has_none(
+    store: CouchStore, account: TestAccount
+) -> None:
     legacy_id = "6b" * 16
     owner = {"_id": "ownerparis", "pvt_type": "user", "timezone": "Europe/Paris"}
     await save_all(store, account.id, [owner])
-    await seed_box(store, account.id, "owned", {legacy_id: gregorian(2016, 7, 14, 22)}, owner_id="ownerparis", timezone=None)
+    await seed_box(
+        store, account.id, "owned", {legacy_id: gregorian(2016, 7, 14, 22)}, owner_id="ownerparis", timezone=None
+    )
 
     await run_migration(store, account.id)
 
@@ -568,7 +647,14 @@ async def test_message_name_uses_the_owners_timezone_when_the_box_has_none(store
 
 
 def test_batches_keep_array_order_with_repeats_and_unidentified_entries_in_the_first() -> None:
-    entries = [legacy_entry("a"), legacy_entry("b"), legacy_entry(None), legacy_entry("c"), legacy_entry("a"), legacy_entry("d")]
+    entries = [
+        legacy_entry("a"),
+        legacy_entry("b"),
+        legacy_entry(None),
+        legacy_entry("c"),
+        legacy_entry("a"),
+        legacy_entry("d"),
+    ]
 
     groups = batches(entries, 2)
 

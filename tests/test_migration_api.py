@@ -52,11 +52,15 @@ async def legacy_messages(api: Api, store: CouchStore, box_id: str) -> dict[str,
         legacy_entry(NO_AUDIO, stamps[NO_AUDIO]),
     ]
     await store.put_doc(db, box)
-    await save_all(store, api.account.id, [
-        media_doc(api.account.id, OLD_A, box_id, audio_for(OLD_A)),
-        media_doc(api.account.id, OLD_B, box_id, audio_for(OLD_B)),
-        media_doc(api.account.id, OLD_UNDATED, box_id, audio_for(OLD_UNDATED), pvt_modified=stamps[OLD_UNDATED]),
-    ])
+    await save_all(
+        store,
+        api.account.id,
+        [
+            media_doc(api.account.id, OLD_A, box_id, audio_for(OLD_A)),
+            media_doc(api.account.id, OLD_B, box_id, audio_for(OLD_B)),
+            media_doc(api.account.id, OLD_UNDATED, box_id, audio_for(OLD_UNDATED), pvt_modified=stamps[OLD_UNDATED]),
+        ],
+    )
     return stamps
 
 
@@ -156,7 +160,11 @@ async def test_replacing_audio_through_a_legacy_id(api: Api, store: CouchStore) 
     stamps = await legacy_messages(api, store, box["id"])
 
     response, body = await raw(
-        api, "PUT", f"/vmboxes/{box['id']}/messages/{OLD_UNDATED}/raw", data=b"ID3 replaced", headers={"Content-Type": "audio/mpeg"}
+        api,
+        "PUT",
+        f"/vmboxes/{box['id']}/messages/{OLD_UNDATED}/raw",
+        data=b"ID3 replaced",
+        headers={"Content-Type": "audio/mpeg"},
     )
 
     assert response.status == 201, body
@@ -174,7 +182,9 @@ async def test_bulk_change_migrates_legacy_ids_and_answers_with_the_new_ids(api:
     box = await create_box(api)
     stamps = await legacy_messages(api, store, box["id"])
 
-    status, body = await api.post(f"/vmboxes/{box['id']}/messages", {"messages": [OLD_A, OLD_B, "e0" * 16], "folder": "new"})
+    status, body = await api.post(
+        f"/vmboxes/{box['id']}/messages", {"messages": [OLD_A, OLD_B, "e0" * 16], "folder": "new"}
+    )
 
     assert status == 200, body
     assert sorted(body["data"]["succeeded"]) == sorted([new_id(OLD_A, stamps), new_id(OLD_B, stamps)])
@@ -334,7 +344,10 @@ async def test_old_id_of_a_message_older_than_retention_still_finds_it(
     assert body["data"]["retention"] == "enforced"
     counting = CountingStore(couch_url)
     try:
-        assert await legacy_ids.find_migrated(counting, settings, api.account.id, box["id"], legacy_id) == f"201605-{legacy_id}"
+        assert (
+            await legacy_ids.find_migrated(counting, settings, api.account.id, box["id"], legacy_id)
+            == f"201605-{legacy_id}"
+        )
         assert await legacy_ids.find_migrated(counting, settings, api.account.id, "otherbox", legacy_id) is None
         assert sum(request.startswith("GET /_all_dbs") for request in counting.requests) == 2
         counting.requests.clear()
@@ -399,7 +412,9 @@ async def test_paging_over_interleaved_legacy_and_modb_messages_shows_each_once_
             assert [message_id for page in pages for message_id in page] == expected, (query, page_size)
 
 
-async def test_next_start_key_stays_valid_when_legacy_messages_migrate_between_pages(api: Api, store: CouchStore) -> None:
+async def test_next_start_key_stays_valid_when_legacy_messages_migrate_between_pages(
+    api: Api, store: CouchStore
+) -> None:
     """A client pages on while legacy messages it saw (or has yet to see) get migrated: nothing shows twice,
     nothing is skipped, the not-yet-shown one comes under its new id."""
     box_id, stamps = await interleaved_box(api, store)
@@ -453,7 +468,9 @@ async def test_bulk_move_and_copy_with_legacy_ids_answer_with_new_ids(api: Api, 
 
     status, copied = await api.post(f"/vmboxes/{box['id']}/messages", {"messages": [OLD_A], "source_id": [other["id"]]})
     assert status == 200, copied
-    status, moved = await api.post(f"/vmboxes/{box['id']}/messages", {"messages": [OLD_B, NO_AUDIO], "source_id": other["id"]})
+    status, moved = await api.post(
+        f"/vmboxes/{box['id']}/messages", {"messages": [OLD_B, NO_AUDIO], "source_id": other["id"]}
+    )
     assert status == 200, moved
 
     assert moved["data"]["failed"] == {NO_AUDIO: "not_found"}
@@ -483,8 +500,11 @@ async def test_zip_of_legacy_ids_holds_the_legacy_audio(api: Api, store: CouchSt
     await legacy_messages(api, store, box["id"])
 
     response, body = await raw(
-        api, "POST", f"/vmboxes/{box['id']}/messages/raw",
-        json={"data": {"messages": [OLD_A, OLD_B]}}, headers={"Accept": "application/zip"},
+        api,
+        "POST",
+        f"/vmboxes/{box['id']}/messages/raw",
+        json={"data": {"messages": [OLD_A, OLD_B]}},
+        headers={"Accept": "application/zip"},
     )
 
     assert response.status == 200, body[:200]
@@ -543,7 +563,10 @@ async def test_a_message_written_before_its_box_was_updated_is_listed_once(api: 
 
     assert status == 200, body
     assert [item["media_id"] for item in body["data"]] == [
-        new_id(OLD_A, stamps), NO_AUDIO, new_id(OLD_UNDATED, stamps), new_id(OLD_B, stamps)
+        new_id(OLD_A, stamps),
+        NO_AUDIO,
+        new_id(OLD_UNDATED, stamps),
+        new_id(OLD_B, stamps),
     ]
 
 

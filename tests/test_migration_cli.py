@@ -35,8 +35,13 @@ async def run_cli(couch_url: str, tmp_path: Path, *args: str, program: list[str]
     env = {**os.environ, "KAZOO_VM_COUCH_URL": couch_url, "KAZOO_VM_DATA_DIR": str(tmp_path / "var")}
     command = program or [sys.executable, "-m", "kazoo_vm.cli", "migrate"]
     process = await asyncio.create_subprocess_exec(
-        *command, *args, env=env, cwd=ROOT,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *command,
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await process.communicate()
     assert process.returncode is not None
@@ -69,7 +74,9 @@ async def test_exit_status_is_zero_when_everything_migrated(
 ) -> None:
     expected = await clean_box(store, account.id, "cleanbox", 3)
 
-    status, stdout, _ = await run_cli(couch_url, tmp_path, "--account", account.id, "--batch-size", "2", "--workers", "2")
+    status, stdout, _ = await run_cli(
+        couch_url, tmp_path, "--account", account.id, "--batch-size", "2", "--workers", "2"
+    )
 
     assert status == 0, stdout
     found = await migrated_messages(store, account.id)
@@ -124,7 +131,8 @@ async def test_without_account_every_account_is_migrated(tmp_path: Path) -> None
         assert status == 0, stdout
         report = json.loads(report_path.read_text())
         assert {account_id: account["totals"]["migrated"] for account_id, account in report["accounts"].items()} == {
-            first.id: 1, second.id: 2
+            first.id: 1,
+            second.id: 2,
         }
         assert await box_entries(store, first.id, "boxone") == await box_entries(store, second.id, "boxtwo") == []
     finally:
@@ -146,7 +154,9 @@ async def test_scripts_migrate_runs_the_migrate_command(
     assert "migrated 1" in stdout
 
 
-async def test_progress_bar_shows_on_a_terminal(couch_url: str, store: CouchStore, account: TestAccount, tmp_path: Path) -> None:
+async def test_progress_bar_shows_on_a_terminal(
+    couch_url: str, store: CouchStore, account: TestAccount, tmp_path: Path
+) -> None:
     """With stderr on a terminal the run shows tqdm's bar (without one it is quiet: see the report test)."""
     await clean_box(store, account.id, "ttybox", 2)
     controller, terminal = pty.openpty()
@@ -154,8 +164,17 @@ async def test_progress_bar_shows_on_a_terminal(couch_url: str, store: CouchStor
     env = {**os.environ, "KAZOO_VM_COUCH_URL": couch_url, "KAZOO_VM_DATA_DIR": str(tmp_path / "var")}
     try:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kazoo_vm.cli", "migrate", "--account", account.id, env=env, cwd=ROOT,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=terminal,
+            sys.executable,
+            "-m",
+            "kazoo_vm.cli",
+            "migrate",
+            "--account",
+            account.id,
+            env=env,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=terminal,
         )
     finally:
         os.close(terminal)  # the child holds its own end; a bar this short fits the terminal's buffer

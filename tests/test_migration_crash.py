@@ -63,9 +63,13 @@ async def legacy_account(store: CouchStore) -> Scenario:
     entries.append(legacy_entry(None, gregorian(2016, 3, 5)))
     docs = [legacy_box(account.id, BOX, entries, pvt_modified=BOX_MODIFIED)]
     docs += [
-        media_doc(account.id, legacy_id, BOX, audio_for(legacy_id, 700), **(
-            {"pvt_modified": MEDIA_MODIFIED[legacy_id]} if legacy_id in MEDIA_MODIFIED else {}
-        ))
+        media_doc(
+            account.id,
+            legacy_id,
+            BOX,
+            audio_for(legacy_id, 700),
+            **({"pvt_modified": MEDIA_MODIFIED[legacy_id]} if legacy_id in MEDIA_MODIFIED else {}),
+        )
         for legacy_id in MIGRATABLE
     ]
     await save_all(store, account.id, docs)

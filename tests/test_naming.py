@@ -12,7 +12,15 @@ from kazoo_vm.storage import naming
 RAW = "0a936fc79bdb4a8c38e6089ab44ad030"
 UNENCODED = "account/0a/93/6fc79bdb4a8c38e6089ab44ad030"
 ENCODED = "account%2F0a%2F93%2F6fc79bdb4a8c38e6089ab44ad030"
-ALL_FORMS = [RAW, UNENCODED, ENCODED, f"{RAW}-201405", f"{UNENCODED}-201405", f"{ENCODED}-201405", ENCODED.replace("%2F", "%2f")]
+ALL_FORMS = [
+    RAW,
+    UNENCODED,
+    ENCODED,
+    f"{RAW}-201405",
+    f"{UNENCODED}-201405",
+    f"{ENCODED}-201405",
+    ENCODED.replace("%2F", "%2f"),
+]
 
 
 @pytest.mark.parametrize("name", ALL_FORMS)

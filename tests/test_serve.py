@@ -41,7 +41,11 @@ def test_serve_starts_the_bundled_couchdb_and_the_cli_shares_it(tmp_path: Path) 
         "KAZOO_VM_COUCH_PORT": str(couch_port),
     }
     serve = subprocess.Popen(
-        [sys.executable, "-m", "kazoo_vm.cli", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "kazoo_vm.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert serve.stdout is not None
@@ -63,7 +67,10 @@ def test_serve_starts_the_bundled_couchdb_and_the_cli_shares_it(tmp_path: Path) 
                 time.sleep(0.1)
         created = subprocess.run(
             [sys.executable, "-m", "kazoo_vm.cli", "accounts", "create", "--name", "Served"],
-            env=env, capture_output=True, text=True, check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         account = json.loads(created.stdout)
         status, body = http("PUT", f"http://127.0.0.1:{api_port}/v2/api_auth", {"api_key": account["api_key"]})

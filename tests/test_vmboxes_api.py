@@ -438,7 +438,7 @@ async def test_notify_email_address_that_is_not_an_email_is_wrong_format(api: Ap
 
     errors = assert_validation_error(status, body)
     assert len(errors) == 1
-    (path, error), = errors.items()
+    ((path, error),) = errors.items()
     assert path.startswith("notify_email_addresses")
     assert error == {
         "wrong_format": {"message": "Field is not in the correct format", "value": "not-an-email", "format": "email"}
@@ -501,7 +501,9 @@ async def test_negative_seek_duration_is_below_minimum(api: Api) -> None:
     status, body = await api.put("/vmboxes", {"name": "x", "mailbox": "3001", "seek_duration_ms": -1})
 
     errors = assert_validation_error(status, body)
-    assert errors == {"seek_duration_ms": {"minimum": {"message": "Value must be at least 0", "target": 0, "value": -1}}}
+    assert errors == {
+        "seek_duration_ms": {"minimum": {"message": "Value must be at least 0", "target": 0, "value": -1}}
+    }
 
 
 async def test_owner_id_is_not_checked_to_exist(api: Api) -> None:
@@ -718,9 +720,7 @@ async def test_changing_a_box_number_frees_the_old_one_and_takes_the_new_one(api
     assert errors["mailbox"] == {"unique": {"message": UNIQUE_MESSAGE}}
 
 
-async def test_patching_a_number_to_a_taken_one_is_rejected_and_changes_nothing(
-    api: Api, store: CouchStore
-) -> None:
+async def test_patching_a_number_to_a_taken_one_is_rejected_and_changes_nothing(api: Api, store: CouchStore) -> None:
     await create_box(api, name="First", mailbox="3000")
     second = await create_box(api, name="Second", mailbox="3001")
 
@@ -743,9 +743,7 @@ async def test_mailbox_numbers_are_unique_per_account_only(api: Api, client: Any
 
 
 async def test_concurrent_creates_with_the_same_mailbox_let_exactly_one_succeed(api: Api) -> None:
-    results = await asyncio.gather(
-        *(api.put("/vmboxes", {"name": f"Racer {n}", "mailbox": "5000"}) for n in range(10))
-    )
+    results = await asyncio.gather(*(api.put("/vmboxes", {"name": f"Racer {n}", "mailbox": "5000"}) for n in range(10)))
 
     statuses = [status for status, _ in results]
     assert statuses.count(201) == 1, statuses
@@ -782,9 +780,7 @@ async def test_concurrent_renumbering_of_boxes_to_one_number_lets_exactly_one_su
         target = 7000 + 100 * round_number
         boxes = [await create_box(api, name=f"Box {n}", mailbox=str(target + 1 + n)) for n in range(10)]
 
-        results = await asyncio.gather(
-            *(api.patch(f"/vmboxes/{box['id']}", {"mailbox": str(target)}) for box in boxes)
-        )
+        results = await asyncio.gather(*(api.patch(f"/vmboxes/{box['id']}", {"mailbox": str(target)}) for box in boxes))
 
         statuses = [status for status, _ in results]
         assert statuses.count(200) == 1, (target, statuses)
@@ -963,9 +959,7 @@ async def test_post_to_an_unknown_box_is_404(api: Api) -> None:
 
 
 async def test_patch_deep_merges_like_kazoos_crossbar_doc_eunit_example(api: Api, store: CouchStore) -> None:
-    box = await create_box(
-        api, foo="bar", enabled=False, elbow="grease", sip={"username": "foo", "password": "bar"}
-    )
+    box = await create_box(api, foo="bar", enabled=False, elbow="grease", sip={"username": "foo", "password": "bar"})
 
     status, body = await api.patch(
         f"/vmboxes/{box['id']}",
@@ -988,13 +982,9 @@ async def test_patch_deep_merges_like_kazoos_crossbar_doc_eunit_example(api: Api
 
 
 async def test_patch_null_deletes_keys_at_any_depth(api: Api, store: CouchStore) -> None:
-    box = await create_box(
-        api, pin="1234", timezone="America/Chicago", sip={"username": "foo", "password": "bar"}
-    )
+    box = await create_box(api, pin="1234", timezone="America/Chicago", sip={"username": "foo", "password": "bar"})
 
-    status, body = await api.patch(
-        f"/vmboxes/{box['id']}", {"pin": None, "timezone": None, "sip": {"password": None}}
-    )
+    status, body = await api.patch(f"/vmboxes/{box['id']}", {"pin": None, "timezone": None, "sip": {"password": None}})
 
     assert status == 200, body
     doc = await stored(store, api, box["id"])
@@ -1029,9 +1019,7 @@ async def test_patch_replaces_arrays_instead_of_merging_them(api: Api, store: Co
         api, notify_email_addresses=["a@example.com", "b@example.com"], flags=["one", "two", "three"]
     )
 
-    status, body = await api.patch(
-        f"/vmboxes/{box['id']}", {"notify_email_addresses": ["c@example.com"], "flags": []}
-    )
+    status, body = await api.patch(f"/vmboxes/{box['id']}", {"notify_email_addresses": ["c@example.com"], "flags": []})
 
     assert status == 200, body
     doc = await stored(store, api, box["id"])
@@ -1236,7 +1224,9 @@ async def test_patch_keeps_the_legacy_messages_array(api: Api, store: CouchStore
     assert doc["pin"] == "9876"
 
 
-async def test_delete_of_a_box_with_legacy_messages_soft_deletes_it_and_hides_the_array(api: Api, store: CouchStore) -> None:
+async def test_delete_of_a_box_with_legacy_messages_soft_deletes_it_and_hides_the_array(
+    api: Api, store: CouchStore
+) -> None:
     legacy = await put_raw_box(store, api, messages=legacy_messages())
 
     status, body = await api.delete(f"/vmboxes/{legacy['_id']}")

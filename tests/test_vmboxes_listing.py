@@ -90,7 +90,13 @@ async def walk_pages(api: Api, page_size: int, **params: str) -> list[dict[str, 
 
 async def test_listing_items_carry_the_crossbar_listing_fields(api: Api) -> None:
     owned = await create_box(
-        api, name="Owned", mailbox="3000", owner_id="c" * 32, flags=["vip", "front"], pin="1234", timezone="Europe/Paris"
+        api,
+        name="Owned",
+        mailbox="3000",
+        owner_id="c" * 32,
+        flags=["vip", "front"],
+        pin="1234",
+        timezone="Europe/Paris",
     )
     plain = await create_box(api, name="Plain", mailbox="3001")
 
@@ -284,15 +290,32 @@ async def make_filter_fixture(api: Api) -> dict[str, dict[str, Any]]:
     owner = "d" * 32
     boxes = {
         "front": await create_box(
-            api, id=box_id(1), name="Front Desk", mailbox="3001", owner_id=owner, timezone="America/New_York",
-            require_pin=True, custom="x", sip={"username": "alice"},
+            api,
+            id=box_id(1),
+            name="Front Desk",
+            mailbox="3001",
+            owner_id=owner,
+            timezone="America/New_York",
+            require_pin=True,
+            custom="x",
+            sip={"username": "alice"},
         ),
         "back": await create_box(
-            api, id=box_id(2), name="Back Office", mailbox="3002", timezone="Europe/London", custom="",
+            api,
+            id=box_id(2),
+            name="Back Office",
+            mailbox="3002",
+            timezone="Europe/London",
+            custom="",
             sip={"username": "bob"},
         ),
         "lab": await create_box(
-            api, id=box_id(3), name="Lab", mailbox="3003", owner_id=owner, require_pin=True,
+            api,
+            id=box_id(3),
+            name="Lab",
+            mailbox="3003",
+            owner_id=owner,
+            require_pin=True,
         ),
         "store": await create_box(api, id=box_id(4), name="Store Room", mailbox="3004", timezone="America/New_York"),
     }
@@ -460,9 +483,7 @@ async def test_created_range_around_now_finds_boxes_made_through_the_api(api: Ap
 
 async def test_filtered_out_rows_do_not_use_up_the_page(api: Api, store: CouchStore) -> None:
     # 12 boxes; every third one (2, 5, 8, 11) is tagged; pages of 2 must each be full.
-    await insert_raw_boxes(
-        store, api, [raw_box(api, n, tag="hit" if n % 3 == 2 else "miss") for n in range(12)]
-    )
+    await insert_raw_boxes(store, api, [raw_box(api, n, tag="hit" if n % 3 == 2 else "miss") for n in range(12)])
 
     first = await list_boxes(api, page_size="2", filter_tag="hit")
     second = await list_boxes(api, page_size="2", filter_tag="hit", start_key=first["next_start_key"])
@@ -476,9 +497,7 @@ async def test_filtered_out_rows_do_not_use_up_the_page(api: Api, store: CouchSt
 
 async def test_walking_filtered_pages_returns_every_match_once(api: Api, store: CouchStore) -> None:
     # Matches at 0, 3, 6, 9 and non-matching rows after the last match.
-    await insert_raw_boxes(
-        store, api, [raw_box(api, n, tag="hit" if n % 3 == 0 else "miss") for n in range(12)]
-    )
+    await insert_raw_boxes(store, api, [raw_box(api, n, tag="hit" if n % 3 == 0 else "miss") for n in range(12)])
 
     pages = await walk_pages(api, 2, filter_tag="hit")
 
@@ -491,9 +510,7 @@ async def test_walking_filtered_pages_returns_every_match_once(api: Api, store: 
 
 async def test_filtered_paging_across_many_rows_with_few_matches(api: Api, store: CouchStore) -> None:
     # Matches are sparse (one in ten) so each page has to read well past page_size rows.
-    await insert_raw_boxes(
-        store, api, [raw_box(api, n, tag="hit" if n % 10 == 4 else "miss") for n in range(60)]
-    )
+    await insert_raw_boxes(store, api, [raw_box(api, n, tag="hit" if n % 10 == 4 else "miss") for n in range(60)])
 
     pages = await walk_pages(api, 2, filter_tag="hit")
 

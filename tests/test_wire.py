@@ -26,7 +26,9 @@ ENVELOPE_KEYS = {"auth_token", "data", "node", "request_id", "revision", "status
 
 async def test_success_envelope_has_kazoos_keys_and_echoes_the_request_id(api: Api) -> None:
     box = await create_box(api)
-    response = await api.client.get(api.url(f"/vmboxes/{box['id']}"), headers={**api.account.headers, "X-Request-Id": "my-req-1"})
+    response = await api.client.get(
+        api.url(f"/vmboxes/{box['id']}"), headers={**api.account.headers, "X-Request-Id": "my-req-1"}
+    )
     body = await response.json()
     assert set(body) == ENVELOPE_KEYS
     assert body["request_id"] == "my-req-1" and response.headers["X-Request-Id"] == "my-req-1"
@@ -47,7 +49,7 @@ async def test_a_request_id_is_generated_when_none_is_sent(api: Api) -> None:
     [
         (b'{"data": {"name": ', "json", "invalid"),
         (b'{"name": "x", "mailbox": "1"}', "data", "required"),
-        (b'[1, 2]', "json", "invalid"),
+        (b"[1, 2]", "json", "invalid"),
         (b'{"data": "text"}', "data", "type"),
     ],
 )
@@ -63,7 +65,9 @@ async def test_bad_request_bodies_are_400_in_kazoos_shape(api: Api, raw: bytes, 
 
 
 async def test_malformed_json_error_names_the_position_and_the_body(api: Api) -> None:
-    response = await api.client.put(api.url("/vmboxes"), data=b'{"data": }', headers={**api.account.headers, "Content-Type": "application/json"})
+    response = await api.client.put(
+        api.url("/vmboxes"), data=b'{"data": }', headers={**api.account.headers, "Content-Type": "application/json"}
+    )
     body = await response.json()
     assert body["data"]["json"]["invalid"]["target"] == "body"
     assert "around" in body["data"]["json"]["invalid"]["message"]
@@ -71,7 +75,9 @@ async def test_malformed_json_error_names_the_position_and_the_body(api: Api) ->
 
 async def test_a_body_without_content_type_is_json(api: Api) -> None:
     response = await api.client.put(
-        api.url("/vmboxes"), data=json.dumps({"data": {"name": "n", "mailbox": "10"}}).encode(), headers=api.account.headers,
+        api.url("/vmboxes"),
+        data=json.dumps({"data": {"name": "n", "mailbox": "10"}}).encode(),
+        headers=api.account.headers,
         skip_auto_headers=["Content-Type"],
     )
     assert response.status == 201
@@ -91,7 +97,9 @@ async def test_verb_tunnelling_turns_a_post_into_delete_or_patch(api: Api) -> No
     first = await create_box(api, mailbox="20")
     status, body = await api.post(f"/vmboxes/{first['id']}", {"some_key": "v"}, params={"verb": "PATCH"})
     assert status == 200 and body["data"]["some_key"] == "v" and body["data"]["mailbox"] == "20"
-    response = await api.client.post(api.url(f"/vmboxes/{first['id']}"), json={"verb": "delete", "data": {}}, headers=api.account.headers)
+    response = await api.client.post(
+        api.url(f"/vmboxes/{first['id']}"), json={"verb": "delete", "data": {}}, headers=api.account.headers
+    )
     body = await response.json()
     assert response.status == 200 and body["data"]["_read_only"] == {"deleted": True}
 
@@ -106,9 +114,12 @@ async def test_pretty_print_and_jsonp(api: Api) -> None:
     assert json.loads(text[3:-2])["status"] == "success"
 
 
-async def test_cors_preflight_needs_no_auth_and_lists_the_methods(client: TestClient[Any, Any], account: TestAccount) -> None:
+async def test_cors_preflight_needs_no_auth_and_lists_the_methods(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
     response = await client.options(
-        f"/v2/accounts/{account.id}/vmboxes/abc", headers={"Origin": "https://ui.example", "Access-Control-Request-Method": "PATCH"}
+        f"/v2/accounts/{account.id}/vmboxes/abc",
+        headers={"Origin": "https://ui.example", "Access-Control-Request-Method": "PATCH"},
     )
     assert response.status == 200
     assert response.headers["Access-Control-Allow-Origin"] == "*"
@@ -137,7 +148,11 @@ async def test_unsupported_methods_are_405_invalid_method(api: Api) -> None:
     box = await create_box(api)
     status, body = await api.put(f"/vmboxes/{box['id']}", {"name": "x", "mailbox": "1"})
     assert status == 405
-    assert body["error"] == "405" and body["message"] == "invalid_method" and body["data"] == {"message": "method not allowed"}
+    assert (
+        body["error"] == "405"
+        and body["message"] == "invalid_method"
+        and body["data"] == {"message": "method not allowed"}
+    )
     status, _ = await api.delete("/vmboxes")
     assert status == 405
 
@@ -168,7 +183,11 @@ async def test_an_unexpected_exception_is_logged_and_answered_500_unspecified_fa
         response = await client.get("/v2/broken", headers={"X-Request-Id": "trace-me"})
     body = await response.json()
     assert response.status == 500
-    assert body["error"] == "500" and body["message"] == "unspecified_fault" and body["data"] == {"message": "unspecified fault"}
+    assert (
+        body["error"] == "500"
+        and body["message"] == "unspecified_fault"
+        and body["data"] == {"message": "unspecified fault"}
+    )
     assert any("trace-me" in record.getMessage() for record in caplog.records)
 
 
@@ -177,17 +196,27 @@ async def test_couchdb_unreachable_is_503_datastore_unreachable(api: Api, monkey
     monkeypatch.setattr(store._remote, "_server", "http://127.0.0.1:9")
     status, body = await api.get("/vmboxes")
     assert status == 503
-    assert body["error"] == "503" and body["message"] == "datastore_unreachable" and body["data"] == {"message": "datastore timeout"}
+    assert (
+        body["error"] == "503"
+        and body["message"] == "datastore_unreachable"
+        and body["data"] == {"message": "datastore timeout"}
+    )
 
 
 def test_storage_conflicts_map_to_409_datastore_conflict() -> None:
     error = to_kazoo_error(storage_errors.Conflict("conflict", status=409))
     assert isinstance(error, DatastoreConflict)
-    assert (error.status, error.message, error.data) == (409, "datastore_conflict", {"message": "conflicting documents"})
+    assert (error.status, error.message, error.data) == (
+        409,
+        "datastore_conflict",
+        {"message": "conflicting documents"},
+    )
 
 
 async def test_a_file_body_on_a_json_only_endpoint_is_415(api: Api) -> None:
-    response = await api.client.put(api.url("/vmboxes"), data=b"ID3...", headers={**api.account.headers, "Content-Type": "audio/mpeg"})
+    response = await api.client.put(
+        api.url("/vmboxes"), data=b"ID3...", headers={**api.account.headers, "Content-Type": "audio/mpeg"}
+    )
     body = await response.json()
     assert response.status == 415
     assert body["error"] == "415" and "audio/mpeg" in body["data"]["message"]
@@ -195,7 +224,10 @@ async def test_a_file_body_on_a_json_only_endpoint_is_415(api: Api) -> None:
 
 async def test_a_write_without_content_type_gets_kazoos_rfc2616_hint(api: Api) -> None:
     response = await api.client.put(
-        api.url("/vmboxes"), data=b'{"data":{"name":"n","mailbox":"77"}}', headers=api.account.headers, skip_auto_headers=["Content-Type"]
+        api.url("/vmboxes"),
+        data=b'{"data":{"name":"n","mailbox":"77"}}',
+        headers=api.account.headers,
+        skip_auto_headers=["Content-Type"],
     )
     assert response.status == 201
     assert response.headers["X-RFC2616"] == "Section 14.17 (Try it, you'll like it)"

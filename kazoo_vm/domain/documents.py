@@ -58,7 +58,9 @@ def document_hash(doc: JsonDict) -> str:
     return hashlib.md5(content.encode()).hexdigest()
 
 
-def stamp(doc: JsonDict, *, doc_type: str, account_id: str, db: str, actor: Actor | None = None, now: int | None = None) -> JsonDict:
+def stamp(
+    doc: JsonDict, *, doc_type: str, account_id: str, db: str, actor: Actor | None = None, now: int | None = None
+) -> JsonDict:
     """Set Kazoo's private fields on ``doc`` in place (crossbar_doc ?PVT_FUNS) and return it."""
     moment = naming.now_gregorian() if now is None else now
     doc["pvt_type"] = doc_type
@@ -97,4 +99,6 @@ def merge_patch(stored: JsonDict, patch: JsonDict) -> JsonDict:
 
 
 def _drop_nulls(value: JsonDict) -> JsonDict:
-    return {key: _drop_nulls(item) if isinstance(item, dict) else item for key, item in value.items() if item is not None}
+    return {
+        key: _drop_nulls(item) if isinstance(item, dict) else item for key, item in value.items() if item is not None
+    }

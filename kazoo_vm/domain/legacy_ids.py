@@ -112,7 +112,9 @@ async def _by_previous_id(store: CouchStore, db: str, legacy_id: str, box_id: st
         rows = await query_view(store, db, "modb", "kazoo_vm_legacy_messages", "by_previous_id", key=legacy_id)
     except DatabaseNotFound:
         return []
-    return [str(row.id) for row in rows if row.id and isinstance(row.value, dict) and row.value.get("source_id") == box_id]
+    return [
+        str(row.id) for row in rows if row.id and isinstance(row.value, dict) and row.value.get("source_id") == box_id
+    ]
 
 
 async def _deterministic(store: CouchStore, db: str, legacy_id: str, box_id: str) -> list[str]:
@@ -147,7 +149,9 @@ async def _account_modbs(store: CouchStore, account_id: str) -> list[str]:
     try:
         names = await store.all_dbs_between(prefix + "000000", prefix + "999999")
     except Unauthorized:
-        log.warning("listing the MODBs of %s needs CouchDB admin rights; old ids outside retention are not found", account_id)
+        log.warning(
+            "listing the MODBs of %s needs CouchDB admin rights; old ids outside retention are not found", account_id
+        )
         return []
     return [name for name in names if naming.database_class(name) == "modb"]
 
@@ -182,13 +186,17 @@ async def legacy_summaries(store: CouchStore, settings: Settings, account: Accou
     return items
 
 
-async def _already_written(store: CouchStore, account_id: str, box_id: str, items: list[JsonDict], oldest: int) -> set[str]:
+async def _already_written(
+    store: CouchStore, account_id: str, box_id: str, items: list[JsonDict], oldest: int
+) -> set[str]:
     """Legacy ids among the recent ``items`` whose ``YYYYMM-<old id>`` document is this box's (or was moved on)."""
     by_db: dict[str, dict[str, str]] = {}
     for item in items:
         timestamp, legacy_id = int(item["timestamp"]), str(item["media_id"])
         if timestamp >= oldest:
-            by_db.setdefault(naming.modb_for_timestamp(account_id, timestamp), {})[naming.message_id(timestamp, legacy_id)] = legacy_id
+            by_db.setdefault(naming.modb_for_timestamp(account_id, timestamp), {})[
+                naming.message_id(timestamp, legacy_id)
+            ] = legacy_id
     if not by_db:
         return set()
 
@@ -201,7 +209,10 @@ async def _already_written(store: CouchStore, account_id: str, box_id: str, item
             ids[str(row.id)]
             for row in rows
             if str(row.id) in ids
-            and (row.doc is None or (row.doc.get("pvt_previous_id") == ids[str(row.id)] and row.doc.get("source_id") == box_id))
+            and (
+                row.doc is None
+                or (row.doc.get("pvt_previous_id") == ids[str(row.id)] and row.doc.get("source_id") == box_id)
+            )
         ]
 
     found = await gather_or_cancel(written(db, ids) for db, ids in by_db.items())

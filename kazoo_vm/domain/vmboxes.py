@@ -106,7 +106,9 @@ def _request_fields(data: JsonDict) -> tuple[JsonDict, list[str]]:
     return fields, warnings
 
 
-async def _uniqueness_errors(store: CouchStore, account: Account, box_id: str | None, mailbox: Any) -> validation.Errors:
+async def _uniqueness_errors(
+    store: CouchStore, account: Account, box_id: str | None, mailbox: Any
+) -> validation.Errors:
     number = mailbox_number(mailbox)
     if number is None:
         return {}  # Kazoo never reports non-numeric mailboxes as duplicates
@@ -217,7 +219,9 @@ async def create_box(store: CouchStore, account: Account, data: JsonDict, actor:
     return SavedBox(doc=doc, warnings=warnings)
 
 
-async def _update(store: CouchStore, account: Account, stored: JsonDict, public: JsonDict, actor: Actor, warnings: list[str]) -> SavedBox:
+async def _update(
+    store: CouchStore, account: Account, stored: JsonDict, public: JsonDict, actor: Actor, warnings: list[str]
+) -> SavedBox:
     validated = await _validated(store, account, stored["_id"], public)
     # The stored private fields win over anything in the request (crossbar_doc load_merge).
     doc: JsonDict = {**validated, **{key: value for key, value in stored.items() if is_private_key(key)}}

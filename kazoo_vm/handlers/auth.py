@@ -19,7 +19,9 @@ from kazoo_vm.handlers.common import parsed
 from kazoo_vm.http import envelope
 
 
-def _auth_response(request: web.Request, account: accounts.Account, token: str, owner_id: str | None) -> web.StreamResponse:
+def _auth_response(
+    request: web.Request, account: accounts.Account, token: str, owner_id: str | None
+) -> web.StreamResponse:
     request[appkeys.AUTH] = AuthContext(token=token, account_id=account.id, owner_id=owner_id)
     data: dict[str, Any] = {
         "account_id": account.id,

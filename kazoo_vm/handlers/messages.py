@@ -39,7 +39,11 @@ def _scope(request: web.Request) -> Scope:
 
 def _page(request: web.Request, query: ListingQuery, page: Page) -> web.StreamResponse:
     return envelope.page(
-        request, page.items, paginate=query.paging.paginate, start_key=page.start_key, next_start_key=page.next_start_key
+        request,
+        page.items,
+        paginate=query.paging.paginate,
+        start_key=page.start_key,
+        next_start_key=page.next_start_key,
     )
 
 

@@ -41,7 +41,9 @@ async def list_boxes(request: web.Request) -> web.StreamResponse:
 
 
 async def create_box(request: web.Request) -> web.StreamResponse:
-    saved = await vmboxes.create_box(request.app[appkeys.STORE], account(request), parsed(request).data_object, actor(request))
+    saved = await vmboxes.create_box(
+        request.app[appkeys.STORE], account(request), parsed(request).data_object, actor(request)
+    )
     data, extra, headers = _box_response(saved)
     headers["Location"] = location(request, saved.doc["_id"])
     return envelope.success(request, data, status=201, revision=saved.doc["_rev"], extra=extra, headers=headers)
@@ -57,7 +59,11 @@ async def get_box(request: web.Request) -> web.StreamResponse:
 
 async def replace_box(request: web.Request) -> web.StreamResponse:
     saved = await vmboxes.replace_box(
-        request.app[appkeys.STORE], account(request), request.match_info["box_id"], parsed(request).data_object, actor(request)
+        request.app[appkeys.STORE],
+        account(request),
+        request.match_info["box_id"],
+        parsed(request).data_object,
+        actor(request),
     )
     data, extra, headers = _box_response(saved)
     return envelope.success(request, data, revision=saved.doc["_rev"], extra=extra, headers=headers)
@@ -65,7 +71,11 @@ async def replace_box(request: web.Request) -> web.StreamResponse:
 
 async def patch_box(request: web.Request) -> web.StreamResponse:
     saved = await vmboxes.patch_box(
-        request.app[appkeys.STORE], account(request), request.match_info["box_id"], parsed(request).data_object, actor(request)
+        request.app[appkeys.STORE],
+        account(request),
+        request.match_info["box_id"],
+        parsed(request).data_object,
+        actor(request),
     )
     data, extra, headers = _box_response(saved)
     return envelope.success(request, data, revision=saved.doc["_rev"], extra=extra, headers=headers)

@@ -65,9 +65,16 @@ def _wants_pretty(request: web.Request) -> bool:
     return parsed.flag("pretty_print") if parsed is not None else request.query.get("pretty_print") == "true"
 
 
-def render(request: web.Request, body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> web.Response:
+def render(
+    request: web.Request, body: dict[str, Any], status: int, headers: dict[str, str] | None = None
+) -> web.Response:
     """Serialise an envelope, honouring ``pretty_print`` and ``jsonp`` as Kazoo does."""
-    text = json.dumps(body, indent=2 if _wants_pretty(request) else None, separators=None if _wants_pretty(request) else (",", ":"), sort_keys=True)
+    text = json.dumps(
+        body,
+        indent=2 if _wants_pretty(request) else None,
+        separators=None if _wants_pretty(request) else (",", ":"),
+        sort_keys=True,
+    )
     parsed = request.get(appkeys.PARSED)
     callback = parsed.value("jsonp") if parsed is not None else request.query.get("jsonp")
     content_type = "application/json"

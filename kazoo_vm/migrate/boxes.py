@@ -32,7 +32,9 @@ async def _fresh(store: CouchStore, db: str, box_id: str) -> JsonDict | None:
         return None
 
 
-async def pin_timestamps(store: CouchStore, db: str, box_id: str, proposals: Mapping[str, int]) -> dict[str, int | None]:
+async def pin_timestamps(
+    store: CouchStore, db: str, box_id: str, proposals: Mapping[str, int]
+) -> dict[str, int | None]:
     """Write a timestamp into entries that have none, before their documents are written.
 
     The new id's month comes from the timestamp; for an entry without one Kazoo falls back to values that move

@@ -59,19 +59,37 @@ def add_command(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--account", dest="accounts", action="extend", nargs="+", default=[], metavar="ID",
+        "--account",
+        dest="accounts",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="ID",
         help="account id(s) to migrate (default: every account in the accounts database)",
     )
     parser.add_argument(
-        "--box", dest="boxes", action="extend", nargs="+", default=[], metavar="ID",
+        "--box",
+        dest="boxes",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="ID",
         help="only these box ids (default: every box with legacy messages)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print what would be done; write nothing to CouchDB")
     parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report of the run")
-    parser.add_argument("--batch-size", type=_positive, metavar="N", help="legacy messages per batch (KAZOO_VM_MIGRATE_BATCH_SIZE, default 100)")
-    parser.add_argument("--workers", type=_positive, metavar="N", help="boxes migrated at once (KAZOO_VM_MIGRATE_WORKERS, default 10)")
     parser.add_argument(
-        "--purge-legacy-media", action="store_true",
+        "--batch-size",
+        type=_positive,
+        metavar="N",
+        help="legacy messages per batch (KAZOO_VM_MIGRATE_BATCH_SIZE, default 100)",
+    )
+    parser.add_argument(
+        "--workers", type=_positive, metavar="N", help="boxes migrated at once (KAZOO_VM_MIGRATE_WORKERS, default 10)"
+    )
+    parser.add_argument(
+        "--purge-legacy-media",
+        action="store_true",
         help="delete each legacy media document once its audio copy is verified (default: leave it)",
     )
     parser.set_defaults(run=run_command)

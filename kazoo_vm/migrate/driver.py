@@ -141,7 +141,9 @@ class Migration:
 
     async def _all_accounts(self) -> list[Account]:
         try:
-            rows = await self._view(naming.ACCOUNTS_DB, "accounts", "kazoo_vm_accounts", "listing_by_id", include_docs=True)
+            rows = await self._view(
+                naming.ACCOUNTS_DB, "accounts", "kazoo_vm_accounts", "listing_by_id", include_docs=True
+            )
         except DatabaseNotFound:
             return []
         return [Account.from_doc(row.doc) for row in rows if row.doc is not None]
@@ -237,7 +239,9 @@ def _all_failed(batch: Sequence[Any], reason: str) -> list[Outcome]:
     for entry in batch:
         legacy_id = media_id_of(entry)
         if legacy_id is None or legacy_id not in seen:
-            outcomes.append(Outcome(legacy_id, Status.FAILED, reason=reason, entry=entry if legacy_id is None else None))
+            outcomes.append(
+                Outcome(legacy_id, Status.FAILED, reason=reason, entry=entry if legacy_id is None else None)
+            )
         if legacy_id is not None:
             seen.add(legacy_id)
     return outcomes

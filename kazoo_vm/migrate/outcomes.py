@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 
-class Status(str, Enum):
+class Status(str, Enum):  # noqa: UP042 - str() of members is relied on as is
     MIGRATED = "migrated"  # written and verified by this call
     ALREADY = "already_migrated"  # found in its MODB with its audio (an earlier, interrupted or parallel run)
     PLANNED = "planned"  # dry run: would be migrated

@@ -74,7 +74,10 @@ class AccountReport:
         return totals
 
     def as_json(self) -> JsonDict:
-        shown: JsonDict = {"totals": self.totals(), "boxes": {box_id: box.as_json() for box_id, box in self.boxes.items()}}
+        shown: JsonDict = {
+            "totals": self.totals(),
+            "boxes": {box_id: box.as_json() for box_id, box in self.boxes.items()},
+        }
         if self.errors:
             shown["errors"] = self.errors
         return shown
@@ -121,7 +124,11 @@ class Report:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "ok": self.ok,
-            "totals": {**self.totals(), "accounts": len(self.accounts), "boxes": sum(len(a.boxes) for a in self.accounts.values())},
+            "totals": {
+                **self.totals(),
+                "accounts": len(self.accounts),
+                "boxes": sum(len(a.boxes) for a in self.accounts.values()),
+            },
             "accounts": {account_id: account.as_json() for account_id, account in self.accounts.items()},
         }
 
@@ -140,7 +147,8 @@ class Report:
                     print(f"{where}: would migrate {old} -> {plan['new_id']} ({plan['action']})", file=out)
                 for failure in box.failed:
                     new = f" (-> {failure['new_id']})" if failure.get("new_id") else ""
-                    print(f"{where}: {'would fail' if self.dry_run else 'failed'} {_label(failure)}{new}: {failure['reason']}", file=out)
+                    verb = "would fail" if self.dry_run else "failed"
+                    print(f"{where}: {verb} {_label(failure)}{new}: {failure['reason']}", file=out)
         totals = self.totals()
         counts = ", ".join(f"{name} {totals[name]}" for name in COUNTERS if totals[name] or name == "failed")
         prefix = "dry run, nothing written: " if self.dry_run else ""

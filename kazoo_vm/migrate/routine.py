@@ -146,7 +146,9 @@ async def migrate_entries(
         modbs=modbs if modbs is not None else ModbCheck(),
         node=node,
     )
-    unidentified = [Outcome(None, Status.FAILED, reason=NO_MEDIA_ID, entry=e) for e in entries if media_id_of(e) is None]
+    unidentified = [
+        Outcome(None, Status.FAILED, reason=NO_MEDIA_ID, entry=e) for e in entries if media_id_of(e) is None
+    ]
     items: dict[str, _Item] = {}
     for entry in entries:
         legacy_id = media_id_of(entry)
@@ -246,7 +248,10 @@ def _judge(batch: Batch, item: _Item, modb_exists: bool) -> str | None:
         return None
     if existing is not None:
         # Another box's message (two arrays naming one media document) is not this entry's: keep the entry.
-        if existing.get("pvt_previous_id") != item.legacy_id or existing.get("source_id") not in (None, batch.box["_id"]):
+        if existing.get("pvt_previous_id") != item.legacy_id or existing.get("source_id") not in (
+            None,
+            batch.box["_id"],
+        ):
             item.finish(Status.FAILED, reason=ID_CONFLICT)
             return None
         legacy = item.audio if item.media_doc is not None else None
@@ -396,12 +401,16 @@ async def _purge(batch: Batch, items: list[_Item]) -> None:
     doomed = [
         item
         for item in items
-        if item.verified_copy and item.media_doc is not None and item.outcome is not None
+        if item.verified_copy
+        and item.media_doc is not None
+        and item.outcome is not None
         and item.outcome.status in (Status.MIGRATED, Status.ALREADY)
     ]
     if not doomed:
         return
-    deletions = [{"_id": item.legacy_id, "_rev": item.media_doc["_rev"], "_deleted": True} for item in doomed if item.media_doc]
+    deletions = [
+        {"_id": item.legacy_id, "_rev": item.media_doc["_rev"], "_deleted": True} for item in doomed if item.media_doc
+    ]
     results = await batch.store.bulk_docs(batch.account_db, deletions)
     ok = {str(result.get("id")) for result in results if result.get("error") is None}
     for item in doomed:
@@ -414,7 +423,12 @@ async def _record(batch: Batch, outcomes: list[Outcome], mark_unidentified: bool
     failures = {o.legacy_id: o.reason or "failed" for o in outcomes if o.legacy_id and o.status is Status.FAILED}
     try:
         await boxes.settle(
-            batch.store, batch.account_db, batch.box["_id"], done=done, failures=failures, mark_unidentified=mark_unidentified
+            batch.store,
+            batch.account_db,
+            batch.box["_id"],
+            done=done,
+            failures=failures,
+            mark_unidentified=mark_unidentified,
         )
     except boxes.BoxBusy:
         for outcome in outcomes:

@@ -48,7 +48,7 @@ def quote_name(name: str) -> str:
 def doc_path(db: str, doc_id: str) -> str:
     # Design documents keep their literal "_design/" prefix in the path.
     if doc_id.startswith("_design/"):
-        return f"/{quote_name(db)}/_design/{quote_name(doc_id[len('_design/'):])}"
+        return f"/{quote_name(db)}/_design/{quote_name(doc_id[len('_design/') :])}"
     return f"/{quote_name(db)}/{quote_name(doc_id)}"
 
 
@@ -135,9 +135,7 @@ class CouchStore:
         if body is not None:
             kwargs["json"] = body
         try:
-            _, result = await self._remote._request(
-                method, path, params=_encode_params(params or {}), **kwargs
-            )
+            _, result = await self._remote._request(method, path, params=_encode_params(params or {}), **kwargs)
         except RemoteResponseError as exc:
             raise error_for_status(exc.status, exc.reason, f"{method} {path}") from exc
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
@@ -194,14 +192,10 @@ class CouchStore:
 
     async def bulk_docs(self, db: str, docs: Sequence[JsonDict]) -> list[JsonDict]:
         """``_bulk_docs``: one result per document, ``{"id","rev"}`` or ``{"id","error","reason"}``."""
-        result: list[JsonDict] = await self._json(
-            "POST", f"/{quote_name(db)}/_bulk_docs", body={"docs": list(docs)}
-        )
+        result: list[JsonDict] = await self._json("POST", f"/{quote_name(db)}/_bulk_docs", body={"docs": list(docs)})
         return result
 
-    async def all_docs(
-        self, db: str, *, keys: Sequence[str] | None = None, **params: Any
-    ) -> list[ViewRow]:
+    async def all_docs(self, db: str, *, keys: Sequence[str] | None = None, **params: Any) -> list[ViewRow]:
         path = f"/{quote_name(db)}/_all_docs"
         if keys is not None:
             raw = await self._json("POST", path, params=params, body={"keys": list(keys)})

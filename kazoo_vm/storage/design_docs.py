@@ -111,9 +111,7 @@ async def sync_all(store: CouchStore, *, concurrency: int = 8) -> int:
     return written
 
 
-async def query_view(
-    store: CouchStore, db: str, db_class: str, design: str, view: str, **params: Any
-) -> list[Any]:
+async def query_view(store: CouchStore, db: str, db_class: str, design: str, view: str, **params: Any) -> list[Any]:
     """Query a view, writing the database's design documents first if they are missing.
 
     A database created by another process a moment ago may not have them yet; a missing database is

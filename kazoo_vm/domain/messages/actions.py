@@ -34,7 +34,11 @@ async def destinations(scope: Scope, source_id: Any) -> JsonDict | list[JsonDict
         return await load_box(scope.store, scope.account, source_id)
     if not isinstance(source_id, list):
         raise ValidationFailed.single(
-            "source_id", "type", "Value did not match type(s): string, array", target=["string", "array"], value=source_id
+            "source_id",
+            "type",
+            "Value did not match type(s): string, array",
+            target=["string", "array"],
+            value=source_id,
         )
     ids = [item for item in source_id if item is not None]
     if not ids or any(not isinstance(item, str) or not item for item in ids):

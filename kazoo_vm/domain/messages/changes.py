@@ -234,7 +234,9 @@ async def delete_messages(
         for entry in await box_entries(scope, box_id, window):
             if folder is None or entry.value.get("folder") == folder:
                 candidates[entry.doc_id] = entry.doc_id
-        unmigrated = await legacy_ids.legacy_summaries(scope.store, scope.settings, scope.account, box) if legacy else []
+        unmigrated = (
+            await legacy_ids.legacy_summaries(scope.store, scope.settings, scope.account, box) if legacy else []
+        )
         migrated: dict[str, str] = {}
         for item in unmigrated:
             timestamp = item.get("timestamp")

@@ -90,7 +90,9 @@ def plan(low: int, high: int, span: tuple[int, int]) -> tuple[bool, list[tuple[i
 
 def _period_query(store: CouchStore, db: str, run: tuple[int, int, int]) -> Awaitable[list[ViewRow]]:
     size, first, last = run
-    return query_view(store, db, "modb", DESIGN, "by_period", startkey=[size, first], endkey=[size, last, {}], group_level=4)
+    return query_view(
+        store, db, "modb", DESIGN, "by_period", startkey=[size, first], endkey=[size, last, {}], group_level=4
+    )
 
 
 async def modb_counts(store: CouchStore, db: str, low: int, high: int, span: tuple[int, int]) -> Counts:
@@ -191,7 +193,13 @@ async def _box_modb_count(store: CouchStore, db: str, box_id: str, low: int, hig
             return sum(row.value for row in rows if row.key[1] in ("new", "saved"))
         queries = [
             query_view(
-                store, db, "modb", DESIGN, "by_box_folder", startkey=[box_id, folder, low], endkey=[box_id, folder, high]
+                store,
+                db,
+                "modb",
+                DESIGN,
+                "by_box_folder",
+                startkey=[box_id, folder, low],
+                endkey=[box_id, folder, high],
             )
             for folder in ("new", "saved")
         ]

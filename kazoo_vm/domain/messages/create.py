@@ -85,7 +85,9 @@ def message_timestamp(fields: JsonDict) -> int:
             "timestamp", "minimum", f"Value must be at least {EARLIEST}", target=EARLIEST, value=timestamp
         )
     if timestamp > LATEST:
-        raise ValidationFailed.single("timestamp", "maximum", f"Value must be at most {LATEST}", target=LATEST, value=timestamp)
+        raise ValidationFailed.single(
+            "timestamp", "maximum", f"Value must be at most {LATEST}", target=LATEST, value=timestamp
+        )
     return int(timestamp)
 
 

@@ -112,7 +112,14 @@ def stamp_message(
     (kz_doc:update_pvt_parameters, as in Kazoo's MODB fixture message)."""
     if node:
         doc["pvt_node"] = node
-    return stamp(doc, doc_type=MESSAGE_TYPE, account_id=account_id, db=naming.message_db(account_id, doc["_id"]), actor=actor, now=now)
+    return stamp(
+        doc,
+        doc_type=MESSAGE_TYPE,
+        account_id=account_id,
+        db=naming.message_db(account_id, doc["_id"]),
+        actor=actor,
+        now=now,
+    )
 
 
 def new_message_doc(

@@ -165,7 +165,13 @@ def _shown_before(resume: Position, row: ViewRow, descending: bool) -> bool:
 
 
 async def view_entries(
-    scope: Scope, view: ListingView, window: Window, descending: bool, start: Position | None, demand: Demand, docs: bool
+    scope: Scope,
+    view: ListingView,
+    window: Window,
+    descending: bool,
+    start: Position | None,
+    demand: Demand,
+    docs: bool,
 ) -> AsyncGenerator[Entry, None]:
     """Rows of ``view`` in every MODB of the window, in listing order, from ``start`` on."""
     for year, month in _months(window, descending, start):
@@ -200,9 +206,7 @@ async def view_entries(
                 break
 
 
-async def merged(
-    entries: AsyncIterator[Entry], extra: list[Entry], descending: bool
-) -> AsyncGenerator[Entry, None]:
+async def merged(entries: AsyncIterator[Entry], extra: list[Entry], descending: bool) -> AsyncGenerator[Entry, None]:
     """Merge view rows with already-sorted in-memory entries (not yet migrated legacy messages)."""
     pending = list(extra)
 
@@ -253,12 +257,18 @@ def render_item(entry: Entry, oldest: int) -> JsonDict:
     return entry.value
 
 
-def legacy_entries(items: list[JsonDict], box_id: str, window: Window, descending: bool, start: Position | None) -> list[Entry]:
+def legacy_entries(
+    items: list[JsonDict], box_id: str, window: Window, descending: bool, start: Position | None
+) -> list[Entry]:
     """Listing entries for legacy summaries: inside the window, in order, after ``start``."""
     entries = []
     for item in items:
         timestamp, media_id = item.get("timestamp"), item.get("media_id")
-        if not isinstance(timestamp, int) or not isinstance(media_id, str) or not window.low <= timestamp <= window.high:
+        if (
+            not isinstance(timestamp, int)
+            or not isinstance(media_id, str)
+            or not window.low <= timestamp <= window.high
+        ):
             continue
         year, month = naming.year_month(timestamp)
         entries.append(Entry(year * 100 + month, [box_id, timestamp], media_id, dict(item), {"metadata": item}))

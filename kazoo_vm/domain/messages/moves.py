@@ -9,6 +9,7 @@ move follows the crash-safe protocol of :mod:`.transit`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -103,16 +104,16 @@ async def expire(scope: Scope, box_id: str, source: JsonDict) -> None:
         retention.enforce_doc(doc)
         return True
 
-    try:
+    with contextlib.suppress(MessageGone):
         await update_message(scope, source["_id"], box_change(box_id, enforce), source)
-    except MessageGone:
-        pass
 
 
 Outcome = tuple[str, str | None, str | None]  # (message id, new id, failure reason)
 
 
-async def _each(scope: Scope, box_id: str, message_id: str, act: Callable[[JsonDict], Awaitable[list[str]]]) -> list[Outcome]:
+async def _each(
+    scope: Scope, box_id: str, message_id: str, act: Callable[[JsonDict], Awaitable[list[str]]]
+) -> list[Outcome]:
     """Read one message of a bulk move or copy, refuse it when missing or expired, else ``act`` on it (a
     message in transit goes straight to ``act``: its recorded move decides)."""
     try:

@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 _NOT_COPIED = ("_id", "_rev", "id", "_attachments", "pvt_attachments", MOVE_MARKER, "pvt_deleted")
 
 
-def transformed(scope: Scope, source: JsonDict, new_id: str, from_box: str, dest: JsonDict, zone: str, now: int) -> JsonDict:
+def transformed(
+    scope: Scope, source: JsonDict, new_id: str, from_box: str, dest: JsonDict, zone: str, now: int
+) -> JsonDict:
     """The copy of ``source`` that lands in ``dest`` (kvm_util get_change_vmbox_funs, in Kazoo's order)."""
     doc = {key: copy.deepcopy(value) for key, value in source.items() if key not in _NOT_COPIED}
     doc["_id"] = new_id
