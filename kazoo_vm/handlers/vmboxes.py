@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from kazoo_vm import appkeys
 from kazoo_vm.domain import vmboxes
-from kazoo_vm.domain.documents import to_response
+from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.documents import Actor, to_response
 from kazoo_vm.domain.filters import build_filter
 from kazoo_vm.domain.paging import paging_from
 from kazoo_vm.handlers.common import account, actor, location, parsed
 from kazoo_vm.http import envelope
+from kazoo_vm.storage.couch import CouchStore
 
 # Issue #3 installs the message counts here (app key), so the box listing can merge them.
 COUNTS: web.AppKey[vmboxes.CountsProvider] = web.AppKey("vmbox_counts")
@@ -57,8 +60,11 @@ async def get_box(request: web.Request) -> web.StreamResponse:
     return envelope.success(request, data, revision=doc["_rev"], extra=extra)
 
 
-async def replace_box(request: web.Request) -> web.StreamResponse:
-    saved = await vmboxes.replace_box(
+BoxUpdate = Callable[[CouchStore, Account, str, dict[str, Any], Actor], Awaitable[vmboxes.SavedBox]]
+
+
+async def _update_box(request: web.Request, update: BoxUpdate) -> web.StreamResponse:
+    saved = await update(
         request.app[appkeys.STORE],
         account(request),
         request.match_info["box_id"],
@@ -67,18 +73,14 @@ async def replace_box(request: web.Request) -> web.StreamResponse:
     )
     data, extra, headers = _box_response(saved)
     return envelope.success(request, data, revision=saved.doc["_rev"], extra=extra, headers=headers)
+
+
+async def replace_box(request: web.Request) -> web.StreamResponse:
+    return await _update_box(request, vmboxes.replace_box)
 
 
 async def patch_box(request: web.Request) -> web.StreamResponse:
-    saved = await vmboxes.patch_box(
-        request.app[appkeys.STORE],
-        account(request),
-        request.match_info["box_id"],
-        parsed(request).data_object,
-        actor(request),
-    )
-    data, extra, headers = _box_response(saved)
-    return envelope.success(request, data, revision=saved.doc["_rev"], extra=extra, headers=headers)
+    return await _update_box(request, vmboxes.patch_box)
 
 
 # Issue #3 installs here what happens to a box's messages when the box is deleted.
