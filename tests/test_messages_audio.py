@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 from helpers import Api, create_box
-from test_messages_helpers import (
+from message_support import (
     fake_mp3,
     fake_wav,
     gregorian,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from helpers import Api, create_box
-from test_messages_helpers import (
+from message_support import (
     DAY,
     gregorian_now,
     listed_ids,

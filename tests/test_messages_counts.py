@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from helpers import Api, create_box
-from test_messages_helpers import (
+from message_support import (
     DAY,
     gregorian,
     gregorian_now,

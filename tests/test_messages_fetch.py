@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from helpers import Api, create_box
-from test_messages_helpers import DAY, gregorian_now, message_doc, new_message
+from message_support import DAY, gregorian_now, message_doc, new_message
 
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore

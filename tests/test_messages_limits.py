@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from helpers import Api, create_box
-from test_messages_helpers import fake_mp3, gregorian_now, put_message
+from message_support import fake_mp3, gregorian_now, put_message
 
 from kazoo_vm.config import Settings, load_settings
 

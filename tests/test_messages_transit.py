@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from helpers import Api, create_box
-from test_messages_helpers import fake_mp3, listed_ids, message_doc, put_message, raw
+from message_support import fake_mp3, listed_ids, message_doc, put_message, raw
 
 from kazoo_vm.domain.messages import transit
 from kazoo_vm.storage.couch import CouchStore
