@@ -124,26 +124,32 @@ def _claim_id(number: int) -> str:
 
 
 async def _claim(store: CouchStore, account: Account, number: int, box_id: str) -> None:
-    """Take the claim on ``number`` for ``box_id``; a validation error when a live box holds it."""
+    """Take the claim on ``number`` for ``box_id``; a validation error when a live box holds it.
+
+    The first attempt writes blindly (one round trip when the number is free); only a 409 makes us read the
+    claim to see whether its holder still uses the number."""
+    rev: str | None = None
     for _attempt in range(5):
         claim: JsonDict = {"_id": _claim_id(number), "vmbox_id": box_id, "mailbox": number}
+        if rev is not None:
+            claim["_rev"] = rev
         stamp(claim, doc_type=CLAIM_TYPE, account_id=account.id, db=account.db)
-        try:
-            current = await store.get_doc(account.db, claim["_id"])
-        except DocumentNotFound:
-            current = None
-        if current is not None:
-            if current.get("vmbox_id") == box_id:
-                return
-            if await _claim_is_held(store, account, current, number):
-                raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
-            claim["_rev"] = current["_rev"]
-            claim["pvt_created"] = naming.now_gregorian()
+        claim["pvt_created"] = claim["pvt_modified"]  # the claim's age counts from this claim, also on a takeover
         try:
             await store.put_doc(account.db, claim)
             return
         except Conflict:
-            continue  # someone else claimed or released it meanwhile: look again
+            pass  # claimed by someone, or taken meanwhile: look at it
+        try:
+            current = await store.get_doc(account.db, claim["_id"])
+        except DocumentNotFound:
+            rev = None  # released meanwhile: claim it afresh
+            continue
+        if current.get("vmbox_id") == box_id:
+            return
+        if await _claim_is_held(store, account, current, number):
+            raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
+        rev = current["_rev"]  # stale: take it over, unless someone else does first (409 again)
     raise DatastoreConflict()
 
 
