@@ -200,6 +200,16 @@ async def test_unknown_account_in_the_path_is_404_even_without_a_token(client: T
     assert body["message"] == "bad identifier" and body["data"] == {"message": "invalid account_id 'short'"}
 
 
+async def test_a_32_character_account_id_that_names_no_database_is_an_unknown_account(
+    client: TestClient[Any, Any],
+) -> None:
+    """Kazoo checks only the length before looking the account up, so upper case is 'unknown', not 'invalid'."""
+    for odd in ("A" * 32, "0123456789abcdef0123456789abcde!"):
+        status, body = await list_boxes(client, odd)
+        assert status == 404
+        assert body["message"] == "bad_identifier" and body["data"] == {"cause": odd, "message": "bad identifier"}
+
+
 async def test_tokens_survive_a_restart_because_the_key_lives_in_couchdb(
     client: TestClient[Any, Any], account: TestAccount, settings: Settings, aiohttp_client: Any
 ) -> None:

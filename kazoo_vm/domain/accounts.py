@@ -61,8 +61,13 @@ def credentials_hash(username: str, password: str, method: str = "md5") -> str:
 
 
 async def load_account(store: CouchStore, account_id: str) -> Account:
-    """The account named in a request path: 404 in Kazoo's two shapes when malformed or unknown."""
+    """The account named in a request path: 404 in Kazoo's two shapes when malformed or unknown.
+
+    Kazoo only checks the length (api_resource malformed_request): any 32-character id is looked up, so one that
+    cannot name an account database (upper case, punctuation) is an unknown account, not a malformed one."""
     if not naming.is_account_id(account_id):
+        if len(account_id) == 32:
+            raise BadIdentifier(account_id)
         raise InvalidAccountId(account_id)
     try:
         doc = await store.get_doc(naming.ACCOUNTS_DB, account_id)
