@@ -157,6 +157,23 @@ async def test_unsupported_methods_are_405_invalid_method(api: Api) -> None:
     assert status == 405
 
 
+@pytest.mark.parametrize(
+    ("content_type", "raw"),
+    [
+        ("multipart/mixed", b"no boundary in the header"),
+        ("multipart/form-data; boundary=xyz", b"no boundary in the body"),
+        ("multipart/mixed; boundary=xyz", b'--xyz\r\nContent-Type: application/json\r\n\r\n{"data":{}}'),
+    ],
+)
+async def test_a_malformed_multipart_body_is_a_400_not_a_fault(api: Api, content_type: str, raw: bytes) -> None:
+    box = await create_box(api)
+    for path in ("/vmboxes", f"/vmboxes/{box['id']}/messages"):
+        status, body = await api.put(path, body=raw, headers={"Content-Type": content_type})
+        assert status == 400, (path, body)
+        assert body["message"] == "validation error"
+        assert body["data"]["multipart"]["invalid"]["target"] == "body"
+
+
 async def test_bodies_over_the_upload_limit_are_413(aiohttp_client: Any, settings: Settings) -> None:
     small = create_app(dataclasses.replace(settings, max_upload_bytes=1000), sync_design_docs=False)
     client: TestClient[Any, Any] = await aiohttp_client(small)

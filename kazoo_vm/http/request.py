@@ -207,7 +207,11 @@ async def parse_request(request: web.Request, *, max_body_bytes: int) -> ParsedR
     files: list[UploadedFile] = []
     if request.can_read_body or request.body_exists:
         if content_type.startswith("multipart/"):
-            envelope, files = await _parse_multipart(request, max_body_bytes)
+            try:
+                envelope, files = await _parse_multipart(request, max_body_bytes)
+            except ValueError as exc:
+                # aiohttp's multipart reader: no boundary, no starting boundary, a body cut short.
+                raise ValidationFailed.single("multipart", "invalid", str(exc), target="body") from exc
         else:
             raw = await _read_limited(request, max_body_bytes)
             if content_type in ("", *JSON_TYPES):
