@@ -1210,6 +1210,26 @@ async def test_client_cannot_overwrite_the_legacy_messages_array(api: Api, store
     assert (await stored(store, api, legacy["_id"]))["messages"] == messages
 
 
+async def test_a_messages_array_sent_by_a_client_is_never_stored(api: Api, store: CouchStore) -> None:
+    """The legacy array is the migrator's: a client cannot make a box look as if it held legacy messages."""
+    entries = legacy_messages()
+    status, body = await api.put("/vmboxes", {"name": "Fresh", "mailbox": "4100", "messages": entries})
+    assert status == 201, body
+    box_id = body["data"]["id"]
+    assert "messages" not in await stored(store, api, box_id)
+
+    for method in (api.post, api.patch):
+        status, body = await method(f"/vmboxes/{box_id}", {"name": "Fresh", "mailbox": "4100", "messages": entries})
+        assert status == 200, body
+        assert "message" not in body
+        assert "messages" not in await stored(store, api, box_id)
+
+    status, body = await api.get(f"/vmboxes/{box_id}")
+    assert "message" not in body
+    status, body = await api.get("/vmboxes")
+    assert [item["messages"] for item in body["data"] if item["id"] == box_id] == [0]
+
+
 async def test_patch_keeps_the_legacy_messages_array(api: Api, store: CouchStore) -> None:
     messages = legacy_messages()
     legacy = await put_raw_box(store, api, messages=messages)

@@ -96,8 +96,11 @@ async def load_box(store: CouchStore, account: Account, box_id: str) -> JsonDict
 
 
 def _request_fields(data: JsonDict) -> tuple[JsonDict, list[str]]:
-    """The public request fields, with Kazoo's legacy ``notify_email_address`` migrated (and a warning)."""
-    fields = {key: value for key, value in data.items() if not is_private_key(key) and key != "id"}
+    """The public request fields, with Kazoo's legacy ``notify_email_address`` migrated (and a warning).
+
+    ``messages`` is the legacy (pre-4.0) message array: stored data that only the migrator changes, never a
+    request field (a client-made array would be listed as messages and fed to the migrator)."""
+    fields = {key: value for key, value in data.items() if not is_private_key(key) and key not in ("id", "messages")}
     warnings: list[str] = []
     if "notify_email_address" in fields:
         # cb_vmboxes maybe_migrate_vm_box sets the new key and leaves the old one in place.
