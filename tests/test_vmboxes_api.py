@@ -269,6 +269,27 @@ async def test_create_uses_an_id_given_in_the_data_as_document_id(api: Api, stor
     assert "id" not in doc
 
 
+async def test_ids_of_the_mailbox_claims_are_reserved(api: Api, store: CouchStore) -> None:
+    status, body = await api.put("/vmboxes", {"id": "vmbox_mailbox_5", "name": "Squatter", "mailbox": "2"})
+    assert status == 400, body
+    assert body["data"]["id"]["reserved"]["value"] == "vmbox_mailbox_5"
+    status, _ = await api.get("/vmboxes/vmbox_mailbox_5")
+    assert status == 404
+
+
+async def test_a_document_on_a_claim_id_that_is_no_claim_is_never_overwritten(api: Api, store: CouchStore) -> None:
+    """An old box written outside the API under a claim's id: creating its number must not replace it."""
+    await put_raw_box(store, api, _id="vmbox_mailbox_6", mailbox="7", pvt_created=63_000_000_000)
+
+    status, body = await api.put("/vmboxes", {"name": "Six", "mailbox": "6"})
+
+    assert status == 400, body
+    assert body["data"]["mailbox"]["unique"]["message"] == UNIQUE_MESSAGE
+    doc = await stored(store, api, "vmbox_mailbox_6")
+    assert doc["_rev"].startswith("1-")
+    assert (doc["pvt_type"], doc["name"], doc["mailbox"]) == ("vmbox", "Legacy Box", "7")
+
+
 async def test_private_fields_never_appear_in_any_response(api: Api, store: CouchStore) -> None:
     box = await create_box(api)
     path = f"/vmboxes/{box['id']}"

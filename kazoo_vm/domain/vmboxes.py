@@ -36,6 +36,7 @@ from kazoo_vm.storage.errors import Conflict, DocumentNotFound
 
 BOX_TYPE = "vmbox"
 CLAIM_TYPE = "vmbox_mailbox_claim"
+CLAIM_PREFIX = "vmbox_mailbox_"
 SCHEMA = "vmboxes"
 UNIQUE_MESSAGE = "Invalid mailbox number or already exists"
 MIGRATE_MESSAGE = "Please migrate your voicemail box messages to MODB"
@@ -123,7 +124,7 @@ async def _uniqueness_errors(
 
 
 def _claim_id(number: int) -> str:
-    return f"vmbox_mailbox_{number}"
+    return f"{CLAIM_PREFIX}{number}"
 
 
 async def _claim(store: CouchStore, account: Account, number: int, box_id: str) -> None:
@@ -150,6 +151,9 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str) 
             continue
         if current.get("vmbox_id") == box_id:
             return
+        if current.get("pvt_type") != CLAIM_TYPE:
+            # Some other document sits on the claim's id (written outside the API): never overwrite it.
+            raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
         if await _claim_is_held(store, account, current, number):
             raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
         rev = current["_rev"]  # stale: take it over, unless someone else does first (409 again)
@@ -217,6 +221,11 @@ async def create_box(store: CouchStore, account: Account, data: JsonDict, actor:
     requested_id = data.get("id") if isinstance(data.get("id"), str) else None
     if requested_id is not None and not _DOC_ID.match(requested_id):
         raise ValidationFailed.single("id", "pattern", "Failed to match pattern '^[^_].{0,127}$'", value=requested_id)
+    if requested_id is not None and requested_id.startswith(CLAIM_PREFIX):
+        # The mailbox claims' id space: such a box would be mistaken for (and replaced by) a stale claim.
+        raise ValidationFailed.single(
+            "id", "reserved", f"Ids starting with '{CLAIM_PREFIX}' are reserved", value=requested_id
+        )
     validated = await _validated(store, account, None, fields)
     doc: JsonDict = {"_id": requested_id or naming.new_doc_id(), **validated}
     stamp(doc, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
