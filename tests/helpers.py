@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+import uuid
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from kazoo_vm import appkeys
 from kazoo_vm.domain import accounts
+from kazoo_vm.storage.naming import GREGORIAN_OFFSET, account_db
 
 
 @dataclasses.dataclass
@@ -84,3 +87,20 @@ async def create_box(api: Api, name: str = "VMBox 0", mailbox: str = "3000", **f
     assert status == 201, body
     box: dict[str, Any] = body["data"]
     return box
+
+
+def raw_box_doc(account_id: str, **fields: Any) -> dict[str, Any]:
+    """A box document as Kazoo itself (or an old Kazoo) stores it, for writing straight into CouchDB."""
+    now = int(time.time()) + GREGORIAN_OFFSET
+    return {
+        "_id": uuid.uuid4().hex,
+        "name": "Legacy Box",
+        "mailbox": "4000",
+        "pvt_type": "vmbox",
+        "pvt_vsn": "1",
+        "pvt_account_id": account_id,
+        "pvt_account_db": account_db(account_id, encoded=True),
+        "pvt_created": now,
+        "pvt_modified": now,
+        **fields,
+    }

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from aiohttp import ClientResponse
-from helpers import Api, create_box, make_account
+from helpers import Api, create_box, make_account, raw_box_doc
 
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.naming import account_db
@@ -86,19 +86,7 @@ async def stored(store: CouchStore, api: Api, box_id: str) -> dict[str, Any]:
 
 async def put_raw_box(store: CouchStore, api: Api, **fields: Any) -> dict[str, Any]:
     """A box document written straight into CouchDB, the way Kazoo itself (or an old Kazoo) stored it."""
-    now = gregorian_now()
-    doc: dict[str, Any] = {
-        "_id": uuid.uuid4().hex,
-        "name": "Legacy Box",
-        "mailbox": "4000",
-        "pvt_type": "vmbox",
-        "pvt_vsn": "1",
-        "pvt_account_id": api.account.id,
-        "pvt_account_db": account_db(api.account.id, encoded=True),
-        "pvt_created": now,
-        "pvt_modified": now,
-        **fields,
-    }
+    doc = raw_box_doc(api.account.id, **fields)
     await store.put_doc(account_db(api.account.id), doc)
     return doc
 

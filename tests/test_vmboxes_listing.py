@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from helpers import Api, create_box
+from helpers import Api, create_box, raw_box_doc
 
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.naming import account_db
@@ -29,19 +29,7 @@ def box_id(n: int) -> str:
 
 
 def raw_box(api: Api, n: int, **fields: Any) -> dict[str, Any]:
-    now = int(time.time()) + GREGORIAN_OFFSET
-    return {
-        "_id": box_id(n),
-        "name": f"Raw {n}",
-        "mailbox": str(9000 + n),
-        "pvt_type": "vmbox",
-        "pvt_vsn": "1",
-        "pvt_account_id": api.account.id,
-        "pvt_account_db": account_db(api.account.id, encoded=True),
-        "pvt_created": now,
-        "pvt_modified": now,
-        **fields,
-    }
+    return raw_box_doc(api.account.id, _id=box_id(n), name=f"Raw {n}", mailbox=str(9000 + n), **fields)
 
 
 async def insert_raw_boxes(store: CouchStore, api: Api, docs: list[dict[str, Any]]) -> None:
