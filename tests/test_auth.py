@@ -16,6 +16,7 @@ from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
 from kazoo_vm.config import Settings
 from kazoo_vm.domain import accounts
+from kazoo_vm.storage.naming import account_db
 
 
 def md5(text: str) -> str:
@@ -177,6 +178,22 @@ async def test_the_token_may_come_from_query_envelope_or_bearer_header(
     assert response.status == 201
     body = await response.json()
     assert body["auth_token"] == account.token
+
+
+async def test_a_token_in_the_request_data_authenticates_but_is_never_stored(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
+    path = f"/v2/accounts/{account.id}/vmboxes"
+    response = await client.put(path, json={"data": {"name": "d", "mailbox": "2", "auth_token": account.token}})
+    body = await response.json()
+    assert response.status == 201, body
+    assert body["auth_token"] == account.token
+    assert "auth_token" not in body["data"]
+    box_id = body["data"]["id"]
+    response = await client.patch(f"{path}/{box_id}", json={"data": {"pin": "1234", "auth_token": account.token}})
+    assert response.status == 200
+    doc = await client.app[appkeys.STORE].get_doc(account_db(account.id), box_id)
+    assert "auth_token" not in doc and doc["pin"] == "1234"
 
 
 async def test_basic_auth_with_account_id_and_md5_credentials(

@@ -44,6 +44,8 @@ MIGRATE_MESSAGE = "Please migrate your voicemail box messages to MODB"
 CLAIM_GRACE_S = 60
 # How often a box update is re-applied to a fresh read before answering 409.
 UPDATE_ATTEMPTS = 10
+# Request data keys that never become box fields.
+_NOT_BOX_FIELDS = frozenset({"id", "messages", "auth_token"})
 _LEADING_INT = re.compile(r"^\s*([+-]?\d+)")
 _DOC_ID = re.compile(r"^[^_][\x21-\x7e]{0,127}$")
 
@@ -100,8 +102,9 @@ def _request_fields(data: JsonDict) -> tuple[JsonDict, list[str]]:
     """The public request fields, with Kazoo's legacy ``notify_email_address`` migrated (and a warning).
 
     ``messages`` is the legacy (pre-4.0) message array: stored data that only the migrator changes, never a
-    request field (a client-made array would be listed as messages and fed to the migrator)."""
-    fields = {key: value for key, value in data.items() if not is_private_key(key) and key not in ("id", "messages")}
+    request field (a client-made array would be listed as messages and fed to the migrator). ``auth_token`` in
+    the data is the caller's credential (Kazoo reads it there too), not box content."""
+    fields = {key: value for key, value in data.items() if not is_private_key(key) and key not in _NOT_BOX_FIELDS}
     warnings: list[str] = []
     if "notify_email_address" in fields:
         # cb_vmboxes maybe_migrate_vm_box sets the new key and leaves the old one in place.
