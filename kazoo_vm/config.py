@@ -49,14 +49,14 @@ class Settings:
     maximum_range_s: int = 2_682_000
     # Last resort of Kazoo's timezone lookup chain (box → owner → account → system).
     default_timezone: str = "America/Los_Angeles"
-    # Realm used for message from/to when the account has none (Kazoo's "nodomain").
+    # Hashed into the envelope's ``node`` (Kazoo: the Erlang node name); also written as messages' pvt_node.
     node_name: str = field(default_factory=lambda: f"kazoo_vm@{socket.gethostname()}")
     kazoo_version: str = "4.3.142"
     log_level: str = "INFO"
-    # Legacy migration (kazoo-vm migrate): legacy entries per batch, and boxes migrated at once. Kazoo's
-    # callflow voicemail.migrate_max_worker is 10; its batch of 2000 carried no audio, ours does, so it is smaller.
     # Compare every database's design documents with couch_design_docs/ at start-up (in the background).
     sync_design_docs: bool = True
+    # Legacy migration (kazoo-vm migrate): legacy entries per batch, and boxes migrated at once. Kazoo's
+    # callflow voicemail.migrate_max_worker is 10; its batch of 2000 carried no audio, ours does, so it is smaller.
     migrate_batch_size: int = 100
     migrate_workers: int = 10
 
