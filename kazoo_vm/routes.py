@@ -9,28 +9,37 @@ from __future__ import annotations
 from aiohttp import web
 
 from kazoo_vm.handlers import auth, messages, vmboxes
-from kazoo_vm.http.dispatch import endpoint
+from kazoo_vm.http.dispatch import AioHandler, endpoint
 
 ACCOUNT = "/v2/accounts/{account_id}"
 
 
+def _add(router: web.UrlDispatcher, path: str, handler: AioHandler, *, name: str) -> None:
+    """Serve ``path`` with and without a trailing slash: Kazoo splits the path on ``/`` and drops empty tokens."""
+    router.add_route("*", path, handler, name=name)
+    router.add_route("*", path + "/", handler)
+
+
 def setup_routes(app: web.Application) -> None:
     router = app.router
-    router.add_route(
-        "*", "/v2/api_auth", endpoint({"PUT": auth.api_auth}, account_scoped=False, json_only=True), name="api_auth"
+    _add(
+        router, "/v2/api_auth", endpoint({"PUT": auth.api_auth}, account_scoped=False, json_only=True), name="api_auth"
     )
-    router.add_route(
-        "*", "/v2/user_auth", endpoint({"PUT": auth.user_auth}, account_scoped=False, json_only=True), name="user_auth"
+    _add(
+        router,
+        "/v2/user_auth",
+        endpoint({"PUT": auth.user_auth}, account_scoped=False, json_only=True),
+        name="user_auth",
     )
-    router.add_route(
-        "*",
+    _add(
+        router,
         f"{ACCOUNT}/vmboxes",
         endpoint({"GET": vmboxes.list_boxes, "PUT": vmboxes.create_box}, json_only=True),
         name="vmboxes",
     )
     setup_message_routes(app)
-    router.add_route(
-        "*",
+    _add(
+        router,
         f"{ACCOUNT}/vmboxes/{{box_id}}",
         endpoint(
             {
@@ -50,14 +59,14 @@ def setup_message_routes(app: web.Application) -> None:
     for the same reason (cb_vmboxes matches the token ``raw`` first)."""
     router = app.router
     box = f"{ACCOUNT}/vmboxes/{{box_id}}/messages"
-    router.add_route(
-        "*",
+    _add(
+        router,
         f"{ACCOUNT}/vmboxes/messages",
         endpoint({"GET": messages.list_account_messages}, json_only=True),
         name="vmbox_account_messages",
     )
-    router.add_route(
-        "*",
+    _add(
+        router,
         box,
         endpoint(
             {
@@ -69,11 +78,9 @@ def setup_message_routes(app: web.Application) -> None:
         ),
         name="vmbox_messages",
     )
-    router.add_route(
-        "*", f"{box}/raw", endpoint({"POST": messages.zip_audio}, json_only=True), name="vmbox_messages_raw"
-    )
-    router.add_route(
-        "*",
+    _add(router, f"{box}/raw", endpoint({"POST": messages.zip_audio}, json_only=True), name="vmbox_messages_raw")
+    _add(
+        router,
         f"{box}/{{message_id}}",
         endpoint(
             {"GET": messages.get_message, "POST": messages.post_message, "DELETE": messages.delete_message},
@@ -81,8 +88,8 @@ def setup_message_routes(app: web.Application) -> None:
         ),
         name="vmbox_message",
     )
-    router.add_route(
-        "*",
+    _add(
+        router,
         f"{box}/{{message_id}}/raw",
         endpoint({"GET": messages.get_audio, "PUT": messages.put_audio}),
         name="vmbox_message_raw",

@@ -248,3 +248,11 @@ async def test_a_write_without_content_type_gets_kazoos_rfc2616_hint(api: Api) -
     )
     assert response.status == 201
     assert response.headers["X-RFC2616"] == "Section 14.17 (Try it, you'll like it)"
+
+
+async def test_a_trailing_slash_names_the_same_resource(api: Api) -> None:
+    box = await create_box(api, mailbox="4242")
+    status, listing = await api.get("/vmboxes/")
+    assert status == 200 and [item["id"] for item in listing["data"]] == [box["id"]]
+    status, fetched = await api.get(f"/vmboxes/{box['id']}/")
+    assert status == 200 and fetched["data"]["mailbox"] == "4242"
