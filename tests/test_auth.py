@@ -233,3 +233,19 @@ async def test_tokens_survive_a_restart_because_the_key_lives_in_couchdb(
     restarted: TestClient[Any, Any] = await aiohttp_client(create_app(settings, sync_design_docs=False))
     response = await restarted.get(f"/v2/accounts/{account.id}/vmboxes", headers=account.headers)
     assert response.status == 200
+
+
+async def test_only_users_marked_enabled_can_log_in(client: TestClient[Any, Any], account: TestAccount) -> None:
+    # users/creds_by_md5 matches enabled users only (cb_user_auth; kazoo-crossbar-http.md 3.1)
+    store = client.app[appkeys.STORE]
+    user = await accounts.create_user(store, account_id=account.id, username="dora", password="pw")
+    request = {"credentials": md5("dora:pw"), "account_name": "Test Account"}
+    assert (await put_json(client, "/v2/user_auth", request))[0] == 201
+    for enabled in (False, None):
+        doc = await store.get_doc(account.account.db, user["_id"])
+        if enabled is None:
+            doc.pop("enabled")
+        else:
+            doc["enabled"] = enabled
+        await store.put_doc(account.account.db, doc)
+        assert (await put_json(client, "/v2/user_auth", request))[0] == 401, enabled
