@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import os
 import sys
 import tempfile
@@ -164,8 +165,8 @@ async def run(url: str, args: argparse.Namespace) -> None:
 
         options = Options(purge_legacy_media=False)
         settings = Settings(couch_url=url, default_timezone="UTC")
-        started = time.perf_counter()
-        report = await migrate(
+        run = functools.partial(
+            migrate,
             store,
             Scope(account_ids=(account.id,)),
             settings,
@@ -173,18 +174,13 @@ async def run(url: str, args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
             workers=args.workers,
         )
+        started = time.perf_counter()
+        report = await run()
         migrate_s = time.perf_counter() - started
         assert report.totals()["migrated"] == args.messages and report.ok, report.totals()
 
         started = time.perf_counter()
-        rerun = await migrate(
-            store,
-            Scope(account_ids=(account.id,)),
-            settings,
-            options=options,
-            batch_size=args.batch_size,
-            workers=args.workers,
-        )
+        rerun = await run()
         rerun_s = time.perf_counter() - started
         assert rerun.totals()["entries"] == 0, rerun.totals()
 
