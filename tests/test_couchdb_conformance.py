@@ -19,6 +19,7 @@ import io
 import json
 import os
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,6 +32,8 @@ import pytest
 import pytest_asyncio
 from yarl import URL
 
+from kazoo_vm import devserver
+
 pytestmark = pytest.mark.asyncio
 
 DB_MISSING_REASON = "Database does not exist."
@@ -40,7 +43,6 @@ ILLEGAL_NAME_REASON = (
     "and / are allowed. Must begin with a letter."
 )
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=60)
-SERVER_DIR = Path(__file__).resolve().parents[1] / "scripts" / "couchdb-dev-server"
 
 
 def account_db_name() -> str:
@@ -793,15 +795,8 @@ async def test_changes_selector_filter(couch: Couch) -> None:
 # --------------------------------------------------------------------------------- server admin / auth
 
 
-def _server_js() -> Path | None:
-    if (SERVER_DIR / "node_modules").is_dir():
-        return SERVER_DIR / "server.js"
-    try:
-        from kazoo_vm import devserver
-    except ImportError:
-        return None
-    import tempfile
-
+def _server_js() -> Path:
+    """The installed dev server (installing its npm packages first if needed, as the suite's fixture does)."""
     cache = Path(os.environ.get("KAZOO_VM_DEVSERVER_CACHE", Path(tempfile.gettempdir()) / "kazoo-vm-devserver"))
     return devserver.prepare(cache) / "server.js"
 
@@ -809,8 +804,6 @@ def _server_js() -> Path | None:
 async def test_dev_server_with_admin_refuses_anonymous_writes_quickly(couch_url: str) -> None:
     """The bundled server with ``--admin``: anonymous writes get 401 (never hang), admin credentials work."""
     server_js = _server_js()
-    if server_js is None or not server_js.is_file():
-        pytest.skip("the bundled CouchDB development server is not installed here")
     proc = await asyncio.create_subprocess_exec(
         "node",
         str(server_js),
