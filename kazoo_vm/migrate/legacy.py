@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from kazoo_vm.storage import naming
@@ -29,9 +28,6 @@ ENTRY_KEYS = (
     "media_id",
 )
 _DIGITS = re.compile(r"^\s*\d+\s*$")
-# The Gregorian seconds a message can plausibly carry: from the Unix epoch to the last second of year 9999.
-_EARLIEST = naming.GREGORIAN_OFFSET
-_LATEST = naming.from_datetime(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
 
 
 def entries_of(box: JsonDict) -> list[Any]:
@@ -60,7 +56,7 @@ def as_timestamp(value: Any) -> int | None:
     if not numeric and not (isinstance(value, str) and _DIGITS.match(value)):
         return None
     number = int(value)
-    return number if _EARLIEST <= number <= _LATEST else None
+    return number if naming.EARLIEST_TIMESTAMP <= number <= naming.LATEST_TIMESTAMP else None
 
 
 def entry_timestamp(entry: Any) -> int | None:

@@ -101,6 +101,12 @@ def database_class(name: str) -> str | None:
 # -- time ------------------------------------------------------------------------------------------------
 
 
+# The timestamps a message may carry: from the Unix epoch to the last second of year 9999, so that its UTC month
+# names a MODB (``YYYYMM``). Kazoo takes any integer and builds nonsense database names from the rest.
+EARLIEST_TIMESTAMP = GREGORIAN_OFFSET
+LATEST_TIMESTAMP = 253_402_300_799 + GREGORIAN_OFFSET  # 9999-12-31T23:59:59Z
+
+
 def now_gregorian() -> int:
     return int(time.time()) + GREGORIAN_OFFSET
 

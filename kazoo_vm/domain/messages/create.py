@@ -10,7 +10,6 @@ refuses new ones (Kazoo's callflow check, cf_voicemail; 0 disables it).
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from kazoo_vm.domain import validation
@@ -29,10 +28,8 @@ SCHEMA = "vm_message_metadata"
 # kz_privacy:anonymous_caller_id_number/1 default.
 ANONYMOUS = "anonymous"
 BOX_FULL_MESSAGE = "The voicemail box is full"
-# The timestamps a message may carry: from the Unix epoch to the last second of year 9999, so that its month
-# names a MODB (``YYYYMM``). Kazoo takes any integer and builds nonsense database names from the rest.
-EARLIEST = naming.GREGORIAN_OFFSET
-LATEST = naming.from_datetime(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+EARLIEST = naming.EARLIEST_TIMESTAMP
+LATEST = naming.LATEST_TIMESTAMP
 
 
 def _text(data: JsonDict, key: str) -> str | None:
