@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo_vm.domain.documents import stamp
+from kazoo_vm.domain.documents import alphanum, stamp
 from kazoo_vm.errors import BadIdentifier, InvalidAccountId, ValidationFailed
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
@@ -52,7 +52,7 @@ class Account:
 
 def normalize_name(name: str) -> str:
     """Kazoo's normalised account name: lower case, only ``[a-z0-9]`` kept."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    return alphanum(name)
 
 
 def credentials_hash(username: str, password: str, method: str = "md5") -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,12 @@ DOC_VSN = "1"  # crossbar_doc ?CROSSBAR_DOC_VSN
 
 def is_private_key(key: str) -> bool:
     return key.startswith("_") or key.startswith("pvt_")
+
+
+def alphanum(text: str) -> str:
+    """Lower case with only ``[a-z0-9]`` kept: Kazoo's normalised names (cb_modules_util normalize_alphanum_name,
+    the accounts ``listing_by_name`` key)."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
 def public_fields(doc: JsonDict) -> JsonDict:

@@ -21,6 +21,7 @@ from kazoo_vm.domain import validation
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.documents import (
     Actor,
+    alphanum,
     is_private_key,
     merge_patch,
     public_fields,
@@ -83,6 +84,11 @@ BoxDeletedHook = Callable[[CouchStore, Account, JsonDict], Awaitable[None]]
 
 def _is_live_box(doc: JsonDict | None) -> bool:
     return bool(doc) and doc.get("pvt_type") == BOX_TYPE and not doc.get("pvt_deleted")  # type: ignore[union-attr]
+
+
+def _stamp_box(doc: JsonDict, account: Account, actor: Actor) -> None:
+    stamp(doc, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
+    doc["pvt_alphanum_name"] = alphanum(str(doc.get("name", "")))
 
 
 async def load_box(store: CouchStore, account: Account, box_id: str) -> JsonDict:
@@ -231,8 +237,7 @@ async def create_box(store: CouchStore, account: Account, data: JsonDict, actor:
         )
     validated = await _validated(store, account, None, fields)
     doc: JsonDict = {"_id": requested_id or naming.new_doc_id(), **validated}
-    stamp(doc, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
-    doc["pvt_alphanum_name"] = re.sub(r"[^a-z0-9]", "", str(doc.get("name", "")).lower())
+    _stamp_box(doc, account, actor)
     try:
         await _save(store, account, doc, old_number=None, is_new=True)
     except Conflict:
@@ -249,8 +254,7 @@ async def _update(
     legacy = stored.get("messages")
     if isinstance(legacy, list):
         doc["messages"] = legacy  # the legacy array is kept on write, never returned
-    stamp(doc, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
-    doc["pvt_alphanum_name"] = re.sub(r"[^a-z0-9]", "", str(doc.get("name", "")).lower())
+    _stamp_box(doc, account, actor)
     await _save(store, account, doc, old_number=mailbox_number(stored.get("mailbox")), is_new=False)
     return SavedBox(doc=doc, has_legacy_messages=bool(legacy), warnings=warnings)
 
