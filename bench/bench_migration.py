@@ -31,11 +31,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kazoo_vm import devserver
+from kazoo_vm.concurrency import gather_or_cancel
 from kazoo_vm.config import Settings
 from kazoo_vm.domain import accounts
+from kazoo_vm.domain.legacy.outcomes import Options
 from kazoo_vm.migrate.driver import Scope, migrate
-from kazoo_vm.migrate.outcomes import Options
-from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.design_docs import query_view

@@ -14,29 +14,12 @@ from kazoo_vm.config import Settings
 from kazoo_vm.handlers.messages import install_hooks as install_message_hooks
 from kazoo_vm.http.middleware import kazoo_middleware
 from kazoo_vm.routes import setup_routes
-from kazoo_vm.storage import naming
+from kazoo_vm.runtime import prepare_couch, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.design_docs import ensure_database, sync_all
-from kazoo_vm.storage.errors import StorageError, StorageUnreachable
+from kazoo_vm.storage.design_docs import sync_all
+from kazoo_vm.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
-
-
-async def wait_for_couch(store: CouchStore, timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        try:
-            await store.server_info()
-            return
-        except StorageUnreachable:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
-async def prepare_couch(store: CouchStore) -> None:
-    """The databases every deployment needs."""
-    await ensure_database(store, naming.ACCOUNTS_DB, "accounts")
 
 
 async def _sync_design_docs(store: CouchStore) -> None:

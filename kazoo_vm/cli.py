@@ -8,46 +8,22 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from kazoo_vm import devserver
-from kazoo_vm.app import create_app, prepare_couch, wait_for_couch
+from kazoo_vm.app import create_app
 from kazoo_vm.config import ConfigError, Settings, load_settings
 from kazoo_vm.domain import accounts
 from kazoo_vm.errors import KazooError
+from kazoo_vm.migrate.cli import add_command as add_migrate_command
+from kazoo_vm.runtime import couch_for, prepare_couch, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import StorageError
 
 log = logging.getLogger("kazoo_vm")
-
-
-@contextmanager
-def couch_for(settings: Settings, *, announce: bool = False) -> Iterator[Settings]:
-    """Settings whose ``couch_url`` is reachable: the configured CouchDB, the bundled server of a running
-    ``kazoo-vm serve``, or a bundled server started here (and stopped on exit)."""
-    if settings.couch_url is not None:
-        yield settings
-        return
-    running = devserver.running_url(settings)
-    if running is not None:
-        yield dataclasses.replace(settings, couch_url=running)
-        return
-    bundled = devserver.start_for(settings)
-    devserver.write_state(settings, bundled.url)
-    if announce:
-        print(
-            f"bundled CouchDB (development server) at {bundled.url}, data in {settings.data_dir / 'couchdb'}",
-            flush=True,
-        )
-    try:
-        yield dataclasses.replace(settings, couch_url=bundled.url)
-    finally:
-        devserver.clear_state(settings)
-        bundled.stop()
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -134,14 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_migrate_command(commands)
     return parser
-
-
-def add_migrate_command(commands: Any) -> None:
-    """``kazoo-vm migrate``: legacy voicemail into monthly databases (kazoo_vm.migrate.cli)."""
-    # Imported here: the migrate command uses couch_for from this module.
-    from kazoo_vm.migrate.cli import add_command
-
-    add_command(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

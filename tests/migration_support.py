@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from kazoo_vm.config import Settings
-from kazoo_vm.migrate.documents import migrated_doc
+from kazoo_vm.domain.legacy.documents import migrated_doc
+from kazoo_vm.domain.legacy.outcomes import Options
 from kazoo_vm.migrate.driver import Scope, migrate
-from kazoo_vm.migrate.outcomes import Options
 from kazoo_vm.migrate.report import Report
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict

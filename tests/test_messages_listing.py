@@ -20,7 +20,7 @@ from message_support import (
     put_message,
 )
 
-from kazoo_vm.domain import legacy_ids
+from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.paging import encode_start_key
 from kazoo_vm.storage import naming
 

@@ -29,12 +29,12 @@ from migration_support import (
     server_state,
 )
 
+from kazoo_vm.domain.legacy.documents import migrated_doc
+from kazoo_vm.domain.legacy.entries import fallback_timestamp
+from kazoo_vm.domain.legacy.outcomes import Status
+from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.domain.messages.documents import new_message_doc
-from kazoo_vm.migrate.documents import migrated_doc
 from kazoo_vm.migrate.driver import batches
-from kazoo_vm.migrate.legacy import fallback_timestamp
-from kazoo_vm.migrate.outcomes import Status
-from kazoo_vm.migrate.routine import migrate_entries
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 

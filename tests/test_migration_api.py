@@ -26,7 +26,7 @@ from migration_support import (
 )
 
 from kazoo_vm.config import Settings
-from kazoo_vm.domain import legacy_ids
+from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import retention
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict

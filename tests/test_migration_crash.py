@@ -28,7 +28,7 @@ from migration_support import (
 )
 
 from kazoo_vm.domain import accounts
-from kazoo_vm.migrate.legacy import media_id_of
+from kazoo_vm.domain.legacy.entries import media_id_of
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 

@@ -16,12 +16,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from kazoo_vm.app import wait_for_couch
-from kazoo_vm.cli import couch_for
 from kazoo_vm.config import Settings
+from kazoo_vm.domain.legacy.outcomes import Options
 from kazoo_vm.migrate.driver import Scope, migrate
-from kazoo_vm.migrate.outcomes import Options
 from kazoo_vm.migrate.report import Report
+from kazoo_vm.runtime import couch_for, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
 
 FAILED_EXIT = 1

@@ -13,16 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kazoo_vm.concurrency import gather_or_cancel
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.box_timezone import box_timezone
-from kazoo_vm.migrate.boxes import BoxBusy
-from kazoo_vm.migrate.legacy import entries_of, media_id_of
-from kazoo_vm.migrate.modbs import ModbCheck
-from kazoo_vm.migrate.outcomes import Options, Outcome, Status
+from kazoo_vm.domain.legacy.box_entries import BoxBusy
+from kazoo_vm.domain.legacy.entries import entries_of, media_id_of
+from kazoo_vm.domain.legacy.modbs import ModbCheck
+from kazoo_vm.domain.legacy.outcomes import Options, Outcome, Status
+from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.migrate.report import Report
-from kazoo_vm.migrate.routine import migrate_entries
-from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, ViewRow
 from kazoo_vm.storage.design_docs import query_view

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from kazoo_vm.migrate.outcomes import Outcome, Status
+from kazoo_vm.domain.legacy.outcomes import Outcome, Status
 from kazoo_vm.storage.couch import JsonDict
 
 COUNTERS = ("entries", *(status.value for status in Status), "purged")

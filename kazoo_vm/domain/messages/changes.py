@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kazoo_vm.domain import legacy_ids
 from kazoo_vm.domain.inputs import UploadedFile
+from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import audio, retention
 from kazoo_vm.domain.messages.bulk import (
     SKIP,

@@ -17,8 +17,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo_vm.domain import legacy_ids
 from kazoo_vm.domain.filters import DocFilter
+from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import retention, transit
 from kazoo_vm.domain.messages.listing_query import ListingQuery, Window
 from kazoo_vm.domain.messages.records import Scope

@@ -1,7 +1,7 @@
 """Finding the message a request names: its MODB id, and the document, for one box.
 
 A message id ``YYYYMM-<32 hex>`` names its database, so a message costs one GET. A 32-hex legacy id is handed to
-the migrator's seam (:mod:`kazoo_vm.domain.legacy_ids`) first. Anything else is not a message id and is answered
+the migrator's seam (:mod:`kazoo_vm.domain.legacy.ids`) first. Anything else is not a message id and is answered
 404 without asking CouchDB. A message met on its way to another box is no longer this box's: its move is
 finished (:mod:`.transit`) and it is answered 404, as after the move.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kazoo_vm.domain import legacy_ids
+from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import transit
 from kazoo_vm.domain.messages.records import (
     Scope,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from kazoo_vm.domain.documents import document_hash, stamp
+from kazoo_vm.domain.legacy.entries import ENTRY_KEYS
 from kazoo_vm.domain.messages.documents import (
     CONTENT_TYPES,
     EXTENSIONS,
@@ -22,7 +23,6 @@ from kazoo_vm.domain.messages.documents import (
     build_metadata,
     message_name,
 )
-from kazoo_vm.migrate.legacy import ENTRY_KEYS
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import JsonDict
 

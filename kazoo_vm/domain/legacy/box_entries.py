@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from kazoo_vm.migrate.legacy import entry_timestamp, media_id_of
-from kazoo_vm.migrate.outcomes import NO_MEDIA_ID
+from kazoo_vm.domain.legacy.entries import entry_timestamp, media_id_of
+from kazoo_vm.domain.legacy.outcomes import NO_MEDIA_ID
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.errors import Conflict, DocumentNotFound
 

@@ -17,20 +17,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Iterable
 
+from kazoo_vm.concurrency import gather_or_cancel
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.box_timezone import box_timezone
-from kazoo_vm.domain.messages import retention
-from kazoo_vm.migrate.legacy import (
+from kazoo_vm.domain.legacy.entries import (
     entries_of,
     entry_timestamp,
     fallback_timestamp,
     media_id_of,
     summary,
 )
-from kazoo_vm.migrate.outcomes import BOX_BUSY, Status
-from kazoo_vm.migrate.routine import migrate_entries
-from kazoo_vm.migrate.tasks import gather_or_cancel
+from kazoo_vm.domain.legacy.outcomes import BOX_BUSY, Status
+from kazoo_vm.domain.legacy.routine import migrate_entries
+from kazoo_vm.domain.messages import retention
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.design_docs import query_view

@@ -28,8 +28,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kazoo_vm.migrate import boxes
-from kazoo_vm.migrate.documents import (
+from kazoo_vm.concurrency import gather_or_cancel
+from kazoo_vm.domain.legacy import box_entries as boxes
+from kazoo_vm.domain.legacy.documents import (
     Audio,
     TargetAudio,
     inline_attachment,
@@ -40,14 +41,14 @@ from kazoo_vm.migrate.documents import (
     target_audio,
     target_db,
 )
-from kazoo_vm.migrate.legacy import (
+from kazoo_vm.domain.legacy.entries import (
     entry_timestamp,
     fallback_timestamp,
     legacy_audio,
     media_id_of,
 )
-from kazoo_vm.migrate.modbs import ModbCheck
-from kazoo_vm.migrate.outcomes import (
+from kazoo_vm.domain.legacy.modbs import ModbCheck
+from kazoo_vm.domain.legacy.outcomes import (
     AUDIO_MISMATCH,
     AUDIO_UNREADABLE,
     BOX_BUSY,
@@ -61,7 +62,6 @@ from kazoo_vm.migrate.outcomes import (
     Outcome,
     Status,
 )
-from kazoo_vm.migrate.tasks import gather_or_cancel
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.errors import DatabaseNotFound
