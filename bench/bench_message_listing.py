@@ -43,11 +43,12 @@ from kazoo_vm import appkeys, devserver
 from kazoo_vm.app import create_app
 from kazoo_vm.config import load_settings
 from kazoo_vm.domain import accounts
-from kazoo_vm.domain.messages import counts as message_counts
 from kazoo_vm.domain.messages import retention
 from kazoo_vm.domain.messages.documents import new_message_doc
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage import messages as message_counts
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import ensure_database
 from kazoo_vm.storage.errors import DatabaseNotFound
 

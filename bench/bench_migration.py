@@ -36,8 +36,9 @@ from kazoo_vm.config import Settings
 from kazoo_vm.domain import accounts
 from kazoo_vm.domain.legacy.outcomes import Options
 from kazoo_vm.migrate.driver import Scope, migrate
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import query_view
 
 FIRST_MONTH = (2016, 1)

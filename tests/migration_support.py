@@ -17,8 +17,9 @@ from kazoo_vm.domain.legacy.documents import migrated_doc
 from kazoo_vm.domain.legacy.outcomes import Options
 from kazoo_vm.migrate.driver import Scope, migrate
 from kazoo_vm.migrate.report import Report
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.couch import CouchStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kazoo_legacy"
 FIXTURE_BOX = "vmbox01"

@@ -19,9 +19,9 @@ from message_support import (
     new_message,
 )
 
-from kazoo_vm.domain.messages.counts import modb_counts, month_span, plan, segments
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.messages import modb_counts, month_span, plan, segments
 
 RETENTION = 93 * DAY + 3600
 

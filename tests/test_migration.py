@@ -35,8 +35,9 @@ from kazoo_vm.domain.legacy.outcomes import Status
 from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.domain.messages.documents import new_message_doc
 from kazoo_vm.migrate.driver import batches
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.couch import CouchStore
 
 # Kazoo's fixture (kvm_migrate_account_tests): msg01-04 carry 2017-10 timestamps; msg05 and msg07 take the media
 # document's pvt_modified (2017-10); msg06's media document has no pvt_ timestamps, so the box's pvt_modified

@@ -28,8 +28,9 @@ from migration_support import (
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import retention
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.couch import CouchStore
 
 DAY = 86_400
 OLD_A = "a0" * 16

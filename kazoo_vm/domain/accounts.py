@@ -15,9 +15,11 @@ from typing import Any
 
 from kazoo_vm.domain.documents import alphanum, stamp
 from kazoo_vm.errors import BadIdentifier, InvalidAccountId, ValidationFailed
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage import accounts as stored_accounts
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
-from kazoo_vm.storage.design_docs import ensure_database, query_view
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.design_docs import ensure_database
 from kazoo_vm.storage.errors import DocumentNotFound
 
 _REALM = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -93,10 +95,7 @@ async def create_account(
     realm = (realm or f"{account_id[:6]}.sip.kazoo-vm.local").lower()
     if not _REALM.match(realm):
         raise ValidationFailed.single("realm", "pattern", f"Failed to match pattern '{_REALM.pattern}'")
-    existing = await query_view(
-        store, naming.ACCOUNTS_DB, "accounts", "kazoo_vm_accounts", "listing_by_realm", key=realm
-    )
-    if existing:
+    if await stored_accounts.realm_taken(store, realm):
         raise ValidationFailed.single("realm", "unique", "Realm is not unique for this system", cause=realm)
     api_key = secrets.token_hex(32)
     db = naming.account_db(account_id)
@@ -121,8 +120,7 @@ async def create_user(store: CouchStore, *, account_id: str, username: str, pass
     username = username.strip()
     if not username:
         raise ValidationFailed.single("username", "required", "Field is required but missing")
-    taken = await query_view(store, account.db, "account", "kazoo_vm_users", "list_by_username", key=username.lower())
-    if taken:
+    if await stored_accounts.username_taken(store, account.db, username):
         raise ValidationFailed.single("username", "unique", "Username is not unique for this account", cause=username)
     doc: JsonDict = {
         "_id": naming.new_doc_id(),
@@ -139,31 +137,23 @@ async def create_user(store: CouchStore, *, account_id: str, username: str, pass
     return doc
 
 
-async def find_accounts(store: CouchStore, *, view: str, key: str) -> list[str]:
-    rows = await query_view(store, naming.ACCOUNTS_DB, "accounts", "kazoo_vm_accounts", view, key=key)
-    return [str(row.value["account_id"]) for row in rows]
+async def account_ids_for_api_key(store: CouchStore, api_key: str) -> list[str]:
+    return await stored_accounts.account_ids_by(store, "listing_by_api", api_key)
 
 
 async def account_ids_for_user_auth(store: CouchStore, request: dict[str, Any]) -> list[str]:
     """Kazoo's cb_user_auth find_account order: phone number (not kept here), realm, then normalised name."""
     realm = request.get("account_realm") or request.get("realm")
     if isinstance(realm, str) and realm:
-        found = await find_accounts(store, view="listing_by_realm", key=realm.lower())
+        found = await stored_accounts.account_ids_by(store, "listing_by_realm", realm.lower())
         if found:
             return found
     name = request.get("account_name")
     if isinstance(name, str) and name:
-        return await find_accounts(store, view="listing_by_name", key=normalize_name(name))
+        return await stored_accounts.account_ids_by(store, "listing_by_name", normalize_name(name))
     return []
 
 
 async def user_by_credentials(store: CouchStore, account_id: str, credentials: str, method: str) -> str | None:
     """The enabled user of ``account_id`` whose credential hash matches, or None."""
-    view = "creds_by_sha" if method == "sha" else "creds_by_md5"
-    try:
-        rows = await query_view(
-            store, naming.account_db(account_id), "account", "kazoo_vm_users", view, key=credentials.lower()
-        )
-    except DocumentNotFound:
-        return None
-    return str(rows[0].value["owner_id"]) if rows else None
+    return await stored_accounts.user_id_by_credentials(store, account_id, credentials, method)

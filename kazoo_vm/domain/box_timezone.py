@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import NotFound
 
 

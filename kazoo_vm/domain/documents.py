@@ -12,11 +12,9 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-
-JsonDict = dict[str, Any]
 
 DOC_VSN = "1"  # crossbar_doc ?CROSSBAR_DOC_VSN
 

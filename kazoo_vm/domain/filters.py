@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-JsonDict = dict[str, Any]
+from kazoo_vm.model import JsonDict
+
 _MISSING = object()
 
 TIME_FILTERS = {

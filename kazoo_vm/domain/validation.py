@@ -20,9 +20,9 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
 from kazoo_vm.errors import ValidationFailed
+from kazoo_vm.model import JsonDict
 from kazoo_vm.resources import schemas_dir
 
-JsonDict = dict[str, Any]
 Errors = dict[str, dict[str, dict[str, Any]]]
 
 

@@ -30,9 +30,10 @@ from kazoo_vm.domain.documents import (
 from kazoo_vm.domain.filters import DocFilter
 from kazoo_vm.domain.paging import Paging, encode_start_key
 from kazoo_vm.errors import BadIdentifier, DatastoreConflict, ValidationFailed
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage import boxes as stored_boxes
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
-from kazoo_vm.storage.design_docs import query_view
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import Conflict, DocumentNotFound
 
 BOX_TYPE = "vmbox"
@@ -125,9 +126,9 @@ async def _uniqueness_errors(
     number = mailbox_number(mailbox)
     if number is None:
         return {}  # Kazoo never reports non-numeric mailboxes as duplicates
-    rows = await query_view(store, account.db, "account", "vmboxes", "listing_by_mailbox", key=number)
-    others = [row for row in rows if row.id != box_id]
-    if others or len(rows) > 1:
+    holders = await stored_boxes.box_ids_with_mailbox(store, account.db, number)
+    others = [holder for holder in holders if holder != box_id]
+    if others or len(holders) > 1:
         return {"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}}
     return {}
 
@@ -355,12 +356,10 @@ async def list_boxes(
     batch = (paging.page_size + 1) if paging.paginate else None
     next_key: Any = None
     while True:
-        params: dict[str, Any] = {"include_docs": doc_filter.active}
-        if start_key is not None:
-            params["startkey"] = start_key
-        if batch is not None:
-            params["limit"] = batch + (1 if skip_first else 0)
-        rows = await query_view(store, account.db, "account", "vmboxes", "crossbar_listing", **params)
+        limit = batch + (1 if skip_first else 0) if batch is not None else None
+        rows = await stored_boxes.box_listing(
+            store, account.db, after=start_key, limit=limit, with_docs=doc_filter.active
+        )
         if skip_first and rows:
             rows = rows[1:]
         for row in rows:
@@ -369,8 +368,8 @@ async def list_boxes(
                 break
             if doc_filter.active and not (row.doc is not None and doc_filter.matches(row.doc)):
                 continue
-            box_counts = (counts or {}).get(str(row.id))
-            items.append(summary(dict(row.value), box_counts))
+            box_counts = (counts or {}).get(row.box_id)
+            items.append(summary(row.summary, box_counts))
         if next_key is not None or batch is None or len(rows) < batch:
             break
         start_key = rows[-1].key

@@ -42,7 +42,7 @@ async def api_auth(request: web.Request) -> web.StreamResponse:
     store = request.app[appkeys.STORE]
     data = validation.validate("api_auth", parsed(request).data_object)
     api_key = data["api_key"]
-    found = await accounts.find_accounts(store, view="listing_by_api", key=api_key)
+    found = await accounts.account_ids_for_api_key(store, api_key)
     if not found:
         raise UnknownApiKey(api_key)
     account = await accounts.load_account(store, found[0])

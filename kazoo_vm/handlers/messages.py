@@ -25,7 +25,8 @@ from kazoo_vm.handlers.common import account, actor, location, parsed
 from kazoo_vm.handlers.vmboxes import BOX_DELETED_HOOK, COUNTS
 from kazoo_vm.http import envelope
 from kazoo_vm.http.middleware import finish_headers
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage.couch import CouchStore
 
 log = logging.getLogger(__name__)
 

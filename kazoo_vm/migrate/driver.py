@@ -23,9 +23,10 @@ from kazoo_vm.domain.legacy.modbs import ModbCheck
 from kazoo_vm.domain.legacy.outcomes import Options, Outcome, Status
 from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.migrate.report import Report
+from kazoo_vm.storage import accounts as stored_accounts
+from kazoo_vm.storage import boxes as stored_boxes
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, ViewRow
-from kazoo_vm.storage.design_docs import query_view
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import (
     DatabaseNotFound,
     DocumentNotFound,
@@ -134,19 +135,12 @@ class Migration:
         self.report.finish()
         return self.report
 
-    async def _view(self, db: str, db_class: str, design: str, view: str, **params: Any) -> list[ViewRow]:
-        if self.options.dry_run:
-            return await self.store.view(db, design, view, **params)  # a dry run must not even repair design documents
-        return await query_view(self.store, db, db_class, design, view, **params)
-
     async def _all_accounts(self) -> list[Account]:
         try:
-            rows = await self._view(
-                naming.ACCOUNTS_DB, "accounts", "kazoo_vm_accounts", "listing_by_id", include_docs=True
-            )
+            docs = await stored_accounts.all_account_docs(self.store, repair=not self.options.dry_run)
         except DatabaseNotFound:
             return []
-        return [Account.from_doc(row.doc) for row in rows if row.doc is not None]
+        return [Account.from_doc(doc) for doc in docs]
 
     async def _account(self, account_id: str) -> Account | None:
         if not naming.is_account_id(account_id):
@@ -174,7 +168,10 @@ class Migration:
         if account is None:
             return []
         try:
-            rows = await self._view(naming.account_db(account_id), "account", "vmboxes", "crossbar_listing")
+            # A dry run must not even repair design documents.
+            listed = await stored_boxes.legacy_message_counts(
+                self.store, naming.account_db(account_id), repair=not self.options.dry_run
+            )
         except DatabaseNotFound:
             self.report.error(account_id, "account database not found")
             return []
@@ -182,10 +179,9 @@ class Migration:
             self.report.error(account_id, f"listing boxes failed: {exc}")
             return []
         jobs = []
-        for row in rows:
-            count = row.value.get("messages") if isinstance(row.value, dict) else None
-            if row.id and isinstance(count, int) and count > 0 and (not box_ids or row.id in box_ids):
-                jobs.append(BoxJob(account=account, box_id=row.id, entries=count))
+        for box_id, count in listed:
+            if count > 0 and (not box_ids or box_id in box_ids):
+                jobs.append(BoxJob(account=account, box_id=box_id, entries=count))
         return jobs
 
     async def _worker(self, queue: asyncio.Queue[BoxJob]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kazoo_vm.domain.legacy.outcomes import Outcome, Status
-from kazoo_vm.storage.couch import JsonDict
+from kazoo_vm.model import JsonDict
 
 COUNTERS = ("entries", *(status.value for status in Status), "purged")
 

@@ -25,6 +25,7 @@ import aiocouch
 import aiohttp
 from aiocouch.exception import RemoteResponseError
 
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage.errors import (
     AlreadyExists,
     Conflict,
@@ -33,8 +34,6 @@ from kazoo_vm.storage.errors import (
     StorageUnreachable,
     error_for_status,
 )
-
-JsonDict = dict[str, Any]
 
 # View query parameters whose values CouchDB expects JSON-encoded.
 _JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key"})

@@ -13,9 +13,10 @@ import logging
 from functools import cache
 from typing import Any
 
+from kazoo_vm.model import JsonDict
 from kazoo_vm.resources import design_docs_dir
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound
 
 log = logging.getLogger(__name__)

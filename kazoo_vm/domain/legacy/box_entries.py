@@ -15,7 +15,8 @@ from typing import Any
 
 from kazoo_vm.domain.legacy.entries import entry_timestamp, media_id_of
 from kazoo_vm.domain.legacy.outcomes import NO_MEDIA_ID
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import Conflict, DocumentNotFound
 
 MAX_ATTEMPTS = 10

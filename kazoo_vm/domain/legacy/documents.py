@@ -23,8 +23,8 @@ from kazoo_vm.domain.messages.documents import (
     build_metadata,
     message_name,
 )
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import JsonDict
 
 
 def new_id(timestamp: int, legacy_id: str) -> str:

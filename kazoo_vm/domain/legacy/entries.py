@@ -12,8 +12,8 @@ import math
 import re
 from typing import Any
 
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import JsonDict
 
 # The keys a 3.x entry carries (cf_voicemail:create_metadata_object/5); the view legacy_msg_by_timestamp emits these.
 ENTRY_KEYS = (

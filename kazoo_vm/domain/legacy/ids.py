@@ -2,12 +2,12 @@
 
 Kazoo before 4.0 kept message metadata in the box document's ``messages`` array (32-hex ``media_id``) and the
 audio in ``private_media`` documents. Kazoo's API doc promises that an old-format message touched through the API
-is moved to the new format (its id changes); Kazoo 4.3's code never did (kazoo-storage-model.md §8). Here:
+is moved to the new format (its id changes); Kazoo 4.3's code never did (docs/compatibility.md). Here:
 
 * an id still in the box's array is migrated on the spot by the migrator's own routine;
-* an id already migrated is found through ``pvt_previous_id`` (view ``kazoo_vm_legacy_messages/by_previous_id`` in the
-  MODBs of the retention window), also after the message was moved within the box and got a fresh id, or by
-  its deterministic id ``YYYYMM-<old id>`` in the account's older MODBs;
+* an id already migrated is found through ``pvt_previous_id`` (indexed in the MODBs of the retention window),
+  also after the message was moved within the box and got a fresh id, or by its deterministic id
+  ``YYYYMM-<old id>`` in the account's older MODBs;
 * unmigrated entries are listed alongside the MODB messages.
 """
 
@@ -31,10 +31,11 @@ from kazoo_vm.domain.legacy.entries import (
 from kazoo_vm.domain.legacy.outcomes import BOX_BUSY, Status
 from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.domain.messages import retention
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage import legacy as stored_legacy
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
-from kazoo_vm.storage.design_docs import query_view
-from kazoo_vm.storage.errors import DatabaseNotFound, Unauthorized
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.errors import DatabaseNotFound
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ async def find_migrated(
     """The live message of ``box_id`` migrated from ``legacy_id``.
 
     The old id does not say which month the message went to, so first the MODBs of the retention window, known
-    by name (no ``_all_dbs``): their ``kazoo_vm_legacy_messages/by_previous_id`` views, in parallel, a missing database
+    by name (no ``_all_dbs``): their index of ``pvt_previous_id``, in parallel, a missing database
     being simply empty. That covers what clients still see, and any message moved within the box (a move goes to
     the current month, keeping ``pvt_previous_id``). Only when that finds nothing are the account's other MODBs
     listed (one ``_all_dbs`` key range) and each asked for the migrator's own id ``YYYYMM-<old id>`` through
@@ -84,15 +85,15 @@ async def find_migrated(
     moment = naming.now_gregorian() if now is None else now
     window = naming.months_between(naming.year_month(retention.cutoff(settings, moment)), naming.year_month(moment))
     recent = [naming.modb(account_id, year, month) for year, month in window]
-    found = await _bounded(_by_previous_id(store, db, legacy_id, box_id) for db in recent)
+    found = await _bounded(stored_legacy.migrated_from(store, db, legacy_id, box_id) for db in recent)
     ids = [message_id for ids in found for message_id in ids]
     deterministic = [message_id for message_id in ids if message_id.split("-", 1)[-1] == legacy_id]
     candidates = deterministic or ids
     if candidates:
         return candidates[0]
-    if not await _was_legacy_media(store, account_id, legacy_id):
+    if not await stored_legacy.was_legacy_media(store, account_id, legacy_id):
         return None
-    older = [db for db in await _account_modbs(store, account_id) if db not in recent]
+    older = [db for db in await stored_legacy.account_modbs(store, account_id) if db not in recent]
     found = await _bounded(_deterministic(store, db, legacy_id, box_id) for db in sorted(older, reverse=True))
     return next((message_id for ids in found for message_id in ids), None)
 
@@ -105,16 +106,6 @@ async def _bounded(lookups: Iterable[Awaitable[list[str]]]) -> list[list[str]]:
             return await lookup
 
     return await gather_or_cancel(one(lookup) for lookup in lookups)
-
-
-async def _by_previous_id(store: CouchStore, db: str, legacy_id: str, box_id: str) -> list[str]:
-    try:
-        rows = await query_view(store, db, "modb", "kazoo_vm_legacy_messages", "by_previous_id", key=legacy_id)
-    except DatabaseNotFound:
-        return []
-    return [
-        str(row.id) for row in rows if row.id and isinstance(row.value, dict) and row.value.get("source_id") == box_id
-    ]
 
 
 async def _deterministic(store: CouchStore, db: str, legacy_id: str, box_id: str) -> list[str]:
@@ -133,27 +124,6 @@ async def _deterministic(store: CouchStore, db: str, legacy_id: str, box_id: str
         and row.doc.get("pvt_previous_id") == legacy_id
         and row.doc.get("source_id") == box_id
     ]
-
-
-async def _was_legacy_media(store: CouchStore, account_id: str, legacy_id: str) -> bool:
-    """Whether the account database has, or had, a document with this id (a deleted one answers with a tombstone)."""
-    rows = await store.all_docs(naming.account_db(account_id), keys=[legacy_id])
-    return any(row.id == legacy_id for row in rows)
-
-
-async def _account_modbs(store: CouchStore, account_id: str) -> list[str]:
-    """The account's MODBs, from a key range of ``_all_dbs`` (so a cluster's thousands of other databases are
-    not listed). CouchDB 3 reserves ``_all_dbs`` to server admins, as it does database creation, which the
-    service needs anyway; without that right only the retention window is searched."""
-    prefix = naming.account_db(account_id) + "-"
-    try:
-        names = await store.all_dbs_between(prefix + "000000", prefix + "999999")
-    except Unauthorized:
-        log.warning(
-            "listing the MODBs of %s needs CouchDB admin rights; old ids outside retention are not found", account_id
-        )
-        return []
-    return [name for name in names if naming.database_class(name) == "modb"]
 
 
 async def legacy_summaries(store: CouchStore, settings: Settings, account: Account, box: JsonDict) -> list[JsonDict]:

@@ -62,8 +62,9 @@ from kazoo_vm.domain.legacy.outcomes import (
     Outcome,
     Status,
 )
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import DatabaseNotFound
 
 

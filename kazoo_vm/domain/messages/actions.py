@@ -18,7 +18,7 @@ from kazoo_vm.domain.messages.lookup import find_message
 from kazoo_vm.domain.messages.records import MessageGone, Scope, move_plan
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
-from kazoo_vm.storage.couch import JsonDict
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage.errors import StorageError
 
 EMPTY_SOURCE = "empty source_id is specified. please set a single or a list of source_ids."

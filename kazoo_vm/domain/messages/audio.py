@@ -18,8 +18,9 @@ from typing import Any
 from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.messages.documents import CONTENT_TYPES, EXTENSIONS
 from kazoo_vm.errors import ValidationFailed
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import NotFound
 
 UPLOAD_TYPES = EXTENSIONS  # upload content type → stored extension

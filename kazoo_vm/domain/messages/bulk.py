@@ -18,7 +18,7 @@ from kazoo_vm.domain.messages.records import (
     read_messages,
     update_message,
 )
-from kazoo_vm.storage.couch import JsonDict
+from kazoo_vm.model import JsonDict
 
 
 @dataclass

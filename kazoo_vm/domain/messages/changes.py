@@ -42,8 +42,8 @@ from kazoo_vm.domain.messages.records import (
 )
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import JsonDict
 
 TRASH = "deleted"
 ALL = "all"

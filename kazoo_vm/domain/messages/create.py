@@ -21,8 +21,8 @@ from kazoo_vm.domain.messages.documents import NO_REALM, new_message_doc
 from kazoo_vm.domain.messages.records import Scope, put_new_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import JsonDict
 
 SCHEMA = "vm_message_metadata"
 # kz_privacy:anonymous_caller_id_number/1 default.

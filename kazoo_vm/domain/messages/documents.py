@@ -13,12 +13,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kazoo_vm.domain.documents import Actor, stamp
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 
-JsonDict = dict[str, Any]
-
 MESSAGE_TYPE = "mailbox_message"
-FOLDERS = ("new", "saved", "deleted")
 # The realm of from/to when the account has none (cb_vmboxes create_new_message_document).
 NO_REALM = "nodomain"
 

@@ -28,8 +28,8 @@ from kazoo_vm.domain.messages.records import Scope, is_box_message
 from kazoo_vm.domain.messages.zip_download import ZipEntry, unique_names
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, NothingFound
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import JsonDict
 
 # cb_vmboxes ?DOWNLOAD_MIME_TYPES: octet-stream, the audio types, the multipart and form types.
 AUDIO_DOWNLOAD_TYPES = [

@@ -1,7 +1,7 @@
 """Message listings across monthly databases, paged the way crossbar_view load_modb pages them.
 
-``GET /vmboxes/{B}/messages`` reads ``mailbox_messages/listing_by_mailbox`` (keys ``[box, timestamp]``) and
-``GET /vmboxes/messages`` reads ``listing_by_timestamp`` (keys ``[timestamp, box]``), newest MODB first (oldest first
+``GET /vmboxes/{B}/messages`` reads one box's listing and ``GET /vmboxes/messages`` every box's
+(:mod:`kazoo_vm.storage.messages` owns the views and their keys), newest MODB first (oldest first
 with ``ascending=true``), within ``created_from``..``created_to`` (Kazoo's defaults and range checks,
 crossbar_view time_range). Rows are read in batches of about as many as the page still needs, so a page costs
 what it shows; filtered-out rows do not use up the page (KCRO-24), the scan simply goes on, into older MODBs too.
@@ -25,10 +25,11 @@ from kazoo_vm.domain.messages.records import Scope
 from kazoo_vm.domain.paging import Paging, encode_start_key
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage import messages as stored_messages
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import JsonDict, ViewRow
-from kazoo_vm.storage.design_docs import query_view
-from kazoo_vm.storage.errors import DatabaseNotFound
+from kazoo_vm.storage.couch import ViewRow
+from kazoo_vm.storage.messages import ListingView, account_listing_view, box_key, box_listing_view
 
 MAX_BATCH = 500
 BAD_START_KEY = "start_key is not a key this listing handed out"
@@ -46,37 +47,6 @@ class Position:
         return encode_start_key([self.yyyymm, self.key, self.doc_id])
 
 
-@dataclass(frozen=True)
-class ListingView:
-    """One of Kazoo's two listing views: how its keys are built and read."""
-
-    name: str
-    low_key: Callable[[int], list[Any]]  # the smallest key at a timestamp
-    high_key: Callable[[int], list[Any]]  # the largest key at a timestamp
-    timestamp_of: Callable[[Any], Any]
-    box_of: Callable[[Any], Any]
-
-
-def box_listing_view(box_id: str) -> ListingView:
-    return ListingView(
-        name="listing_by_mailbox",
-        low_key=lambda ts: [box_id, ts],
-        high_key=lambda ts: [box_id, ts],
-        timestamp_of=lambda key: key[1] if isinstance(key, list) and len(key) > 1 else None,
-        box_of=lambda key: box_id,
-    )
-
-
-def account_listing_view() -> ListingView:
-    return ListingView(
-        name="listing_by_timestamp",
-        low_key=lambda ts: [ts],
-        high_key=lambda ts: [ts, {}],
-        timestamp_of=lambda key: key[0] if isinstance(key, list) and key else None,
-        box_of=lambda key: key[1] if isinstance(key, list) and len(key) > 1 else None,
-    )
-
-
 def decode_position(raw: Any, view: ListingView, box_id: str | None) -> Position:
     """A client's start key: ours ``[YYYYMM, key, id]``, or Kazoo's ``[box, timestamp]`` for a box listing."""
     if isinstance(raw, list) and len(raw) == 3 and isinstance(raw[0], int) and isinstance(raw[1], list):
@@ -85,7 +55,7 @@ def decode_position(raw: Any, view: ListingView, box_id: str | None) -> Position
             return Position(raw[0], raw[1], raw[2])
     if box_id is not None and isinstance(raw, list) and len(raw) == 2 and raw[0] == box_id and isinstance(raw[1], int):
         year, month = naming.year_month(raw[1])
-        return Position(year * 100 + month, raw, None)
+        return Position(year * 100 + month, box_key(box_id, raw[1]), None)
     raise ValidationFailed.single("start_key", "invalid", BAD_START_KEY)
 
 
@@ -185,13 +155,11 @@ async def view_entries(
         key, skip = (resume.key if resume else far), 0
         while True:
             limit = demand.next_limit()
-            try:
-                rows: list[ViewRow] = await query_view(
-                    scope.store, db, "modb", "mailbox_messages", view.name,
-                    startkey=key, endkey=near, descending=descending, limit=limit, skip=skip or None,
-                    include_docs=docs or None,
-                )  # fmt: skip
-            except DatabaseNotFound:
+            rows = await stored_messages.listing_rows(
+                scope.store, db, view, start=key, end=near, descending=descending, limit=limit, skip=skip,
+                with_docs=docs,
+            )  # fmt: skip
+            if rows is None:
                 break
             for row in rows:
                 # The next query restarts at the last key, skipping the rows with that key already read.
@@ -271,7 +239,7 @@ def legacy_entries(
         ):
             continue
         year, month = naming.year_month(timestamp)
-        entries.append(Entry(year * 100 + month, [box_id, timestamp], media_id, dict(item), {"metadata": item}))
+        entries.append(Entry(year * 100 + month, box_key(box_id, timestamp), media_id, dict(item), {"metadata": item}))
     entries.sort(key=Entry.order, reverse=descending)
     if start is not None:
         origin = (start.yyyymm, start.key, start.doc_id or ("\uffff" if descending else ""))

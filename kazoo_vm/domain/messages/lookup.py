@@ -21,8 +21,8 @@ from kazoo_vm.domain.messages.records import (
 )
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import JsonDict
 
 
 def may_exist(raw_id: str) -> bool:

@@ -29,8 +29,8 @@ from kazoo_vm.domain.messages.records import (
     update_message,
 )
 from kazoo_vm.errors import DatastoreConflict
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import JsonDict
 from kazoo_vm.storage.errors import StorageError
 
 # Messages moved or copied at once by a bulk request.

@@ -23,8 +23,9 @@ from kazoo_vm.domain.documents import Actor
 from kazoo_vm.domain.messages import retention
 from kazoo_vm.domain.messages.documents import MESSAGE_TYPE, stamp_message
 from kazoo_vm.errors import DatastoreConflict
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import ensure_database
 from kazoo_vm.storage.errors import Conflict, DatabaseNotFound, NotFound
 

@@ -11,8 +11,7 @@ from typing import Any
 
 from kazoo_vm.config import Settings
 from kazoo_vm.errors import ValidationFailed
-
-JsonDict = dict[str, Any]
+from kazoo_vm.model import JsonDict
 
 RETENTION_MESSAGE = "this message is prior to retention policy, no update operation is permitted"
 CHANGE_REFUSED_MESSAGE = "cannot make changes to messages prior to retention duration"

@@ -34,8 +34,8 @@ from kazoo_vm.domain.messages.records import (
     read_message,
 )
 from kazoo_vm.errors import DatastoreConflict
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import JsonDict
 from kazoo_vm.storage.errors import Conflict, NotFound, StorageError
 
 log = logging.getLogger(__name__)

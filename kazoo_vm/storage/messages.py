@@ -1,0 +1,228 @@
+"""Voicemail messages as CouchDB keeps them: documents in monthly databases (MODBs), listed through Kazoo's
+``mailbox_messages`` views and counted through our ``kazoo_vm_counts`` reduce views (``couch_design_docs/modb/``).
+
+Listings. ``listing_by_mailbox`` has keys ``[box, timestamp]``, ``listing_by_timestamp`` keys ``[timestamp, box]``;
+:class:`ListingView` says how to build and read them, so the domain asks for "messages of box B between T1 and T2,
+newest first, from this key" without spelling a key.
+
+Counts. Kazoo reads one row per message for its counts (kvm_messages count_per_folder, one query per folder). We read
+grouped reduce rows from ``_design/kazoo_vm_counts`` instead, so the cost does not grow with the number of messages:
+
+* a MODB whose whole month lies inside the window: one ``by_box_folder`` query, ``group_level=2`` →
+  one row per (box, folder);
+* the partial months at either end of the window: ``by_period`` (keys ``[bucket size, bucket start, box,
+  folder]`` for day, hour and second buckets), whole days and hours as grouped rows, only the seconds of the
+  first and last partial hour at second resolution; when the part of the month outside the window is the
+  shorter one (the future, in the current month) the whole month is counted and that part subtracted.
+  At most 6 queries per partial month, rows bounded by days × boxes × folders.
+
+A message on its way to another box (a recorded move plan) is counted under the pseudo-folder ``in_transit``, never
+under its folder, so it is not counted beside its copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kazoo_vm.model import FOLDERS
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore, ViewRow
+from kazoo_vm.storage.design_docs import query_view
+from kazoo_vm.storage.errors import DatabaseNotFound
+
+LISTING_DESIGN = "mailbox_messages"
+
+
+@dataclass(frozen=True)
+class ListingView:
+    """One of Kazoo's two listing views: how its keys are built and read."""
+
+    name: str
+    low_key: Callable[[int], list[Any]]  # the smallest key at a timestamp
+    high_key: Callable[[int], list[Any]]  # the largest key at a timestamp
+    timestamp_of: Callable[[Any], Any]
+    box_of: Callable[[Any], Any]
+
+
+def box_listing_view(box_id: str) -> ListingView:
+    """``listing_by_mailbox``: one box's messages by time."""
+    return ListingView(
+        name="listing_by_mailbox",
+        low_key=lambda ts: [box_id, ts],
+        high_key=lambda ts: [box_id, ts],
+        timestamp_of=lambda key: key[1] if isinstance(key, list) and len(key) > 1 else None,
+        box_of=lambda key: box_id,
+    )
+
+
+def account_listing_view() -> ListingView:
+    """``listing_by_timestamp``: every box's messages by time."""
+    return ListingView(
+        name="listing_by_timestamp",
+        low_key=lambda ts: [ts],
+        high_key=lambda ts: [ts, {}],
+        timestamp_of=lambda key: key[0] if isinstance(key, list) and key else None,
+        box_of=lambda key: key[1] if isinstance(key, list) and len(key) > 1 else None,
+    )
+
+
+def box_key(box_id: str, timestamp: int) -> list[Any]:
+    """The ``listing_by_mailbox`` key of a box's message at ``timestamp`` (Kazoo's own start keys have it)."""
+    return [box_id, timestamp]
+
+
+async def listing_rows(
+    store: CouchStore,
+    db: str,
+    view: ListingView,
+    *,
+    start: Any,
+    end: Any,
+    descending: bool,
+    limit: int,
+    skip: int = 0,
+    with_docs: bool = False,
+) -> list[ViewRow] | None:
+    """Rows of one MODB's listing from key ``start`` to ``end``; None when the MODB does not exist."""
+    try:
+        return await query_view(
+            store, db, "modb", LISTING_DESIGN, view.name,
+            startkey=start, endkey=end, descending=descending, limit=limit, skip=skip or None,
+            include_docs=with_docs or None,
+        )  # fmt: skip
+    except DatabaseNotFound:
+        return None
+
+
+COUNTS_DESIGN = "kazoo_vm_counts"
+RESOLUTIONS = (86_400, 3_600, 1)
+IN_TRANSIT = "in_transit"
+_COUNTED = (*FOLDERS, IN_TRANSIT)
+
+Counts = Counter[tuple[str, str]]  # (box id, folder) -> messages
+
+
+def month_span(year: int, month: int) -> tuple[int, int]:
+    """First and last Gregorian second of a UTC month."""
+    start = naming.from_datetime(datetime(year, month, 1, tzinfo=UTC))
+    next_year, next_month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return start, naming.from_datetime(datetime(next_year, next_month, 1, tzinfo=UTC)) - 1
+
+
+def segments(low: int, high: int, resolutions: tuple[int, ...] = RESOLUTIONS) -> list[tuple[int, int, int]]:
+    """Cover the seconds ``low..high`` (inclusive) with as few aligned buckets as possible.
+
+    Returns ``(size, first bucket start, last bucket start)`` runs, coarse buckets in the middle and finer ones
+    at the ragged ends (a segment-tree decomposition). Gregorian day boundaries are UTC midnights.
+    """
+    if low > high:
+        return []
+    size, finer = resolutions[0], resolutions[1:]
+    if not finer:
+        return [(size, low, high)]
+    first = -(-low // size) * size  # first bucket starting at or after low
+    end = (high + 1) // size * size  # end (exclusive) of the last bucket ending at or before high
+    if first >= end:
+        return segments(low, high, finer)
+    runs = segments(low, first - 1, finer) if low < first else []
+    runs.append((size, first, end - size))
+    if end <= high:
+        runs += segments(end, high, finer)
+    return runs
+
+
+def _add(counts: Counts, box: object, folder: object, value: object) -> None:
+    if isinstance(box, str) and folder in _COUNTED and isinstance(value, int):
+        counts[(box, str(folder))] += value
+
+
+def plan(low: int, high: int, span: tuple[int, int]) -> tuple[bool, list[tuple[int, int, int]]]:
+    """How to count the seconds ``low..high`` of a month: ``(True, runs)`` = the whole month minus the
+    ``by_period`` runs, ``(False, runs)`` = the sum of the runs."""
+    if (low, high) == span:
+        return True, []
+    if (span[1] - span[0]) - (high - low) < high - low:
+        return True, [*segments(span[0], low - 1), *segments(high + 1, span[1])]
+    return False, segments(low, high)
+
+
+def _period_query(store: CouchStore, db: str, run: tuple[int, int, int]) -> Awaitable[list[ViewRow]]:
+    size, first, last = run
+    return query_view(
+        store, db, "modb", COUNTS_DESIGN, "by_period", startkey=[size, first], endkey=[size, last, {}], group_level=4
+    )
+
+
+async def modb_counts(store: CouchStore, db: str, low: int, high: int, span: tuple[int, int]) -> Counts:
+    """Counts of one MODB for the seconds ``low..high`` of its month ``span``.
+
+    A partial month is counted either from its covered part, or as the whole month minus the uncovered part,
+    whichever is shorter: for the current month the uncovered part is the future, which is normally empty.
+    """
+    counts: Counts = Counter()
+    whole, runs = plan(low, high, span)
+    queries: list[Awaitable[list[ViewRow]]] = []
+    if whole:
+        queries.append(query_view(store, db, "modb", COUNTS_DESIGN, "by_box_folder", group_level=2))
+    queries += [_period_query(store, db, run) for run in runs]
+    try:
+        results = await _all_or_missing(queries)
+    except DatabaseNotFound:
+        return counts
+    if whole:
+        for row in results[0]:
+            _add(counts, row.key[0], row.key[1], row.value)
+        for rows in results[1:]:
+            for row in rows:
+                _add(counts, row.key[2], row.key[3], -row.value if isinstance(row.value, int) else row.value)
+        return +counts  # drop the zeros (and anything odd) the subtraction leaves
+    for rows in results:
+        for row in rows:
+            _add(counts, row.key[2], row.key[3], row.value)
+    return counts
+
+
+async def _all_or_missing(queries: Sequence[Awaitable[list[ViewRow]]]) -> list[list[ViewRow]]:
+    """Run view queries of one MODB together; DatabaseNotFound once every one of them has finished."""
+    results = await asyncio.gather(*queries, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [result for result in results if not isinstance(result, BaseException)]
+
+
+async def in_transit_ids(store: CouchStore, db: str, box_id: str) -> list[str]:
+    rows = await query_view(
+        store, db, "modb", COUNTS_DESIGN, "by_box_folder",
+        startkey=[box_id, IN_TRANSIT], endkey=[box_id, IN_TRANSIT, {}], reduce=False,
+    )  # fmt: skip
+    return [str(row.id) for row in rows if row.id]
+
+
+async def box_modb_count(store: CouchStore, db: str, box_id: str, low: int, high: int, span: tuple[int, int]) -> int:
+    try:
+        if (low, high) == span:
+            rows = await query_view(
+                store, db, "modb", COUNTS_DESIGN, "by_box_folder", startkey=[box_id], endkey=[box_id, {}], group_level=2
+            )
+            return sum(row.value for row in rows if row.key[1] in ("new", "saved"))
+        queries = [
+            query_view(
+                store,
+                db,
+                "modb",
+                COUNTS_DESIGN,
+                "by_box_folder",
+                startkey=[box_id, folder, low],
+                endkey=[box_id, folder, high],
+            )
+            for folder in ("new", "saved")
+        ]
+        return sum(row.value for rows in await _all_or_missing(queries) for row in rows)
+    except DatabaseNotFound:
+        return 0
