@@ -24,9 +24,8 @@ from message_support import (
     raw,
 )
 
-from kazoo_vm.domain.messages import downloads
 from kazoo_vm.domain.messages.zip_download import ZipEntry, zip_chunks
-from kazoo_vm.storage import naming
+from kazoo_vm.storage import couch, naming
 from kazoo_vm.storage.couch import CouchStore
 
 MOMENT = datetime(2026, 1, 15, 19, 38, 42, tzinfo=UTC)
@@ -266,6 +265,4 @@ async def test_a_range_is_cut_from_a_whole_attachment_stream(start: int, length:
         for offset in range(0, len(data), 4):
             yield data[offset : offset + 4]
 
-    assert (
-        b"".join([piece async for piece in downloads.sliced(chunks(), start, length)]) == data[start : start + length]
-    )
+    assert b"".join([piece async for piece in couch.sliced(chunks(), start, length)]) == data[start : start + length]

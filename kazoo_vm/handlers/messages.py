@@ -20,9 +20,9 @@ from kazoo_vm.domain.messages.listing import Page, account_messages, box_message
 from kazoo_vm.domain.messages.listing_query import ListingQuery, listing_query
 from kazoo_vm.domain.messages.records import Scope
 from kazoo_vm.domain.messages.zip_download import zip_chunks
-from kazoo_vm.errors import NotAcceptable
 from kazoo_vm.handlers.common import account, actor, location, parsed
 from kazoo_vm.handlers.vmboxes import BOX_DELETED_HOOK, COUNTS
+from kazoo_vm.http import downloads as http_downloads
 from kazoo_vm.http import envelope
 from kazoo_vm.http.middleware import finish_headers
 from kazoo_vm.model import JsonDict
@@ -117,12 +117,7 @@ async def delete_message(request: web.Request) -> web.StreamResponse:
 
 
 def _accepting(request: web.Request, provided: list[str]) -> None:
-    """406 (in the envelope) when the client accepts none of ``provided``; ``accept`` in the request overrides
-    the header (api_resource accept_override)."""
-    override = parsed(request).value("accept")
-    wanted = override if isinstance(override, str) and override else request.headers.get("Accept")
-    if downloads.negotiate(wanted, provided) is None:
-        raise NotAcceptable(provided)
+    http_downloads.require_acceptable(parsed(request).value("accept"), request.headers.get("Accept"), provided)
 
 
 async def _send(request: web.Request, response: web.StreamResponse, chunks: AsyncIterator[bytes]) -> web.StreamResponse:
@@ -142,15 +137,15 @@ async def _send(request: web.Request, response: web.StreamResponse, chunks: Asyn
 
 
 async def get_audio(request: web.Request) -> web.StreamResponse:
-    _accepting(request, downloads.AUDIO_DOWNLOAD_TYPES)
+    _accepting(request, http_downloads.AUDIO_DOWNLOAD_TYPES)
     scope = _scope(request)
     download = await downloads.single_download(scope, request.match_info["box_id"], request.match_info["message_id"])
-    async with downloads.serve(scope, download, request.headers.get("Range")) as served:
-        response = web.StreamResponse(status=served.status, headers=served.headers)
-        response.content_type = served.content_type
-        if served.length is not None:
-            response.content_length = served.length  # else sent chunked
-        return await _send(request, response, served.chunks)
+    ref = download.audio
+    wanted = http_downloads.byte_range(request.headers.get("Range"), ref.length) if ref.length is not None else None
+    part = (wanted.start, wanted.end) if wanted is not None and wanted.partial else None
+    async with downloads.open_audio(scope, ref, part) as body:
+        response = http_downloads.audio_response(download.file_name, ref.content_type, wanted, body)
+        return await _send(request, response, body.chunks)
 
 
 async def put_audio(request: web.Request) -> web.StreamResponse:
@@ -161,13 +156,13 @@ async def put_audio(request: web.Request) -> web.StreamResponse:
 
 
 async def zip_audio(request: web.Request) -> web.StreamResponse:
-    _accepting(request, downloads.ZIP_DOWNLOAD_TYPES)
+    _accepting(request, http_downloads.ZIP_DOWNLOAD_TYPES)
     scope = _scope(request)
     entries = await downloads.zip_entries(scope, request.match_info["box_id"], parsed(request).data_object)
     response = web.StreamResponse(status=200)
     response.content_type = "application/zip"
     request_id = request.get(appkeys.REQUEST_ID, "voicemail")
-    response.headers["Content-Disposition"] = f"attachment; filename={request_id}.zip"
+    response.headers["Content-Disposition"] = http_downloads.content_disposition(f"{request_id}.zip")
     return await _send(request, response, zip_chunks(entries))
 
 

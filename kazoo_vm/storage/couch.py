@@ -82,10 +82,38 @@ class AttachmentStream:
     length: int
     content_range: str | None
     response: aiohttp.ClientResponse
+    span: tuple[int, int] | None = None
 
-    async def chunks(self, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    @property
+    def known_length(self) -> int | None:
+        """The length CouchDB announced, or None when it sent the body chunked."""
+        return self.length if "Content-Length" in self.response.headers else None
+
+    def chunks(self, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        """The bytes asked for: the span alone, also when CouchDB (some versions, or a proxy) ignored ``Range``
+        and answered with the whole attachment."""
+        raw = self._raw_chunks(size)
+        if self.span is not None and self.status != 206:
+            start, end = self.span
+            return sliced(raw, start, end - start + 1)
+        return raw
+
+    async def _raw_chunks(self, size: int) -> AsyncIterator[bytes]:
         async for chunk in self.response.content.iter_chunked(size):
             yield chunk
+
+
+async def sliced(chunks: AsyncIterator[bytes], start: int, length: int) -> AsyncIterator[bytes]:
+    """Bytes ``start`` .. ``start + length - 1`` of a stream: serves a range when CouchDB answered the request
+    for it with the whole attachment (CouchDB versions and proxies that ignore ``Range``)."""
+    position = 0
+    async for chunk in chunks:
+        low, high = max(start - position, 0), min(start + length - position, len(chunk))
+        position += len(chunk)
+        if low < high:
+            yield chunk[low:high]
+        if position >= start + length:
+            break
 
 
 def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
@@ -225,11 +253,11 @@ class CouchStore:
 
     @asynccontextmanager
     async def open_attachment(
-        self, db: str, doc_id: str, name: str, *, byte_range: str | None = None
+        self, db: str, doc_id: str, name: str, *, span: tuple[int, int] | None = None
     ) -> AsyncIterator[AttachmentStream]:
-        """Stream an attachment; ``byte_range`` is a ``Range`` header value passed through to CouchDB."""
+        """Stream an attachment, or the inclusive byte span ``span`` of it."""
         url = self.base_url + doc_path(db, doc_id) + "/" + quote_name(name)
-        headers = {"Range": byte_range} if byte_range else {}
+        headers = {"Range": f"bytes={span[0]}-{span[1]}"} if span is not None else {}
         try:
             async with self._session.get(url, headers=headers, auto_decompress=False) as response:
                 if response.status >= 400:
@@ -243,6 +271,7 @@ class CouchStore:
                     length=int(response.headers.get("Content-Length", "0") or 0),
                     content_range=response.headers.get("Content-Range"),
                     response=response,
+                    span=span,
                 )
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc

@@ -1,8 +1,5 @@
-"""The HTTP side of audio downloads, as Kazoo's api_resource and cb_vmboxes do it.
+"""What an audio download serves, as cb_vmboxes finds it; :mod:`kazoo_vm.http.downloads` turns it into HTTP.
 
-* Accept negotiation against the types a download can be served as (``?DOWNLOAD_MIME_TYPES``), with the
-  ``accept`` request value overriding the header (api_resource accept_override).
-* Single byte ranges ``bytes=S-E`` / ``bytes=S-`` (api_resource get_range); anything else is served whole.
 * The file name ``<caller id number>_<YYYY-MM-DD>_<HH:MM:SS><.ext>`` in the box's time zone
   (cb_vmboxes generate_media_name, kz_time pretty_print_datetime).
 * Finding what a single download or a ZIP serves (cb_vmboxes load_message_binary, load_messages_binaries).
@@ -31,103 +28,7 @@ from kazoo_vm.errors import BadIdentifier, NothingFound
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 
-# cb_vmboxes ?DOWNLOAD_MIME_TYPES: octet-stream, the audio types, the multipart and form types.
-AUDIO_DOWNLOAD_TYPES = [
-    "application/octet-stream",
-    "audio/x-wav",
-    "audio/wav",
-    "audio/mpeg",
-    "audio/mp3",
-    "audio/ogg",
-    "application/x-www-form-urlencoded",
-    "multipart/form-data",
-    "multipart/mixed",
-]
-ZIP_DOWNLOAD_TYPES = ["application/zip"]
-
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d+)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _media_ranges(accept: str) -> list[tuple[float, int, str]]:
-    ranges: list[tuple[float, int, str]] = []
-    for position, part in enumerate(accept.split(",")):
-        fields = [item.strip() for item in part.split(";")]
-        media = fields[0].lower()
-        if not media:
-            continue
-        quality = 1.0
-        for param in fields[1:]:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if quality > 0:
-            ranges.append((-quality, position, media))
-    return sorted(ranges)
-
-
-def negotiate(accept: Any, provided: list[str]) -> str | None:
-    """The provided type to answer with, or None when the client accepts none of them (406)."""
-    if not isinstance(accept, str) or not accept.strip():
-        return provided[0]
-    for _quality, _position, media in _media_ranges(accept):
-        major, _, minor = media.partition("/")
-        for candidate in provided:
-            c_major, _, c_minor = candidate.partition("/")
-            if media == "*/*" or (major == c_major and minor in ("*", c_minor)):
-                return candidate
-    return None
-
-
-@dataclass(frozen=True)
-class ByteRange:
-    start: int
-    end: int  # inclusive
-    total: int
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start + 1
-
-    @property
-    def partial(self) -> bool:
-        return self.length < self.total
-
-    @property
-    def content_range(self) -> str:
-        return f"bytes {self.start}-{self.end}/{self.total}"
-
-
-def byte_range(header: str | None, total: int) -> ByteRange | None:
-    """The range to serve for a ``Range`` header: None without one; the whole file when it is not a single
-    satisfiable ``bytes=S-E``/``bytes=S-`` range (api_resource get_range answers those with the whole file)."""
-    if header is None or total <= 0:
-        return None
-    match = _RANGE.match(header)
-    whole = ByteRange(0, total - 1, total)
-    if not match:
-        return whole
-    start = int(match.group(1))
-    end = int(match.group(2)) if match.group(2) else total - 1
-    if start > end or end >= total:
-        return whole
-    return ByteRange(start, end, total)
-
-
-async def sliced(chunks: AsyncIterator[bytes], start: int, length: int) -> AsyncIterator[bytes]:
-    """Bytes ``start`` .. ``start + length - 1`` of a stream: serves a range when CouchDB answered the request
-    for it with the whole attachment (CouchDB versions and proxies that ignore ``Range``)."""
-    position = 0
-    async for chunk in chunks:
-        low, high = max(start - position, 0), min(start + length - position, len(chunk))
-        position += len(chunk)
-        if low < high:
-            yield chunk[low:high]
-        if position >= start + length:
-            break
 
 
 def media_file_name(caller_id_number: Any, gregorian_seconds: Any, extension: str, timezone: str | None) -> str:
@@ -148,6 +49,26 @@ def media_file_name(caller_id_number: Any, gregorian_seconds: Any, extension: st
 
 
 NO_AUDIO = "voicemail message does not have any audio file"
+
+
+@dataclass(frozen=True)
+class AudioBody:
+    """The bytes of a recording (or of the part asked for), read from CouchDB while they are sent; ``length``
+    None when unknown (sent chunked)."""
+
+    chunks: AsyncIterator[bytes]
+    length: int | None
+
+
+@asynccontextmanager
+async def open_audio(scope: Scope, ref: AudioRef, part: tuple[int, int] | None = None) -> AsyncIterator[AudioBody]:
+    """Open a recording, the whole of it or the inclusive byte span ``part``; the bytes must be read inside this
+    context."""
+    async with scope.store.open_attachment(ref.db, ref.doc_id, ref.name, span=part) as stream:
+        length = ref.length if part is None else part[1] - part[0] + 1
+        if length is None:
+            length = stream.known_length
+        yield AudioBody(stream.chunks(), length)
 
 
 @dataclass(frozen=True)
@@ -185,42 +106,6 @@ async def single_download(scope: Scope, box_id: str, raw_id: str) -> Download:
     timezone = await box_timezone(scope.store, scope.settings, scope.account, box)
     caller, timestamp = _caller_and_time(fetched)
     return Download(ref, media_file_name(caller, timestamp, ref.extension, timezone))
-
-
-@dataclass(frozen=True)
-class Served:
-    """What a raw download answers: status (206 for a part), headers, type, length (None: unknown, chunked)
-    and the bytes, read from CouchDB while they are sent."""
-
-    status: int
-    headers: dict[str, str]
-    content_type: str
-    length: int | None
-    chunks: AsyncIterator[bytes]
-
-
-@asynccontextmanager
-async def serve(scope: Scope, download: Download, range_header: str | None) -> AsyncIterator[Served]:
-    """Open the recording for ``GET .../raw``, the whole of it or the one range asked for (api_resource
-    to_binary: ``Content-Range`` whenever a range was asked, 206 only for a part). The bytes must be sent
-    inside this context."""
-    ref = download.audio
-    wanted = byte_range(range_header, ref.length) if ref.length is not None else None
-    partial = wanted is not None and wanted.partial
-    couch_range = f"bytes={wanted.start}-{wanted.end}" if wanted is not None and partial else None
-    async with scope.store.open_attachment(ref.db, ref.doc_id, ref.name, byte_range=couch_range) as stream:
-        # Kazoo's header, name unquoted (cb_vmboxes load_attachment_from_message).
-        headers = {"Content-Disposition": f"attachment; filename={download.file_name}", "Accept-Ranges": "bytes"}
-        chunks: AsyncIterator[bytes] = stream.chunks()
-        length = ref.length
-        if wanted is not None:
-            headers["Content-Range"] = wanted.content_range
-            length = wanted.length
-            if partial and stream.status != 206:
-                chunks = sliced(chunks, wanted.start, wanted.length)
-        elif length is None and "Content-Length" in stream.response.headers:
-            length = stream.length
-        yield Served(206 if partial else 200, headers, ref.content_type, length, chunks)
 
 
 def attachment_chunks(scope: Scope, ref: AudioRef) -> Callable[[], AsyncIterator[bytes]]:
