@@ -10,8 +10,6 @@ it, so the guarantee holds across any number of service processes.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from kazoo_vm.storage import boxes as stored_boxes
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import Conflict, DocumentNotFound
+from kazoo_vm.storage.updates import retry_on_conflict
 
 BOX_TYPE = "vmbox"
 CLAIM_TYPE = "vmbox_mailbox_claim"
@@ -44,8 +43,6 @@ UNIQUE_MESSAGE = "Invalid mailbox number or already exists"
 MIGRATE_MESSAGE = "Please migrate your voicemail box messages to MODB"
 # A claim whose box never appeared is only taken over after this long: the claimer may still be saving it.
 CLAIM_GRACE_S = 60
-# How often a box update is re-applied to a fresh read before answering 409.
-UPDATE_ATTEMPTS = 10
 # Request data keys that never become box fields.
 _NOT_BOX_FIELDS = frozenset({"id", "messages", "auth_token"})
 _LEADING_INT = re.compile(r"^\s*([+-]?\d+)")
@@ -143,7 +140,9 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str) 
     The first attempt writes blindly (one round trip when the number is free); only a 409 makes us read the
     claim to see whether its holder still uses the number."""
     rev: str | None = None
-    for _attempt in range(5):
+
+    async def attempt() -> None:
+        nonlocal rev
         claim: JsonDict = {"_id": _claim_id(number), "vmbox_id": box_id, "mailbox": number}
         if rev is not None:
             claim["_rev"] = rev
@@ -157,8 +156,8 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str) 
         try:
             current = await store.get_doc(account.db, claim["_id"])
         except DocumentNotFound:
-            rev = None  # released meanwhile: claim it afresh
-            continue
+            rev = None
+            raise Conflict("released meanwhile: claim it afresh") from None
         if current.get("vmbox_id") == box_id:
             return
         if current.get("pvt_type") != CLAIM_TYPE:
@@ -166,8 +165,10 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str) 
             raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
         if await _claim_is_held(store, account, current, number):
             raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
-        rev = current["_rev"]  # stale: take it over, unless someone else does first (409 again)
-    raise DatastoreConflict()
+        rev = current["_rev"]
+        raise Conflict("stale: take it over, unless someone else does first")
+
+    await retry_on_conflict(attempt, what=f"mailbox claim {number}")
 
 
 async def _claim_is_held(store: CouchStore, account: Account, claim: JsonDict, number: int) -> bool:
@@ -269,16 +270,13 @@ async def _update_fresh(
     warnings: list[str],
 ) -> SavedBox:
     """Apply a change to the freshest box: when another writer (a request, another process, the migrator editing
-    the legacy array) saved it meanwhile, re-read and apply again instead of answering 409 or losing their change.
-    Crossbar never checks ``_rev`` on writes either, so the API stays last-writer-wins."""
-    for attempt in range(UPDATE_ATTEMPTS):
+    the legacy array) saved it meanwhile, re-read and apply again instead of answering 409 or losing their change."""
+
+    async def attempt() -> SavedBox:
         stored = await load_box(store, account, box_id)
-        try:
-            return await _update(store, account, stored, new_public(stored), actor, warnings)
-        except Conflict:
-            # Jittered back-off so that writers racing on one box do not keep colliding.
-            await asyncio.sleep(random.uniform(0, 0.01 * (attempt + 1)))
-    raise DatastoreConflict()
+        return await _update(store, account, stored, new_public(stored), actor, warnings)
+
+    return await retry_on_conflict(attempt, what=f"box {box_id}")
 
 
 async def replace_box(store: CouchStore, account: Account, box_id: str, data: JsonDict, actor: Actor) -> SavedBox:
@@ -312,21 +310,23 @@ async def delete_box(
     stored = await load_box(store, account, box_id)
     if before_delete is not None:
         await before_delete(store, account, stored)
-    for _attempt in range(5):
-        stored["pvt_deleted"] = True
-        stamp(stored, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
-        try:
-            if hard:
-                stored["_rev"] = await store.delete_doc(account.db, box_id, stored["_rev"])
-            else:
-                await store.put_doc(account.db, stored)
-            break
-        except Conflict:
-            # Someone (the message hook, a migrator, another process) saved the box meanwhile: apply the
-            # deletion to the fresh document rather than lose their change.
-            stored = await load_box(store, account, box_id)
-    else:
-        raise DatastoreConflict()
+    first: JsonDict | None = stored
+
+    async def attempt() -> JsonDict:
+        # After a conflict, someone (the message hook, a migrator, another process) saved the box meanwhile: the
+        # deletion is applied to the fresh document rather than lose their change.
+        nonlocal first
+        current = first if first is not None else await load_box(store, account, box_id)
+        first = None
+        current["pvt_deleted"] = True
+        stamp(current, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
+        if hard:
+            current["_rev"] = await store.delete_doc(account.db, box_id, current["_rev"])
+        else:
+            await store.put_doc(account.db, current)
+        return current
+
+    stored = await retry_on_conflict(attempt, what=f"box {box_id}")
     await _release(store, account, mailbox_number(stored.get("mailbox")), box_id)
     return stored
 

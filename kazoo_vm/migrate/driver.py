@@ -17,7 +17,6 @@ from kazoo_vm.concurrency import gather_or_cancel
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.box_timezone import box_timezone
-from kazoo_vm.domain.legacy.box_entries import BoxBusy
 from kazoo_vm.domain.legacy.entries import entries_of, media_id_of
 from kazoo_vm.domain.legacy.modbs import ModbCheck
 from kazoo_vm.domain.legacy.outcomes import Options, Outcome, Status
@@ -30,6 +29,7 @@ from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import (
     DatabaseNotFound,
     DocumentNotFound,
+    KeptChanging,
     NotFound,
     StorageError,
 )
@@ -219,10 +219,10 @@ class Migration:
                     modbs=self._modbs,
                     node=self.settings.node_name,
                 )
+            except KeptChanging as exc:
+                outcomes = _all_failed(batch, f"box_update_failed: {exc}")
             except StorageError as exc:
                 outcomes = _all_failed(batch, f"storage_error: {exc}")
-            except BoxBusy as exc:
-                outcomes = _all_failed(batch, f"box_update_failed: {exc}")
             self.report.add(job.account_id, job.box_id, outcomes)
             self.progress.advance(len(batch))
         if len(entries) < job.entries:

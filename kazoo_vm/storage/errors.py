@@ -9,6 +9,7 @@
     │   ├── DatabaseNotFound    404 "Database does not exist."
     │   └── DocumentNotFound    404 for a document, attachment or view in an existing database
     ├── Conflict                409 (stale or missing revision)
+    │   └── KeptChanging        an update retried on every conflict until the limit (storage.updates)
     ├── AlreadyExists           412 (database exists)
     └── RangeNotSatisfiable     416
 
@@ -55,6 +56,11 @@ class DocumentNotFound(NotFound):
 
 class Conflict(StorageError):
     pass
+
+
+class KeptChanging(Conflict):
+    """A read-modify-write lost the race on every attempt (:mod:`kazoo_vm.storage.updates`); nothing was written,
+    and a later try may well succeed."""
 
 
 class AlreadyExists(StorageError):

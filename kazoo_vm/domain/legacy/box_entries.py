@@ -1,5 +1,7 @@
-"""The migrator's writes to box documents: always from a fresh read, retried on conflict, touching only the
-entries this run decided about, so concurrent API writes to the same box are never lost.
+"""The migrator's writes to box documents: always from a fresh read, retried on conflict
+(:mod:`kazoo_vm.storage.updates`; a box that kept changing raises its ``KeptChanging``: nothing was lost, a rerun
+finishes the job), touching only the entries this run decided about, so concurrent API writes to the same box are
+never lost.
 
 Kazoo's ``update_message_array`` rewrote every entry of a touched box from its batch's view of the world and so
 dropped entries that were not in the batch (defect §5.6). Here an entry leaves the array only when its id is in
@@ -17,20 +19,8 @@ from kazoo_vm.domain.legacy.entries import entry_timestamp, media_id_of
 from kazoo_vm.domain.legacy.outcomes import NO_MEDIA_ID
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.errors import Conflict, DocumentNotFound
-
-MAX_ATTEMPTS = 10
-
-
-class BoxBusy(Exception):
-    """The box kept changing under us; nothing was lost, a rerun finishes the job."""
-
-
-async def _fresh(store: CouchStore, db: str, box_id: str) -> JsonDict | None:
-    try:
-        return await store.get_doc(db, box_id)
-    except DocumentNotFound:
-        return None
+from kazoo_vm.storage.errors import DocumentNotFound
+from kazoo_vm.storage.updates import update_doc
 
 
 async def pin_timestamps(
@@ -43,12 +33,14 @@ async def pin_timestamps(
     Returns each id's timestamp as now stored (another process may have pinned it first), or None when the
     entry is no longer in the box.
     """
-    for _attempt in range(MAX_ATTEMPTS):
-        box = await _fresh(store, db, box_id)
-        messages = box.get("messages") if box is not None else None
-        if box is None or not isinstance(messages, list):
-            return {media_id: None for media_id in proposals}
-        result: dict[str, int | None] = {media_id: None for media_id in proposals}
+    result: dict[str, int | None] = {}
+
+    def pin(box: JsonDict) -> JsonDict | None:
+        result.clear()
+        result.update({media_id: None for media_id in proposals})
+        messages = box.get("messages")
+        if not isinstance(messages, list):
+            return None
         changed = False
         for index, entry in enumerate(messages):
             media_id = media_id_of(entry)
@@ -60,14 +52,13 @@ async def pin_timestamps(
                 messages[index] = {**entry, "timestamp": current}
                 changed = True
             result[media_id] = current
-        if not changed:
-            return result
-        try:
-            await store.put_doc(db, box)
-            return result
-        except Conflict:
-            continue
-    raise BoxBusy(f"box {box_id} changed {MAX_ATTEMPTS} times while pinning timestamps")
+        return box if changed else None
+
+    try:
+        await update_doc(store, db, box_id, pin)
+    except DocumentNotFound:
+        return {media_id: None for media_id in proposals}
+    return result
 
 
 def _settled_entries(
@@ -101,18 +92,23 @@ async def settle(
     """Remove the ``done`` entries from the box's array and record ``migration_error`` on failed ones
     (Kazoo's key; the ``no_media_id`` reason for entries without an id when ``mark_unidentified``).
     True when the box was written."""
-    for _attempt in range(MAX_ATTEMPTS):
-        box = await _fresh(store, db, box_id)
-        messages = box.get("messages") if box is not None else None
-        if box is None or not isinstance(messages, list):
-            return False
+    written = False
+
+    def drop_settled(box: JsonDict) -> JsonDict | None:
+        nonlocal written
+        written = False
+        messages = box.get("messages")
+        if not isinstance(messages, list):
+            return None
         kept, changed = _settled_entries(messages, done, failures, mark_unidentified)
         if not changed:
-            return False
+            return None
         box["messages"] = kept  # Kazoo keeps the (possibly empty) array
-        try:
-            await store.put_doc(db, box)
-            return True
-        except Conflict:
-            continue
-    raise BoxBusy(f"box {box_id} changed {MAX_ATTEMPTS} times while recording the migration")
+        written = True
+        return box
+
+    try:
+        await update_doc(store, db, box_id, drop_settled)
+    except DocumentNotFound:
+        return False
+    return written

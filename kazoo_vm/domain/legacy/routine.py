@@ -65,7 +65,7 @@ from kazoo_vm.domain.legacy.outcomes import (
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.errors import DatabaseNotFound
+from kazoo_vm.storage.errors import DatabaseNotFound, KeptChanging
 
 
 @dataclass
@@ -431,7 +431,7 @@ async def _record(batch: Batch, outcomes: list[Outcome], mark_unidentified: bool
             failures=failures,
             mark_unidentified=mark_unidentified,
         )
-    except boxes.BoxBusy:
+    except KeptChanging:
         for outcome in outcomes:
             if outcome.legacy_id in done:
                 outcome.status, outcome.reason = Status.FAILED, BOX_BUSY

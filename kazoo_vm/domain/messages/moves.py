@@ -16,7 +16,6 @@ from typing import TypeVar
 from kazoo_vm.domain.messages import retention, transit
 from kazoo_vm.domain.messages.bulk import BulkResult
 from kazoo_vm.domain.messages.records import (
-    MAX_ATTEMPTS,
     NOT_FOUND,
     MessageGone,
     Scope,
@@ -28,10 +27,10 @@ from kazoo_vm.domain.messages.records import (
     read_message,
     update_message,
 )
-from kazoo_vm.errors import DatastoreConflict
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.errors import StorageError
+from kazoo_vm.storage.errors import NotFound, StorageError
+from kazoo_vm.storage.updates import update_doc
 
 # Messages moved or copied at once by a bulk request.
 CONCURRENCY = 8
@@ -58,20 +57,29 @@ async def move_message(
     into another box was already under way: that move is completed, not overridden. A move into the same box
     as the recorded one is a retry: it completes the recorded move and answers its target.
     """
-    for _attempt in range(MAX_ATTEMPTS):
-        source = await _source(scope, box_id, message_id, source)
-        plan = move_plan(source)
-        if plan is not None:
-            if plan["vmbox_id"] != dest["_id"]:
-                await transit.settle(scope, source)
-                raise MessageGone(message_id)
-            return await transit.finish(scope, source, plan, dest)
-        plan = await transit.record_plan(scope, source, dest["_id"], box_id)
-        if plan is None:
-            source = None
-            continue  # someone changed the source meanwhile: look again
-        return await transit.finish(scope, source, plan, dest)
-    raise DatastoreConflict()
+    source = await _source(scope, box_id, message_id, source)
+    found: list[JsonDict] = []  # a plan already on the message (recorded by another request or process)
+
+    def plan_move(doc: JsonDict) -> JsonDict | None:
+        if not is_live(doc) or not belongs(doc, box_id):
+            raise MessageGone(message_id)
+        found.clear()
+        existing = move_plan(doc)
+        if existing is not None:
+            found.append(existing)
+            return None
+        return transit.with_plan(doc, dest["_id"], box_id)
+
+    try:
+        source = await update_doc(scope.store, scope.db(message_id), message_id, plan_move, current=source)
+    except NotFound:
+        raise MessageGone(message_id) from None
+    plan = move_plan(source)
+    assert plan is not None
+    if found and plan["vmbox_id"] != dest["_id"]:
+        await transit.settle(scope, source)
+        raise MessageGone(message_id)
+    return await transit.finish(scope, source, plan, dest)
 
 
 async def copy_message(

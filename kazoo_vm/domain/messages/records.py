@@ -2,8 +2,8 @@
 
 A message id ``YYYYMM-<32 hex>`` names its MODB, so a message costs one GET; a missing database is simply a
 missing message. Every write of an existing message is a read-modify-write on ``_rev``: on 409 the document is
-read again and the change applied again (:func:`update_message`), so several service processes can share one
-CouchDB.
+read again and the change applied again (:func:`update_message`, over :mod:`kazoo_vm.storage.updates`), so
+several service processes can share one CouchDB.
 
 A message being moved to another box carries its move plan (``pvt_move``, see :mod:`.transit`). From the moment
 the plan is recorded it is no longer its box's message: every change of it is refused, and whoever reads it
@@ -22,16 +22,14 @@ from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.documents import Actor
 from kazoo_vm.domain.messages import retention
 from kazoo_vm.domain.messages.documents import MESSAGE_TYPE, stamp_message
-from kazoo_vm.errors import DatastoreConflict
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import ensure_database
-from kazoo_vm.storage.errors import Conflict, DatabaseNotFound, NotFound
+from kazoo_vm.storage.errors import DatabaseNotFound, NotFound
+from kazoo_vm.storage.updates import update_doc
 
 NOT_FOUND = "not_found"
-# Enough for any realistic pile-up of writers on one message; each round re-reads the document.
-MAX_ATTEMPTS = 20
 # The move plan recorded on a message before it is copied to another box (kazoo_vm's, not Kazoo's).
 MOVE_MARKER = "pvt_move"
 
@@ -102,27 +100,23 @@ Change = Callable[[JsonDict], bool]
 
 
 async def update_message(scope: Scope, message_id: str, change: Change, doc: JsonDict | None = None) -> JsonDict:
-    """Apply ``change`` and save, re-reading and re-applying on every 409 so no concurrent update is lost.
+    """Apply ``change`` and save, re-reading and re-applying on every 409 so no concurrent update is lost
+    (:func:`kazoo_vm.storage.updates.update_doc`).
 
     ``change`` edits the document in place and returns False when there is nothing to write; it raises
     :class:`MessageGone` when the document it is given is no longer the message it was meant for.
     """
-    db = scope.db(message_id)
-    for _attempt in range(MAX_ATTEMPTS):
-        if doc is None:
-            try:
-                doc = await scope.store.get_doc(db, message_id)
-            except NotFound:
-                raise MessageGone(message_id) from None
-        if not change(doc):
-            return doc
-        scope.stamp(doc)
-        try:
-            await scope.store.put_doc(db, doc)
-            return doc
-        except Conflict:
-            doc = None
-    raise DatastoreConflict()
+
+    def apply(current: JsonDict) -> JsonDict | None:
+        if not change(current):
+            return None
+        scope.stamp(current)
+        return current
+
+    try:
+        return await update_doc(scope.store, scope.db(message_id), message_id, apply, current=doc)
+    except NotFound:
+        raise MessageGone(message_id) from None
 
 
 def box_change(box_id: str, change: Change) -> Change:

@@ -17,6 +17,7 @@ source is never shown beside its copy.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from typing import Any
@@ -25,7 +26,6 @@ from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages.documents import NO_REALM, apply_folder, message_name
 from kazoo_vm.domain.messages.records import (
-    MAX_ATTEMPTS,
     MOVE_MARKER,
     MessageGone,
     Scope,
@@ -33,10 +33,10 @@ from kazoo_vm.domain.messages.records import (
     put_new_message,
     read_message,
 )
-from kazoo_vm.errors import DatastoreConflict
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.errors import Conflict, NotFound, StorageError
+from kazoo_vm.storage.updates import update_doc
 
 log = logging.getLogger(__name__)
 
@@ -87,35 +87,25 @@ def with_audio(target: JsonDict, inline: dict[str, Any]) -> JsonDict:
     return target
 
 
-async def record_plan(scope: Scope, source: JsonDict, dest_id: str, from_box: str) -> JsonDict | None:
-    """Write a move plan on ``source``; None when someone changed the source meanwhile (look again)."""
+def with_plan(source: JsonDict, dest_id: str, from_box: str) -> JsonDict:
+    """``source`` with a new move plan into box ``dest_id`` recorded on it (its ``media_id`` names the target)."""
     now = naming.now_gregorian()
     plan = {"id": naming.message_id(now), "vmbox_id": dest_id, "from_vmbox_id": from_box, "at": now}
     source[MOVE_MARKER] = plan
     source.setdefault("metadata", {})["media_id"] = plan["id"]
-    try:
-        await scope.store.put_doc(scope.db(source["_id"]), source)
-    except Conflict:
-        return None
-    return plan
+    return source
 
 
 async def _remove(scope: Scope, doc: JsonDict) -> None:
     """Hard-delete the moved source (Kazoo's move_doc does too), whatever its revision by now."""
-    db = scope.db(doc["_id"])
-    rev = doc["_rev"]
-    for _attempt in range(MAX_ATTEMPTS):
-        try:
-            await scope.store.delete_doc(db, doc["_id"], rev)
-            return
-        except NotFound:
-            return
-        except Conflict:
-            try:
-                rev = (await scope.store.get_doc(db, doc["_id"]))["_rev"]
-            except NotFound:
-                return  # already removed by a concurrent run of the same move
-    raise DatastoreConflict()
+    latest = {"_id": doc["_id"], "_rev": doc["_rev"]}
+    # NotFound: already removed by a concurrent run of the same move.
+    with contextlib.suppress(NotFound):
+        await update_doc(scope.store, scope.db(doc["_id"]), doc["_id"], _unchanged, current=latest, delete=True)
+
+
+def _unchanged(doc: JsonDict) -> JsonDict:
+    return doc
 
 
 async def finish(scope: Scope, source: JsonDict, plan: JsonDict, dest: JsonDict | None = None) -> JsonDict:
@@ -177,7 +167,7 @@ async def settle_quietly(scope: Scope, message_id: str) -> bool:
     it is, rather than not at all)."""
     try:
         return await settle_id(scope, message_id)
-    except (StorageError, DatastoreConflict):
+    except StorageError:
         log.exception("finishing the move of %s failed; it stays in its old box meanwhile", message_id)
         return False
 
