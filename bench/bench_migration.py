@@ -35,7 +35,7 @@ from kazoo_vm.concurrency import gather_or_cancel
 from kazoo_vm.config import Settings
 from kazoo_vm.domain import accounts
 from kazoo_vm.domain.legacy.outcomes import Options
-from kazoo_vm.migrate.driver import Scope, migrate
+from kazoo_vm.migrate.driver import Selection, migrate
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
@@ -169,7 +169,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
         run = functools.partial(
             migrate,
             store,
-            Scope(account_ids=(account.id,)),
+            Selection(account_ids=(account.id,)),
             settings,
             options=options,
             batch_size=args.batch_size,

@@ -1,18 +1,24 @@
-"""The application factory: settings, the CouchDB store's lifecycle, middleware and routes."""
+"""The one composition root: settings, the CouchDB store's lifecycle, middleware, routes, the event listeners and
+the hooks that join box and message rules."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
 from kazoo_vm import appkeys
 from kazoo_vm.auth.tokens import TokenService, load_or_create_signing_key
 from kazoo_vm.config import Settings
-from kazoo_vm.handlers.messages import install_hooks as install_message_hooks
+from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.messages import changes as message_changes
+from kazoo_vm.domain.messages import counts as message_counts
+from kazoo_vm.domain.messages.records import Scope
+from kazoo_vm.events import Events, Listener
 from kazoo_vm.http.middleware import kazoo_middleware
+from kazoo_vm.model import JsonDict
 from kazoo_vm.routes import setup_routes
 from kazoo_vm.runtime import prepare_couch, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
@@ -29,13 +35,35 @@ async def _sync_design_docs(store: CouchStore) -> None:
         log.exception("design document sync at start-up failed; views are repaired when first queried")
 
 
-def create_app(settings: Settings, *, sync_design_docs: bool | None = None) -> web.Application:
-    """The aiohttp application; ``sync_design_docs`` overrides the setting (tests switch it off)."""
+def install_hooks(app: web.Application) -> None:
+    """Box listing counts and what happens to a box's messages when it is deleted (cb_vmboxes delete/2 soft-deletes
+    them first): message rules the box module cannot import."""
+    settings = app[appkeys.SETTINGS]
+
+    async def counts(of: Account) -> dict[str, dict[str, int]]:
+        return await message_counts.account_counts(Scope(app[appkeys.STORE], settings, of, events=app[appkeys.EVENTS]))
+
+    async def before_box_deleted(store: CouchStore, of: Account, box: JsonDict) -> None:
+        await message_changes.delete_box_messages(Scope(store, settings, of, events=app[appkeys.EVENTS]), box)
+
+    app[appkeys.COUNTS] = counts
+    app[appkeys.BOX_DELETED_HOOK] = before_box_deleted
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sync_design_docs: bool | None = None,
+    listeners: Iterable[Listener] = (),
+) -> web.Application:
+    """The aiohttp application; ``sync_design_docs`` overrides the setting (tests switch it off); ``listeners``
+    hear every message event (:mod:`kazoo_vm.events`; none by default)."""
     if settings.couch_url is None:
         raise ValueError("create_app needs settings.couch_url (kazoo-vm serve starts the bundled CouchDB first)")
     couch_url = settings.couch_url
     app = web.Application(middlewares=[kazoo_middleware], client_max_size=settings.max_upload_bytes + 1024 * 1024)
     app[appkeys.SETTINGS] = settings
+    app[appkeys.EVENTS] = Events(listeners)
 
     async def couch_context(app: web.Application) -> AsyncIterator[None]:
         store = CouchStore(couch_url)
@@ -56,5 +84,5 @@ def create_app(settings: Settings, *, sync_design_docs: bool | None = None) -> w
 
     app.cleanup_ctx.append(couch_context)
     setup_routes(app)
-    install_message_hooks(app)
+    install_hooks(app)
     return app

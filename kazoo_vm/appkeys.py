@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from kazoo_vm.config import Settings
+from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.vmboxes import BoxDeletedHook, CountsProvider
+from kazoo_vm.events import Events
 from kazoo_vm.storage.couch import CouchStore
 
 if TYPE_CHECKING:
@@ -17,13 +20,14 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", CouchStore)
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
+EVENTS = web.AppKey("events", Events)
+# Per-box message counts merged into the box listing, and what happens to a box's messages when it is deleted:
+# message rules the box module cannot import (the message modules import it), wired in by kazoo_vm.app.
+COUNTS: web.AppKey[CountsProvider] = web.AppKey("vmbox_counts")
+BOX_DELETED_HOOK: web.AppKey[BoxDeletedHook] = web.AppKey("vmbox_deleted_hook")
 
 PARSED: web.RequestKey[ParsedRequest] = web.RequestKey("parsed")
 AUTH: web.RequestKey[AuthContext] = web.RequestKey("auth")
 ALLOWED_METHODS: web.RequestKey[tuple[str, ...]] = web.RequestKey("allowed_methods")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
-
-if TYPE_CHECKING:
-    from kazoo_vm.domain.accounts import Account
-
 ACCOUNT: web.RequestKey[Account] = web.RequestKey("account")

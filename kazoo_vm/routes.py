@@ -1,7 +1,10 @@
-"""The route table: every path kazoo_vm serves and which handler answers each method.
+"""The route table: every method on every path kazoo_vm serves, as data (:class:`~kazoo_vm.http.dispatch.Route`).
+
+The app serves it (:func:`setup_routes`); documentation and an OpenAPI description can read :data:`ROUTES` too.
 
 Paths are matched in order, so the literal ``/vmboxes/messages`` comes before ``/vmboxes/{box_id}``: Kazoo matches
-the token ``messages`` before a box id, so a box whose id is ``messages`` cannot be addressed.
+the token ``messages`` before a box id, so a box whose id is ``messages`` cannot be addressed; likewise
+``/messages/raw`` before ``/messages/{message_id}`` (cb_vmboxes matches the token ``raw`` first).
 """
 
 from __future__ import annotations
@@ -9,88 +12,48 @@ from __future__ import annotations
 from aiohttp import web
 
 from kazoo_vm.handlers import auth, messages, vmboxes
-from kazoo_vm.http.dispatch import AioHandler, endpoint
+from kazoo_vm.http.dispatch import Route, endpoint
 
 ACCOUNT = "/v2/accounts/{account_id}"
+BOXES = f"{ACCOUNT}/vmboxes"
+BOX = f"{BOXES}/{{box_id}}"
+MESSAGES = f"{BOX}/messages"
+MESSAGE = f"{MESSAGES}/{{message_id}}"
+
+ROUTES: tuple[Route, ...] = (
+    Route("PUT", "/v2/api_auth", auth.api_auth, "api_auth", auth="public", schema="api_auth"),
+    Route("PUT", "/v2/user_auth", auth.user_auth, "user_auth", auth="public", schema="user_auth"),
+    Route("GET", BOXES, vmboxes.list_boxes, "vmboxes"),
+    Route("PUT", BOXES, vmboxes.create_box, "vmboxes", schema="vmboxes"),
+    Route("GET", f"{BOXES}/messages", messages.list_account_messages, "vmbox_account_messages"),
+    Route("GET", MESSAGES, messages.list_box_messages, "vmbox_messages", body="json_or_audio"),
+    Route("PUT", MESSAGES, messages.put_message, "vmbox_messages", body="json_or_audio", schema="vm_message_metadata"),
+    Route("POST", MESSAGES, messages.post_messages, "vmbox_messages", body="json_or_audio"),
+    Route("DELETE", MESSAGES, messages.delete_messages, "vmbox_messages", body="json_or_audio"),
+    Route("POST", f"{MESSAGES}/raw", messages.zip_audio, "vmbox_messages_raw"),
+    Route("GET", MESSAGE, messages.get_message, "vmbox_message"),
+    Route("POST", MESSAGE, messages.post_message, "vmbox_message"),
+    Route("DELETE", MESSAGE, messages.delete_message, "vmbox_message"),
+    Route("GET", f"{MESSAGE}/raw", messages.get_audio, "vmbox_message_raw", body="json_or_audio"),
+    Route("PUT", f"{MESSAGE}/raw", messages.put_audio, "vmbox_message_raw", body="json_or_audio"),
+    Route("GET", BOX, vmboxes.get_box, "vmbox"),
+    Route("POST", BOX, vmboxes.replace_box, "vmbox", schema="vmboxes"),
+    Route("PATCH", BOX, vmboxes.patch_box, "vmbox", schema="vmboxes"),
+    Route("DELETE", BOX, vmboxes.delete_box, "vmbox"),
+)
 
 
-def _add(router: web.UrlDispatcher, path: str, handler: AioHandler, *, name: str) -> None:
-    """Serve ``path`` with and without a trailing slash: Kazoo splits the path on ``/`` and drops empty tokens."""
-    router.add_route("*", path, handler, name=name)
-    router.add_route("*", path + "/", handler)
+def by_path(routes: tuple[Route, ...] = ROUTES) -> dict[str, list[Route]]:
+    """The routes grouped by path, paths in the order they are matched."""
+    grouped: dict[str, list[Route]] = {}
+    for route in routes:
+        grouped.setdefault(route.path, []).append(route)
+    return grouped
 
 
-def setup_routes(app: web.Application) -> None:
-    router = app.router
-    _add(
-        router, "/v2/api_auth", endpoint({"PUT": auth.api_auth}, account_scoped=False, json_only=True), name="api_auth"
-    )
-    _add(
-        router,
-        "/v2/user_auth",
-        endpoint({"PUT": auth.user_auth}, account_scoped=False, json_only=True),
-        name="user_auth",
-    )
-    _add(
-        router,
-        f"{ACCOUNT}/vmboxes",
-        endpoint({"GET": vmboxes.list_boxes, "PUT": vmboxes.create_box}, json_only=True),
-        name="vmboxes",
-    )
-    setup_message_routes(app)
-    _add(
-        router,
-        f"{ACCOUNT}/vmboxes/{{box_id}}",
-        endpoint(
-            {
-                "GET": vmboxes.get_box,
-                "POST": vmboxes.replace_box,
-                "PATCH": vmboxes.patch_box,
-                "DELETE": vmboxes.delete_box,
-            },
-            json_only=True,
-        ),
-        name="vmbox",
-    )
-
-
-def setup_message_routes(app: web.Application) -> None:
-    """Message routes (issue #3) go here, before the box route; ``/messages/raw`` before ``/messages/{message_id}``
-    for the same reason (cb_vmboxes matches the token ``raw`` first)."""
-    router = app.router
-    box = f"{ACCOUNT}/vmboxes/{{box_id}}/messages"
-    _add(
-        router,
-        f"{ACCOUNT}/vmboxes/messages",
-        endpoint({"GET": messages.list_account_messages}, json_only=True),
-        name="vmbox_account_messages",
-    )
-    _add(
-        router,
-        box,
-        endpoint(
-            {
-                "GET": messages.list_box_messages,
-                "PUT": messages.put_message,
-                "POST": messages.post_messages,
-                "DELETE": messages.delete_messages,
-            }
-        ),
-        name="vmbox_messages",
-    )
-    _add(router, f"{box}/raw", endpoint({"POST": messages.zip_audio}, json_only=True), name="vmbox_messages_raw")
-    _add(
-        router,
-        f"{box}/{{message_id}}",
-        endpoint(
-            {"GET": messages.get_message, "POST": messages.post_message, "DELETE": messages.delete_message},
-            json_only=True,
-        ),
-        name="vmbox_message",
-    )
-    _add(
-        router,
-        f"{box}/{{message_id}}/raw",
-        endpoint({"GET": messages.get_audio, "PUT": messages.put_audio}),
-        name="vmbox_message_raw",
-    )
+def setup_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
+    """Serve every path with and without a trailing slash: Kazoo splits the path on ``/`` and drops empty tokens."""
+    for path, served in by_path(routes).items():
+        handler = endpoint(served)
+        app.router.add_route("*", path, handler, name=served[0].name)
+        app.router.add_route("*", path + "/", handler)

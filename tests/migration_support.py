@@ -15,7 +15,7 @@ from typing import Any
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.legacy.documents import migrated_doc
 from kazoo_vm.domain.legacy.outcomes import Options
-from kazoo_vm.migrate.driver import Scope, migrate
+from kazoo_vm.migrate.driver import Selection, migrate
 from kazoo_vm.migrate.report import Report
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
@@ -192,7 +192,7 @@ async def run_migration(
 ) -> Report:
     return await migrate(
         store,
-        Scope(account_ids=(account_id,), box_ids=tuple(boxes)),
+        Selection(account_ids=(account_id,), box_ids=tuple(boxes)),
         Settings(default_timezone=TIMEZONE),
         options=Options(**options),
         batch_size=batch_size,

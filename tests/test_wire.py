@@ -17,7 +17,7 @@ from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
 from kazoo_vm.config import Settings
 from kazoo_vm.errors import DatastoreConflict
-from kazoo_vm.http.dispatch import endpoint
+from kazoo_vm.http.dispatch import Route, endpoint
 from kazoo_vm.http.error_handlers import to_kazoo_error
 from kazoo_vm.storage import errors as storage_errors
 
@@ -194,7 +194,8 @@ async def test_an_unexpected_exception_is_logged_and_answered_500_unspecified_fa
     async def broken(request: web.Request) -> web.StreamResponse:
         raise RuntimeError("boom")
 
-    app.router.add_route("*", "/v2/broken", endpoint({"GET": broken}, account_scoped=False))
+    route = Route("GET", "/v2/broken", broken, "broken", auth="public", body="json_or_audio")
+    app.router.add_route("*", "/v2/broken", endpoint([route]))
     client: TestClient[Any, Any] = await aiohttp_client(app)
     with caplog.at_level(logging.ERROR):
         response = await client.get("/v2/broken", headers={"X-Request-Id": "trace-me"})

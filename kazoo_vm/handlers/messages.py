@@ -9,10 +9,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from kazoo_vm import appkeys
-from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.messages import actions as message_actions
 from kazoo_vm.domain.messages import changes as message_changes
-from kazoo_vm.domain.messages import counts as message_counts
 from kazoo_vm.domain.messages import downloads
 from kazoo_vm.domain.messages.create import create_message
 from kazoo_vm.domain.messages.documents import public_metadata
@@ -21,18 +19,16 @@ from kazoo_vm.domain.messages.listing_query import ListingQuery, listing_query
 from kazoo_vm.domain.messages.records import Scope
 from kazoo_vm.domain.messages.zip_download import zip_chunks
 from kazoo_vm.handlers.common import account, actor, location, parsed
-from kazoo_vm.handlers.vmboxes import BOX_DELETED_HOOK, COUNTS
 from kazoo_vm.http import downloads as http_downloads
 from kazoo_vm.http import envelope
 from kazoo_vm.http.middleware import finish_headers
-from kazoo_vm.model import JsonDict
-from kazoo_vm.storage.couch import CouchStore
 
 log = logging.getLogger(__name__)
 
 
 def _scope(request: web.Request) -> Scope:
-    return Scope(request.app[appkeys.STORE], request.app[appkeys.SETTINGS], account(request), actor(request))
+    app = request.app
+    return Scope(app[appkeys.STORE], app[appkeys.SETTINGS], account(request), actor(request), app[appkeys.EVENTS])
 
 
 # -- listings -------------------------------------------------------------------------------------------
@@ -164,20 +160,3 @@ async def zip_audio(request: web.Request) -> web.StreamResponse:
     request_id = request.get(appkeys.REQUEST_ID, "voicemail")
     response.headers["Content-Disposition"] = http_downloads.content_disposition(f"{request_id}.zip")
     return await _send(request, response, zip_chunks(entries))
-
-
-# -- hooks for the box endpoints -----------------------------------------------------------------------------
-
-
-def install_hooks(app: web.Application) -> None:
-    """Box listing counts and what happens to a box's messages when it is deleted."""
-    settings = app[appkeys.SETTINGS]
-
-    async def counts(of: Account) -> dict[str, dict[str, int]]:
-        return await message_counts.account_counts(Scope(app[appkeys.STORE], settings, of))
-
-    async def before_box_deleted(store: CouchStore, of: Account, box: JsonDict) -> None:
-        await message_changes.delete_box_messages(Scope(store, settings, of), box)
-
-    app[COUNTS] = counts
-    app[BOX_DELETED_HOOK] = before_box_deleted

@@ -17,9 +17,6 @@ from kazoo_vm.handlers.common import account, actor, location, parsed
 from kazoo_vm.http import envelope
 from kazoo_vm.storage.couch import CouchStore
 
-# Issue #3 installs the message counts here (app key), so the box listing can merge them.
-COUNTS: web.AppKey[vmboxes.CountsProvider] = web.AppKey("vmbox_counts")
-
 
 def _box_response(saved: vmboxes.SavedBox) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
     data = to_response(saved.doc)
@@ -33,8 +30,7 @@ async def list_boxes(request: web.Request) -> web.StreamResponse:
     store = request.app[appkeys.STORE]
     req = parsed(request)
     paging = paging_from(req, request.app[appkeys.SETTINGS].page_size)
-    counts_provider = request.app.get(COUNTS)
-    counts = await counts_provider(account(request)) if counts_provider is not None else None
+    counts = await request.app[appkeys.COUNTS](account(request))
     page = await vmboxes.list_boxes(store, account(request), paging, build_filter(req.query), counts)
     # crossbar_doc paging: start_key is echoed only when the client sent one.
     start_key = req.value("start_key") if paging.start_key_given else None
@@ -83,17 +79,13 @@ async def patch_box(request: web.Request) -> web.StreamResponse:
     return await _update_box(request, vmboxes.patch_box)
 
 
-# Issue #3 installs here what happens to a box's messages when the box is deleted.
-BOX_DELETED_HOOK: web.AppKey[vmboxes.BoxDeletedHook] = web.AppKey("vmbox_deleted_hook")
-
-
 async def delete_box(request: web.Request) -> web.StreamResponse:
     doc = await vmboxes.delete_box(
         request.app[appkeys.STORE],
         account(request),
         request.match_info["box_id"],
         actor(request),
-        before_delete=request.app.get(BOX_DELETED_HOOK),
+        before_delete=request.app[appkeys.BOX_DELETED_HOOK],
         hard=str(parsed(request).value("should_soft_delete")).lower() == "false",
     )
     data = to_response(doc)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.legacy.outcomes import Options
-from kazoo_vm.migrate.driver import Scope, migrate
+from kazoo_vm.migrate.driver import Selection, migrate
 from kazoo_vm.migrate.report import Report
 from kazoo_vm.runtime import couch_for, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
@@ -96,13 +96,13 @@ def add_command(commands: Any) -> None:
 
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
     options = Options(dry_run=args.dry_run, purge_legacy_media=args.purge_legacy_media)
-    scope = Scope(account_ids=tuple(args.accounts), box_ids=tuple(args.boxes))
+    selection = Selection(account_ids=tuple(args.accounts), box_ids=tuple(args.boxes))
     progress = BarProgress(enabled=sys.stderr.isatty())
     try:
         with couch_for(settings) as ready:
             assert ready.couch_url is not None
             report = asyncio.run(
-                _migrate(ready, scope, options, batch_size=args.batch_size, workers=args.workers, progress=progress)
+                _migrate(ready, selection, options, batch_size=args.batch_size, workers=args.workers, progress=progress)
             )
     finally:
         progress.close()
@@ -114,7 +114,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _migrate(
     settings: Settings,
-    scope: Scope,
+    selection: Selection,
     options: Options,
     *,
     batch_size: int | None,
@@ -127,7 +127,7 @@ async def _migrate(
     try:
         await wait_for_couch(store)
         return await migrate(
-            store, scope, settings, options=options, batch_size=batch_size, workers=workers, progress=progress
+            store, selection, settings, options=options, batch_size=batch_size, workers=workers, progress=progress
         )
     finally:
         await store.close()

@@ -21,6 +21,7 @@ from kazoo_vm.domain.legacy.entries import entries_of, media_id_of
 from kazoo_vm.domain.legacy.modbs import ModbCheck
 from kazoo_vm.domain.legacy.outcomes import Options, Outcome, Status
 from kazoo_vm.domain.legacy.routine import migrate_entries
+from kazoo_vm.events import NO_EVENTS, Events
 from kazoo_vm.migrate.report import Report
 from kazoo_vm.storage import accounts as stored_accounts
 from kazoo_vm.storage import boxes as stored_boxes
@@ -50,7 +51,9 @@ class _Silent:
 
 
 @dataclass(frozen=True)
-class Scope:
+class Selection:
+    """Which legacy voicemail a run migrates."""
+
     account_ids: tuple[str, ...] = ()  # empty: every account in the accounts database
     box_ids: tuple[str, ...] = ()  # empty: every box with legacy entries
 
@@ -95,7 +98,7 @@ def batches(entries: Sequence[Any], size: int) -> list[list[Any]]:
 
 
 class Migration:
-    """One run over a scope; ``report`` fills as boxes finish."""
+    """One run over a selection; ``report`` fills as boxes finish."""
 
     def __init__(
         self,
@@ -106,8 +109,10 @@ class Migration:
         batch_size: int | None = None,
         workers: int | None = None,
         progress: Progress | None = None,
+        events: Events = NO_EVENTS,
     ) -> None:
         self.store = store
+        self.events = events
         self.settings = settings
         self.options = options
         self.batch_size = max(1, batch_size or settings.migrate_batch_size)
@@ -116,15 +121,15 @@ class Migration:
         self.report = Report(dry_run=options.dry_run, purge_legacy_media=options.purge_legacy_media)
         self._modbs = ModbCheck()
 
-    async def run(self, scope: Scope) -> Report:
+    async def run(self, selection: Selection) -> Report:
         limit = asyncio.Semaphore(self.workers)
 
         async def discover(account: Account | str) -> list[BoxJob]:
             async with limit:
-                return await self._jobs(account, scope.box_ids)
+                return await self._jobs(account, selection.box_ids)
 
         # Named accounts are read one by one (and checked); "every account" comes with its documents in one query.
-        accounts: list[Account | str] = list(scope.account_ids) or list(await self._all_accounts())
+        accounts: list[Account | str] = list(selection.account_ids) or list(await self._all_accounts())
         found = await gather_or_cancel(discover(account) for account in accounts)
         jobs = [job for account_jobs in found for job in account_jobs]
         self.progress.add_total(sum(job.entries for job in jobs))
@@ -218,6 +223,7 @@ class Migration:
                     options=self.options,
                     modbs=self._modbs,
                     node=self.settings.node_name,
+                    events=self.events,
                 )
             except KeptChanging as exc:
                 outcomes = _all_failed(batch, f"box_update_failed: {exc}")
@@ -245,14 +251,17 @@ def _all_failed(batch: Sequence[Any], reason: str) -> list[Outcome]:
 
 async def migrate(
     store: CouchStore,
-    scope: Scope,
+    selection: Selection,
     settings: Settings,
     *,
     options: Options,
     batch_size: int | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    events: Events = NO_EVENTS,
 ) -> Report:
-    """Migrate the scope; batch size and workers default to the settings (``KAZOO_VM_MIGRATE_*``)."""
-    migration = Migration(store, settings, options=options, batch_size=batch_size, workers=workers, progress=progress)
-    return await migration.run(scope)
+    """Migrate the selection; batch size and workers default to the settings (``KAZOO_VM_MIGRATE_*``)."""
+    migration = Migration(
+        store, settings, options=options, batch_size=batch_size, workers=workers, progress=progress, events=events
+    )
+    return await migration.run(selection)

@@ -31,6 +31,7 @@ from kazoo_vm.domain.legacy.entries import (
 from kazoo_vm.domain.legacy.outcomes import BOX_BUSY, Status
 from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.domain.messages import retention
+from kazoo_vm.events import NO_EVENTS, Events
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import legacy as stored_legacy
 from kazoo_vm.storage import naming
@@ -44,7 +45,13 @@ _LOOKUP_CONCURRENCY = 8
 
 
 async def resolve_legacy_id(
-    store: CouchStore, settings: Settings, account: Account, box: JsonDict, legacy_id: str
+    store: CouchStore,
+    settings: Settings,
+    account: Account,
+    box: JsonDict,
+    legacy_id: str,
+    *,
+    events: Events = NO_EVENTS,
 ) -> str | None:
     """The MODB id for a legacy 32-hex message id of ``box``: migrate the entry first if it is still in the
     box's ``messages`` array, or find the document already migrated from it (``pvt_previous_id``).
@@ -54,7 +61,13 @@ async def resolve_legacy_id(
     if entries:
         timezone = await box_timezone(store, settings, account, box)
         outcomes = await migrate_entries(
-            store, account_id=account.id, box=box, entries=entries, default_timezone=timezone, node=settings.node_name
+            store,
+            account_id=account.id,
+            box=box,
+            entries=entries,
+            default_timezone=timezone,
+            node=settings.node_name,
+            events=events,
         )
         for outcome in outcomes:
             if outcome.legacy_id != legacy_id:

@@ -62,6 +62,7 @@ from kazoo_vm.domain.legacy.outcomes import (
     Outcome,
     Status,
 )
+from kazoo_vm.events import NO_EVENTS, Events, MessageChange, MessageEvent
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
@@ -134,9 +135,11 @@ async def migrate_entries(
     now: int | None = None,
     modbs: ModbCheck | None = None,
     node: str | None = None,
+    events: Events = NO_EVENTS,
 ) -> list[Outcome]:
     """Migrate ``entries`` (taken from ``box["messages"]``; ``box`` may be a little stale) and record the result
-    in the box. Returns one outcome per distinct legacy id, plus one per entry without an id."""
+    in the box. Returns one outcome per distinct legacy id, plus one per entry without an id; each message this
+    call wrote is announced to ``events``."""
     batch = Batch(
         store=store,
         account_id=account_id,
@@ -164,6 +167,11 @@ async def migrate_entries(
     outcomes = [item.outcome for item in items.values() if item.outcome is not None]
     if not batch.options.dry_run:
         await _record(batch, outcomes, bool(unidentified))
+        await events.announce_all(
+            MessageEvent(MessageChange.MIGRATED, account_id, box["_id"], o.new_id, previous_id=o.legacy_id)
+            for o in outcomes
+            if o.status is Status.MIGRATED and o.new_id is not None
+        )
     return unidentified + outcomes
 
 

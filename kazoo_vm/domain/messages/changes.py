@@ -42,6 +42,7 @@ from kazoo_vm.domain.messages.records import (
 )
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
+from kazoo_vm.events import MessageChange, MessageEvent
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 
@@ -114,7 +115,14 @@ async def _change_one(
     if doc is None:
         doc = await load_message(scope, box_id, raw_id)
     check_retention(scope, doc, raw_id)
-    return public_metadata(await _update(scope, box_id, raw_id, doc, _folder_change(folder, soft_delete=soft_delete)))
+    changed = await _update(scope, box_id, raw_id, doc, _folder_change(folder, soft_delete=soft_delete))
+    await scope.events.announce(_folder_event(scope, box_id, changed["_id"], folder, soft_delete=soft_delete))
+    return public_metadata(changed)
+
+
+def _folder_event(scope: Scope, box_id: str, message_id: str, folder: str, *, soft_delete: bool) -> MessageEvent:
+    change = MessageChange.DELETED if soft_delete else MessageChange.FOLDER_CHANGED
+    return scope.event(change, box_id, message_id, folder=folder)
 
 
 async def change_folder(scope: Scope, box_id: str, raw_id: str, folder: Any, doc: JsonDict | None = None) -> JsonDict:
@@ -195,8 +203,11 @@ def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool) -
 
 async def _bulk_apply(scope: Scope, box_id: str, ids: dict[str, str], folder: str, soft_delete: bool) -> BulkResult:
     """Apply a folder change to resolved ids (``{MODB id: requested id}``). Succeeded lists the MODB ids (a
-    migrated legacy message is answered with its new id, issue #4); failures stay under the ids the client sent."""
+    migrated legacy message is answered with its new id); failures stay under the ids the client sent."""
     outcome = await bulk_update(scope, list(ids), _bulk_change(scope, box_id, folder, soft_delete=soft_delete))
+    await scope.events.announce_all(
+        _folder_event(scope, box_id, message_id, folder, soft_delete=soft_delete) for message_id in outcome.succeeded
+    )
     return BulkResult(
         succeeded=outcome.succeeded,
         failed={ids.get(message_id, message_id): reason for message_id, reason in outcome.failed.items()},

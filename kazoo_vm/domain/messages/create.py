@@ -17,10 +17,11 @@ from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages import counts as message_counts
-from kazoo_vm.domain.messages.documents import NO_REALM, new_message_doc
+from kazoo_vm.domain.messages.documents import NO_REALM, folder_of, new_message_doc
 from kazoo_vm.domain.messages.records import Scope, put_new_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
+from kazoo_vm.events import MessageChange
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 
@@ -114,4 +115,5 @@ async def create_message(scope: Scope, box_id: str, data: Any, files: list[Uploa
         # One request writes the document and its audio: a failed upload leaves no message without audio.
         doc["_attachments"] = {recording.attachment_name(message_id): recording.inline()}
     await put_new_message(scope, doc)
+    await scope.events.announce(scope.event(MessageChange.CREATED, box["_id"], message_id, folder=folder_of(doc)))
     return doc

@@ -44,7 +44,9 @@ async def resolve_id(scope: Scope, box_id: str, raw_id: str, box: JsonDict | Non
         return raw_id
     if box is None:
         box = await load_box(scope.store, scope.account, box_id)
-    return await legacy_ids.resolve_legacy_id(scope.store, scope.settings, scope.account, box, raw_id)
+    return await legacy_ids.resolve_legacy_id(
+        scope.store, scope.settings, scope.account, box, raw_id, events=scope.events
+    )
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from kazoo_vm.domain.messages import retention, transit
 from kazoo_vm.domain.messages.bulk import BulkResult
+from kazoo_vm.domain.messages.documents import folder_of
 from kazoo_vm.domain.messages.records import (
     NOT_FOUND,
     MessageGone,
@@ -27,6 +28,7 @@ from kazoo_vm.domain.messages.records import (
     read_message,
     update_message,
 )
+from kazoo_vm.events import MessageChange
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.errors import NotFound, StorageError
@@ -79,7 +81,11 @@ async def move_message(
     if found and plan["vmbox_id"] != dest["_id"]:
         await transit.settle(scope, source)
         raise MessageGone(message_id)
-    return await transit.finish(scope, source, plan, dest)
+    moved = await transit.finish(scope, source, plan, dest)
+    await scope.events.announce(
+        scope.event(MessageChange.MOVED, dest["_id"], moved["_id"], previous_id=message_id, folder=folder_of(moved))
+    )
+    return moved
 
 
 async def copy_message(
@@ -100,6 +106,9 @@ async def copy_message(
         target = transit.transformed(scope, source, new_id, box_id, dest, zone, now)
         await put_new_message(scope, transit.with_audio(target, inline))
         created.append(new_id)
+        await scope.events.announce(
+            scope.event(MessageChange.COPIED, dest["_id"], new_id, previous_id=message_id, folder=folder_of(target))
+        )
     return created
 
 

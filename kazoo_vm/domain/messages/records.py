@@ -22,6 +22,7 @@ from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.documents import Actor
 from kazoo_vm.domain.messages import retention
 from kazoo_vm.domain.messages.documents import MESSAGE_TYPE, stamp_message
+from kazoo_vm.events import NO_EVENTS, Events, MessageChange, MessageEvent
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
@@ -42,6 +43,10 @@ class Scope:
     settings: Settings
     account: Account
     actor: Actor = field(default_factory=Actor)
+    events: Events = NO_EVENTS
+
+    def event(self, change: MessageChange, box_id: str, message_id: str, **details: str | None) -> MessageEvent:
+        return MessageEvent(change, self.account.id, box_id, message_id, **details)
 
     def db(self, message_id: str) -> str:
         return naming.message_db(self.account.id, message_id)

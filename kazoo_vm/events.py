@@ -1,0 +1,63 @@
+"""What happened to a message, announced to whoever listens: the seam for notifications (MWI, e-mail, webhooks).
+
+The domain announces every message it creates, moves, copies, deletes or files in another folder, and every legacy
+message the migrator writes, through one :class:`Events`; with no listener that costs nothing. A listener is an
+``async`` callable taking a :class:`MessageEvent`; one that fails is logged and never fails the operation (the
+change is already in CouchDB). Listeners are wired in :mod:`kazoo_vm.app` (the one composition root).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+log = logging.getLogger(__name__)
+
+
+class MessageChange(str, Enum):  # noqa: UP042 - the value is the event's name in logs and payloads
+    CREATED = "created"  # PUT /vmboxes/{B}/messages
+    FOLDER_CHANGED = "folder_changed"  # POST .../messages[/{M}] without source_id
+    DELETED = "deleted"  # DELETE .../messages[/{M}] (soft delete: folder "deleted"), and a box's deletion
+    MOVED = "moved"  # POST with source_id naming one box: message_id is the new id, previous_id the old
+    COPIED = "copied"  # POST with source_id naming several boxes: one event per copy
+    MIGRATED = "migrated"  # a legacy message written (and verified) in its MODB: previous_id is the legacy id
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    change: MessageChange
+    account_id: str
+    box_id: str
+    message_id: str
+    previous_id: str | None = None
+    folder: str | None = None
+
+
+Listener = Callable[[MessageEvent], Awaitable[None]]
+
+
+class Events:
+    """The listeners of one process; :data:`NO_EVENTS` has none."""
+
+    def __init__(self, listeners: Iterable[Listener] = ()) -> None:
+        self._listeners = list(listeners)
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def announce(self, event: MessageEvent) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(event)
+            except Exception:
+                log.exception("event listener %r failed on %s", listener, event)
+
+    async def announce_all(self, events: Iterable[MessageEvent]) -> None:
+        if self._listeners:
+            for event in events:
+                await self.announce(event)
+
+
+NO_EVENTS = Events()
