@@ -3,7 +3,7 @@
 The examples (requests exactly as the document's curl commands send them, and the documented response data) are in
 ``fixtures/api_doc_examples.json``. A replay passes when the envelope has Kazoo's keys and ``data`` has every key the
 document shows, with the document's value, apart from values that differ per run (ids, message counts). Keys the
-document leaves out may only be schema defaults (kazoo-crossbar-http.md §1.1: defaults are filled in).
+document leaves out may only be schema defaults (kz_json_schema fills defaults in).
 """
 
 from __future__ import annotations

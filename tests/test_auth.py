@@ -1,4 +1,5 @@
-"""Authentication (api_auth, user_auth, tokens, Basic) and authorisation, as Kazoo 4.3 (crossbar-http §3)."""
+"""Authentication (api_auth, user_auth, tokens, Basic) and authorisation, as Kazoo 4.3
+(cb_api_auth, cb_user_auth, crossbar_auth)."""
 
 from __future__ import annotations
 
@@ -236,7 +237,7 @@ async def test_tokens_survive_a_restart_because_the_key_lives_in_couchdb(
 
 
 async def test_only_users_marked_enabled_can_log_in(client: TestClient[Any, Any], account: TestAccount) -> None:
-    # users/creds_by_md5 matches enabled users only (cb_user_auth; kazoo-crossbar-http.md 3.1)
+    # users/creds_by_md5 matches enabled users only (cb_user_auth)
     store = client.app[appkeys.STORE]
     user = await accounts.create_user(store, account_id=account.id, username="dora", password="pw")
     request = {"credentials": md5("dora:pw"), "account_name": "Test Account"}

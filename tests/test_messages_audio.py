@@ -1,6 +1,6 @@
 """Raw audio: GET with Kazoo's headers, Range and Accept negotiation; PUT replacing it; the ZIP of several.
 
-Expectations: kazoo-crossbar-http.md §1.8 and §4.3-4.4 (api_resource_tests Range cases).
+Expectations: cb_vmboxes load_message_binary, api_resource to_binary/get_range (api_resource_tests Range cases).
 """
 
 from __future__ import annotations

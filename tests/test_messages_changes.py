@@ -1,5 +1,5 @@
-"""Folder changes and deletes, one message or many (kazoo-crossbar-http.md §1.6.4-1.6.5b, §4.5 items 8-12;
-kazoo-storage-model.md §4.4)."""
+"""Folder changes and deletes, one message or many (cb_vmboxes post/4, delete/4;
+kvm_message:change_folder)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Message counts in the box listing (cb_vmboxes merge_summary_fold; kazoo-crossbar-http.md §1.5, §4.5 item 11),
+"""Message counts in the box listing (cb_vmboxes merge_summary_fold),
 computed from grouped ``_count`` reduce views over exactly the retention window."""
 
 from __future__ import annotations

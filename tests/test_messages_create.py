@@ -1,6 +1,6 @@
 """PUT /vmboxes/{B}/messages: documents stored as Kazoo stores them, Kazoo's defaults, and the limits.
 
-Expectations: kazoo-crossbar-http.md §1.6.6, §4.2-4.3 and kazoo-storage-model.md §3 (document shape).
+Expectations: cb_vmboxes create_new_message_document and kzd_box_message (document shape).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """GET /vmboxes/{B}/messages/{M}: one read, Kazoo's shapes, retention, and the API document's folder rule.
 
-Expectations: kazoo-crossbar-http.md §1.6.3, §2.4; kazoo-storage-model.md §4.7, §4.10; issue #3.
+Expectations: cb_vmboxes load_message, kvm_message:fetch, kvm_util enforce_retention.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """GET /vmboxes/{B}/messages and GET /vmboxes/messages: order, paging across monthly databases, filters, ranges.
 
-The KCRO-24 scenario is replayed exactly as kazoo-crossbar-http.md §4.2 gives it; the rest follows §1.6.1-1.6.2,
-§2.5-2.6 and crossbar_view's time_range rules.
+The KCRO-24 scenario is replayed exactly as Kazoo's ticket gives it; the rest follows cb_vmboxes' listings, crossbar's
+filters and paging, and crossbar_view's time_range rules.
 """
 
 from __future__ import annotations

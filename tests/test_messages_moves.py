@@ -1,5 +1,5 @@
 """Moving and copying messages between boxes: Kazoo's transforms, audio carried along, crash safety and
-concurrency (kazoo-storage-model.md §4.5-4.6; issue #3 "Limits and bad input")."""
+concurrency (kvm_messages:move_to_vmbox, kvm_message:copy_to_vmboxes)."""
 
 from __future__ import annotations
 

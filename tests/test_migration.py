@@ -320,7 +320,7 @@ async def test_timestamps_no_month_can_hold_fall_back_as_missing_ones_do(
 
 def test_fallback_timestamp_follows_kazoos_order() -> None:
     """Media ``pvt_modified``, its ``pvt_created``, the box's ``pvt_modified``, its ``pvt_created``, then now
-    (kvm_migrate_account get_timestamp; the box's through the keys Kazoo meant, defect §5.6); unusable values skip."""
+    (kvm_migrate_account get_timestamp; the box's through the keys Kazoo meant); unusable values skip."""
     t = [gregorian(2016, month) for month in range(1, 6)]
     media = {"pvt_modified": t[0], "pvt_created": t[1]}
     box = {"pvt_modified": t[2], "pvt_created": t[3]}
@@ -334,7 +334,7 @@ def test_fallback_timestamp_follows_kazoos_order() -> None:
 
 
 async def test_entries_outside_the_batch_are_left_untouched(store: CouchStore, account: TestAccount) -> None:
-    """Kazoo's update_message_array dropped every entry of the box not failed in *this* batch (defect §5.6)."""
+    """Kazoo's update_message_array dropped every entry of the box not failed in *this* batch."""
     box = await seed_box(
         store, account.id, "partial", {f"{index:032x}": gregorian(2016, 3, index) for index in range(1, 5)}
     )
@@ -540,7 +540,7 @@ async def test_no_entry_is_dropped_across_batches_boxes_and_workers(
     couch_url: str, store: CouchStore, account: TestAccount
 ) -> None:
     """Kazoo's update_message_array rewrote a whole box from one batch's results and dropped what the batch had
-    not failed (defect §5.6). Here three boxes of one account, worked on by three workers in batches of two, have
+    not failed. Here three boxes of one account, worked on by three workers in batches of two, have
     failures in every batch, and an entry arrives in each box while the run is under way: every entry that was
     not migrated is still there, exactly as it was, plus its migration_error when this run tried it."""
     docs: list[JsonDict] = []

@@ -1,4 +1,4 @@
-"""Kazoo's database names and ids (kazoo-storage-model.md §2 and §7.1), without a database."""
+"""Kazoo's database names and ids (kz_util:format_account_db, kazoo_modb), without a database."""
 
 from __future__ import annotations
 

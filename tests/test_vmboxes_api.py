@@ -1,6 +1,6 @@
 """The voicemail-box API through real HTTP: PUT, GET, POST, PATCH and DELETE of ``/vmboxes`` and ``/vmboxes/{B}``.
 
-What is expected comes from Kazoo 4.3 (kazoo-crossbar-http.md §1.1-1.3, §2.4, §4.4, §4.5) and issue 2 §6. Every test
+What is expected comes from Kazoo 4.3 (cb_vmboxes.erl, kz_json_schema, docs/compatibility.md). Every test
 gets a fresh account; stored documents are read back straight from CouchDB with the ``store`` fixture.
 """
 
@@ -22,7 +22,7 @@ UNIQUE_MESSAGE = "Invalid mailbox number or already exists"
 MIGRATE_MESSAGE = "Please migrate your voicemail box messages to MODB"
 EMAIL_WARNING = "214 Transformation applied: attribute notify_email_address replaced"
 
-# Every defaulted key of Kazoo's vmboxes.json, with its default (kazoo-crossbar-http.md §1.1).
+# Every defaulted key of Kazoo's vmboxes.json, with its default (schemas/vmboxes.json).
 SCHEMA_DEFAULTS: dict[str, Any] = {
     "announcement_only": False,
     "check_if_owner": True,

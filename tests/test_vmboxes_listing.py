@@ -1,7 +1,7 @@
 """GET ``/v2/accounts/{A}/vmboxes``: item shape, order, paging with opaque start keys, and the generic filters.
 
 Expected behaviour: Kazoo 4.3's ``crossbar_listing`` view and ``crossbar_doc:load_view`` paging
-(kazoo-crossbar-http.md §1.3, §2.5, §2.6, §5 items 8-9) and issue 2 §6 ("filtered-out rows not using up the page").
+(crossbar_view, crossbar_filter; filtered-out rows not using up the page).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Authenticating and authorising a request to ``/v2/accounts/{A}/...`` (kazoo-crossbar-http.md §2.7, §3.4)."""
+"""Authenticating and authorising a request to ``/v2/accounts/{A}/...`` (cb_context, crossbar_auth:validate)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ async def _basic_auth(store: CouchStore, header: str) -> AuthContext:
         owner_id = None
     if owner_id is None:
         raise InvalidCredentials()
-    return AuthContext(token=None, account_id=account_id, owner_id=owner_id, method="cb_basic_auth")
+    return AuthContext(token=None, account_id=account_id, owner_id=owner_id)
 
 
 async def authenticate(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class AuthContext:
+    """The caller: the token to echo in the envelope (None for Basic credentials), its account and its user."""
+
     token: str | None
     account_id: str
     owner_id: str | None = None
-    method: str = "cb_api_auth"
-    claims: dict[str, Any] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""Kazoo 4.3 auth tokens: RS256 JWTs with Kazoo's claims (kz_auth_jwt; kazoo-crossbar-http.md §3.3).
+"""Kazoo 4.3 auth tokens: RS256 JWTs with Kazoo's claims (kz_auth_jwt, kz_auth_token).
 
 The RSA signing key is generated on first start and kept in CouchDB (``system_auth`` database, as Kazoo keeps
 its keys there), so restarts and every service process over the same CouchDB accept the same tokens. Two
@@ -116,6 +116,4 @@ class TokenService:
             token=token,
             account_id=account_id,
             owner_id=owner_id if isinstance(owner_id, str) else None,
-            method=str(claims.get("method", "")),
-            claims=claims,
         )

@@ -1,4 +1,4 @@
-"""Crossbar's generic query-string filters (crossbar_filter.erl; kazoo-crossbar-http.md §2.5).
+"""Crossbar's generic query-string filters (crossbar_filter.erl).
 
 ``filter_<path>=v`` (the value at that dot path, as a string, equals ``v``, or is a member of a JSON array ``v``),
 ``filter_not_<path>``, ``has_key``, ``key_missing``, ``has_value``, ``value_missing``, and

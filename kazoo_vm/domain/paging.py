@@ -1,4 +1,4 @@
-"""Paging parameters and Kazoo's opaque start keys (kazoo-crossbar-http.md §2.6).
+"""Paging parameters and Kazoo's opaque start keys (crossbar_view:start_key, next_start_key).
 
 Start keys are opaque strings to clients: base64url (no padding) of the JSON view key. A value that does not
 decode that way is used as a literal key, as Kazoo does.

@@ -1,4 +1,5 @@
-"""JSON-schema validation the way Kazoo's ``kz_json_schema`` does it (kazoo-crossbar-http.md §1.2, §2.4).
+"""JSON-schema validation the way Kazoo's ``kz_json_schema`` does it (kz_json_schema:validate,
+cb_context:validate_request_data).
 
 * Schemas come from ``schemas/`` (draft-04), referenced by their ``$id`` (``"notify.callback"``).
 * Defaults are written into the validated data (jesse ``use_defaults``), so they are stored and returned.

@@ -1,6 +1,6 @@
 """Voicemail boxes: validation, unique mailbox numbers, replace/patch/soft delete, and the listing.
 
-Boxes are ``pvt_type: "vmbox"`` documents in the account database (cb_vmboxes.erl; kazoo-crossbar-http.md §1.1-1.3).
+Boxes are ``pvt_type: "vmbox"`` documents in the account database (cb_vmboxes.erl).
 
 Unique mailbox numbers. Kazoo checks uniqueness with the ``vmboxes/listing_by_mailbox`` view only, which lets two
 concurrent creates both succeed. We keep that check (it also covers boxes written by Kazoo itself) and add a
@@ -74,9 +74,9 @@ class BoxPage:
     next_start_key: str | None
 
 
-# Issue-3 hook: per-box message counts merged into the listing, ``{box_id: {"new": n, "saved": s}}``.
+# Per-box message counts merged into the listing, ``{box_id: {"new": n, "saved": s}}`` (wired in by app.py).
 CountsProvider = Callable[[Account], Awaitable[Mapping[str, Mapping[str, int]]]]
-# Issue-3 hook: runs before a box is soft-deleted (Kazoo soft-deletes the box's messages first).
+# Runs before a box is soft-deleted (cb_vmboxes delete/2 soft-deletes the box's messages first; wired in by app.py).
 BoxDeletedHook = Callable[[CouchStore, Account, JsonDict], Awaitable[None]]
 
 

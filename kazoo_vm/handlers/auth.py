@@ -1,4 +1,4 @@
-"""``PUT /v2/api_auth`` and ``PUT /v2/user_auth`` (cb_api_auth.erl, cb_user_auth.erl; kazoo-crossbar-http.md §3)."""
+"""``PUT /v2/api_auth`` and ``PUT /v2/user_auth`` (cb_api_auth.erl, cb_user_auth.erl)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Kazoo's response envelope (kazoo-crossbar-http.md §2.3), for successes and errors.
+"""Kazoo's response envelope (api_util:create_resp_envelope), for successes and errors.
 
 Success: ``{"auth_token", "data", "node", "request_id", "revision", "status": "success", "timestamp", "version"}``
 plus paging keys when paging. Error: ``{"data", "error": "<code as string>", "message", "status": "error", ...}``.

@@ -1,6 +1,6 @@
 """Reading a Crossbar request: the body by its content type, the envelope, verb tunnelling and parameters.
 
-Follows Kazoo 4.3's ``api_util:get_req_data`` (kazoo-crossbar-http.md §1.7, §2.2): a JSON body is an envelope
+Follows Kazoo 4.3's ``api_util:get_req_data`` (and api_util:extract_file): a JSON body is an envelope
 ``{"data": ...}``; multipart parts are read one by one by their own content type (JSON part → request data,
 anything else → a file); base64 bodies are decoded; any other body is one file.
 """
@@ -233,7 +233,7 @@ async def parse_request(request: web.Request, *, max_body_bytes: int) -> ParsedR
         files=files,
     )
     if method == "POST":
-        # Verb tunnelling (basics.md): ?verb=PUT or an envelope "verb" turns a POST into another method.
+        # Verb tunnelling (api_util:get_http_verb): ?verb=PUT or an envelope "verb" turns a POST into another method.
         tunnelled = request.query.get("verb") or envelope.get("verb")
         if isinstance(tunnelled, str) and tunnelled.strip():
             parsed.method = tunnelled.strip().upper()

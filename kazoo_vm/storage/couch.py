@@ -6,8 +6,8 @@ and documents by path ourselves, because:
 * aiocouch's ``couchdb[name]`` costs a HEAD per access, and a request must make no more round trips than its work
   needs;
 * aiocouch's ``AllDocsView`` does not URL-quote the database name, so ``_all_docs`` of ``account/xx/yy/...``
-  fails (couchdb-dev-server.md, "aiocouch pitfalls" 1);
-* aiocouch's ``View.get`` raises on reduce responses, which carry no ``offset``/``total_rows`` (pitfall 2).
+  fails (pinned by tests/test_aiocouch_workarounds.py);
+* aiocouch's ``View.get`` raises on reduce responses, which carry no ``offset``/``total_rows`` (pinned there too).
 
 Every failure leaves this module as a :mod:`kazoo_vm.storage.errors` type.
 """
@@ -190,9 +190,6 @@ class CouchStore:
         except AlreadyExists:
             return False
         return True
-
-    async def delete_db(self, db: str) -> None:
-        await self._json("DELETE", f"/{quote_name(db)}")
 
     async def db_exists(self, db: str) -> bool:
         try:

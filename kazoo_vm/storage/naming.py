@@ -1,4 +1,5 @@
-"""Kazoo's database names and document ids (kazoo-storage-model.md §2, §3.1).
+"""Kazoo's database names and document ids (kz_util:format_account_db, kazoo_modb:get_modb,
+kazoo_modb_util:modb_id).
 
 An account id is 32 characters; its database is ``account/xx/yy/<rest>`` (CouchDB's real name), written
 ``account%2Fxx%2Fyy%2F<rest>`` in URLs and in Kazoo's ``pvt_account_db`` fields. A monthly database (MODB) is the

@@ -4,8 +4,8 @@ finishes the job), touching only the entries this run decided about, so concurre
 never lost.
 
 Kazoo's ``update_message_array`` rewrote every entry of a touched box from its batch's view of the world and so
-dropped entries that were not in the batch (defect §5.6). Here an entry leaves the array only when its id is in
-``done`` (its document and audio are verified in the MODB); every other entry is kept as it is now in CouchDB.
+dropped entries that were not in the batch (docs/compatibility.md). Here an entry leaves the array only when its
+id is in ``done`` (its document and audio are verified in the MODB); every other entry is kept as it is now in CouchDB.
 The box's ``pvt_modified`` is left alone: it is part of the timestamp fallback, which must not move between runs.
 """
 

@@ -1,6 +1,6 @@
 """The 4.x message document a legacy entry becomes, and how to tell whether one already holds its audio.
 
-Kazoo's migrator (kazoo-storage-model.md §5.4) writes ``kzd_box_message:new/2`` with ``Media-ID`` = the old id, so
+Kazoo's migrator (kvm_migrate_account) writes ``kzd_box_message:new/2`` with ``Media-ID`` = the old id, so
 the new id is ``YYYYMM-<old id>`` (UTC month of the timestamp), and adds ``pvt_moved_to_modb: "true"`` (a string)
 and ``pvt_previous_id``. Its audio stays behind a ``kz_att_link`` stub; ours is copied in as a real attachment.
 Everything here is deterministic, so a rerun computes exactly the same id, attachment name and document.
@@ -154,7 +154,7 @@ def target_audio(doc: JsonDict, attachment_name: str | None, audio: Audio | None
 def repaired_doc(doc: JsonDict, audio: Audio, attachment_name: str, data: bytes) -> JsonDict:
     """An existing target with the legacy audio copied in as its only real attachment. Kazoo's migrator
     leaves a ``kz_att_link`` stub in ``pvt_attachments`` instead: it is dropped, since it points at the legacy
-    document (whose audio is unreadable once soft-deleted, defect §5.6) and Kazoo's raw download expects one
+    document (whose audio is unreadable once soft-deleted; docs/compatibility.md) and Kazoo's raw download expects one
     attachment."""
     repaired = dict(doc)
     repaired["_attachments"] = {attachment_name: inline_attachment(audio, data)}

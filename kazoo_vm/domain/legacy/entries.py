@@ -1,4 +1,4 @@
-"""Reading Kazoo's pre-4.0 voicemail storage (kazoo-storage-model.md §5.1).
+"""Reading Kazoo's pre-4.0 voicemail storage (cf_voicemail, kvm_migrate_account).
 
 A legacy message is an entry of the box document's ``messages`` array (metadata; ``media_id`` is the id of a
 ``private_media`` document in the account database, which holds the audio as its attachment). Entries are often
@@ -66,7 +66,7 @@ def entry_timestamp(entry: Any) -> int | None:
 def fallback_timestamp(media_doc: JsonDict | None, box: JsonDict, now: int) -> int:
     """Kazoo's order for an entry without a timestamp (kvm_migrate_account): the media document's
     ``pvt_modified``, then its ``pvt_created``, then the box's, then now. Kazoo's view reads the box's
-    ``modified``/``created`` (keys a box never has, defect §5.6); we read the ``pvt_`` keys it meant."""
+    ``modified``/``created`` (keys a box never has; docs/compatibility.md); we read the ``pvt_`` keys it meant."""
     candidates: list[Any] = []
     if media_doc is not None:
         candidates += [media_doc.get("pvt_modified"), media_doc.get("pvt_created")]

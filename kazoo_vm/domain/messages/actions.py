@@ -1,5 +1,5 @@
 """``POST /vmboxes/{B}/messages[/{M}]``: a folder change, a move or a copy, depending on ``source_id``
-(cb_vmboxes post/3, post/4; kazoo-crossbar-http.md §1.6.4-1.6.5).
+(cb_vmboxes post/3, post/4).
 
 ``source_id`` absent: folder change. A string: move to that box. A list: copy to each box. An empty one is
 Kazoo's ``source_id.required`` error; destination boxes must exist (404).

@@ -1,7 +1,7 @@
 """A message's audio: which uploads are accepted, how they are stored, and where a stored recording is.
 
 Stored audio is one attachment ``<32 hex>.<ext>`` with Kazoo's content type for the extension (mp3 ``audio/mpeg``,
-wav ``audio/wav``, mp4 ``audio/mp4``; kazoo-storage-model.md §3.3). Any other upload is refused with a Kazoo-shaped
+wav ``audio/wav``, mp4 ``audio/mp4``; kzd_box_message, kz_mime). Any other upload is refused with a Kazoo-shaped
 validation error, ``{"file": {"enum": ...}}``. Bodies sent as ``application/octet-stream`` (and base64 bodies, which
 Kazoo decodes to that type) are recognised by their first bytes.
 

@@ -1,4 +1,5 @@
-"""Folder changes, soft deletes and audio replacement of existing messages (kazoo-storage-model.md §4.4, §4.9).
+"""Folder changes, soft deletes and audio replacement of existing messages (kvm_message:change_folder,
+kvm_messages:change_folder).
 
 * ``POST`` with a folder: ``new``/``saved`` as given, ``deleted`` = the trash (still listed), anything else
   ``saved`` (cb_vmboxes get_folder_filter).

@@ -1,6 +1,6 @@
 """``PUT /vmboxes/{B}/messages``: a new message, with or without its audio, in one CouchDB write.
 
-Follows cb_vmboxes create_new_message_document (kazoo-crossbar-http.md §1.6.6): the request data is checked against
+Follows cb_vmboxes create_new_message_document: the request data is checked against
 ``vm_message_metadata``, the id's month (and so the MODB) comes from ``timestamp`` (default now), and the metadata
 gets Kazoo's defaults. Two Kazoo bugs are fixed: a ``from``/``to`` that already holds an ``@`` is not given a
 second realm, and ``folder`` from the request is kept. A box holding ``max_message_count`` new + saved messages

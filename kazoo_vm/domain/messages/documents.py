@@ -1,4 +1,4 @@
-"""The shape of a Kazoo 4.x voicemail message document (kazoo-storage-model.md §3), as pure functions.
+"""The shape of a Kazoo 4.x voicemail message document (kzd_box_message), as pure functions.
 
 Shared by the message API and the legacy migrator so both write exactly what Kazoo's ``kzd_box_message:new/2``
 writes: ``_id`` = ``metadata.media_id`` = ``YYYYMM-<32 hex>`` in the MODB of that UTC month, ``pvt_type``
@@ -175,10 +175,3 @@ def public_metadata(doc: JsonDict) -> JsonDict:
     if isinstance(doc.get("transcription"), dict):
         metadata["transcription"] = copy.deepcopy(doc["transcription"])
     return metadata
-
-
-def attachment_names(doc: JsonDict) -> list[str]:
-    """Names of real (``_attachments``) and handler-backed (``pvt_attachments``) attachments."""
-    names = list((doc.get("_attachments") or {}).keys())
-    names += [name for name in (doc.get("pvt_attachments") or {}) if name not in names]
-    return names

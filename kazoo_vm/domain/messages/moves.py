@@ -1,4 +1,5 @@
-"""Moving and copying messages to other boxes (kazoo-storage-model.md §4.5, §4.6; kvm_util get_change_vmbox_funs).
+"""Moving and copying messages to other boxes (kvm_messages:move_to_vmbox,
+kvm_message:copy_to_vmboxes, kvm_util get_change_vmbox_funs).
 
 Both write a new document with a new id in the current month's MODB, folder ``new``, timestamp now, ``to`` and
 ``name`` for the new box, the old box appended to ``history``, and the audio materialised as a real attachment in

@@ -1,4 +1,4 @@
-"""Kazoo's message retention (kazoo-storage-model.md §4.7; kvm_util.erl retention_seconds/enforce_retention).
+"""Kazoo's message retention (kvm_util.erl retention_seconds/enforce_retention).
 
 Messages older than the retention window are hidden from listings and counts, refused on change, and shown
 "retention enforced" (folder ``deleted`` plus two marker keys) when fetched. They are never deleted.
