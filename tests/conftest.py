@@ -52,7 +52,8 @@ async def client(aiohttp_client: Any, app: web.Application) -> TestClient[Any, A
 
 @pytest.fixture
 def store(client: TestClient[Any, Any]) -> CouchStore:
-    return client.app[appkeys.STORE]
+    store: CouchStore = client.app[appkeys.STORE]
+    return store
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ of these fails, and the workaround in storage/couch.py can be dropped or adapted
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import aiocouch
 import pytest
@@ -30,7 +31,7 @@ async def test_aiocouch_view_responses_need_offset_and_total_rows_which_reduce_a
     couchdb = aiocouch.CouchDB("http://127.0.0.1:1")
     try:
         database = aiocouch.Database(couchdb, ACCOUNT_DB)
-        reduce_answer = {"rows": [{"key": ["box", "new"], "value": 3}]}
+        reduce_answer: dict[str, Any] = {"rows": [{"key": ["box", "new"], "value": 3}]}
         with pytest.raises(TypeError):
             ViewResponse(_database=database, **reduce_answer)  # what View.get does with it
     finally:

@@ -24,7 +24,7 @@ async def test_a_new_account_database_gets_kazoos_vmboxes_views_unchanged(
     stored = await store.get_doc(naming.account_db(account.id), "_design/vmboxes")
     wanted = next(doc for doc in design_docs("account") if doc["_id"] == "_design/vmboxes")
     assert strip_rev(stored) == wanted
-    assert set(stored["views"]) == {"crossbar_listing", "legacy_msg_by_timestamp", "listing_by_mailbox"}  # type: ignore[arg-type]
+    assert set(stored["views"]) == {"crossbar_listing", "legacy_msg_by_timestamp", "listing_by_mailbox"}
 
 
 async def test_a_new_modb_gets_the_mailbox_messages_views(store: CouchStore, account: TestAccount) -> None:

@@ -15,6 +15,7 @@ from message_support import (
     raw,
 )
 
+from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 
@@ -87,7 +88,8 @@ async def test_bulk_post_needs_messages_an_existing_box_and_a_non_empty_source(a
     box = await create_box(api)
     message = await new_message(api, box["id"])
     path = f"/vmboxes/{box['id']}/messages"
-    for data in ({}, {"messages": []}, {"messages": "x"}):
+    cases: list[JsonDict] = [{}, {"messages": []}, {"messages": "x"}]
+    for data in cases:
         status, body = await api.post(path, data)
         assert status == 400
         assert body["data"] == {"messages": {"required": {"message": "No array of message ids are specified"}}}

@@ -582,8 +582,8 @@ async def test_no_entry_is_dropped_across_batches_boxes_and_workers(
         legacy: [new] for legacy, new in migratable.items()
     }
     assert sorted(arrivals) == sorted(failing)
-    for box_id, entries in failing.items():
-        expected = [{**entry, "migration_error": "no_media"} for entry in entries.values()] + [arrivals[box_id]]
+    for box_id, failed_entries in failing.items():
+        expected = [{**entry, "migration_error": "no_media"} for entry in failed_entries.values()] + [arrivals[box_id]]
         assert await box_entries(store, account.id, box_id) == expected
     assert report.totals()["failed"] == 9
 

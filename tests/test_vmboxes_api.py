@@ -160,7 +160,7 @@ async def test_create_stores_every_schema_default_in_the_document(api: Api, stor
 
 
 async def test_create_keeps_explicit_values_instead_of_defaults(api: Api, store: CouchStore) -> None:
-    explicit = {
+    explicit: dict[str, Any] = {
         "require_pin": True,
         "check_if_owner": False,
         "media_extension": "wav",
@@ -523,7 +523,11 @@ async def test_owner_id_is_not_checked_to_exist(api: Api) -> None:
 
 
 async def test_unknown_keys_are_accepted_stored_and_returned(api: Api, store: CouchStore) -> None:
-    extra = {"custom_label": "lobby", "custom_settings": {"volume": 7, "tags": ["a", "b"]}, "x_enabled": True}
+    extra: dict[str, Any] = {
+        "custom_label": "lobby",
+        "custom_settings": {"volume": 7, "tags": ["a", "b"]},
+        "x_enabled": True,
+    }
 
     box = await create_box(api, **extra)
 
