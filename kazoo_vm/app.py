@@ -12,13 +12,10 @@ from aiohttp import web
 from kazoo_vm import appkeys
 from kazoo_vm.auth.tokens import TokenService, load_or_create_signing_key
 from kazoo_vm.config import Settings
-from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.messages import changes as message_changes
 from kazoo_vm.domain.messages import counts as message_counts
-from kazoo_vm.domain.messages.records import Scope
 from kazoo_vm.events import Events, Listener
 from kazoo_vm.http.middleware import kazoo_middleware
-from kazoo_vm.model import JsonDict
 from kazoo_vm.routes import setup_routes
 from kazoo_vm.runtime import prepare_couch, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
@@ -38,16 +35,8 @@ async def _sync_design_docs(store: CouchStore) -> None:
 def install_hooks(app: web.Application) -> None:
     """Box listing counts and what happens to a box's messages when it is deleted (cb_vmboxes delete/2 soft-deletes
     them first): message rules the box module cannot import."""
-    settings = app[appkeys.SETTINGS]
-
-    async def counts(of: Account) -> dict[str, dict[str, int]]:
-        return await message_counts.account_counts(Scope(app[appkeys.STORE], settings, of, events=app[appkeys.EVENTS]))
-
-    async def before_box_deleted(store: CouchStore, of: Account, box: JsonDict) -> None:
-        await message_changes.delete_box_messages(Scope(store, settings, of, events=app[appkeys.EVENTS]), box)
-
-    app[appkeys.COUNTS] = counts
-    app[appkeys.BOX_DELETED_HOOK] = before_box_deleted
+    app[appkeys.COUNTS] = message_counts.account_counts
+    app[appkeys.BOX_DELETED_HOOK] = message_changes.delete_box_messages
 
 
 def create_app(

@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kazoo_vm.config import Settings
-from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.model import JsonDict
-from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import NotFound
 
 
@@ -26,7 +24,8 @@ def _valid(name: Any) -> str | None:
     return name
 
 
-async def box_timezone(store: CouchStore, settings: Settings, account: Account, box: JsonDict) -> str:
+async def box_timezone(scope: Scope, box: JsonDict) -> str:
+    store, settings, account = scope.store, scope.settings, scope.account
     found = _valid(box.get("timezone"))
     if found:
         return found

@@ -17,6 +17,7 @@ from typing import Any
 
 from kazoo_vm.domain import validation
 from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.documents import (
     Actor,
     alphanum,
@@ -75,9 +76,9 @@ class BoxPage:
 
 
 # Per-box message counts merged into the listing, ``{box_id: {"new": n, "saved": s}}`` (wired in by app.py).
-CountsProvider = Callable[[Account], Awaitable[Mapping[str, Mapping[str, int]]]]
+CountsProvider = Callable[[Scope], Awaitable[Mapping[str, Mapping[str, int]]]]
 # Runs before a box is soft-deleted (cb_vmboxes delete/2 soft-deletes the box's messages first; wired in by app.py).
-BoxDeletedHook = Callable[[CouchStore, Account, JsonDict], Awaitable[None]]
+BoxDeletedHook = Callable[[Scope, JsonDict], Awaitable[None]]
 
 
 def _is_live_box(doc: JsonDict | None) -> bool:
@@ -89,8 +90,12 @@ def _stamp_box(doc: JsonDict, account: Account, actor: Actor) -> None:
     doc["pvt_alphanum_name"] = alphanum(str(doc.get("name", "")))
 
 
-async def load_box(store: CouchStore, account: Account, box_id: str) -> JsonDict:
+async def load_box(scope: Scope, box_id: str) -> JsonDict:
     """A live box, or 404 ``bad_identifier`` when missing, of another type, or soft-deleted."""
+    return await _load_box(scope.store, scope.account, box_id)
+
+
+async def _load_box(store: CouchStore, account: Account, box_id: str) -> JsonDict:
     if not box_id or box_id.startswith("_"):
         raise BadIdentifier(box_id)
     try:
@@ -227,7 +232,8 @@ async def _validated(store: CouchStore, account: Account, box_id: str | None, fi
     return validation.validate(SCHEMA, fields, extra_errors=unique)
 
 
-async def create_box(store: CouchStore, account: Account, data: JsonDict, actor: Actor) -> SavedBox:
+async def create_box(scope: Scope, data: JsonDict) -> SavedBox:
+    store, account, actor = scope.store, scope.account, scope.actor
     fields, warnings = _request_fields(data)
     requested_id = data.get("id") if isinstance(data.get("id"), str) else None
     if requested_id is not None and not _DOC_ID.match(requested_id):
@@ -273,19 +279,19 @@ async def _update_fresh(
     the legacy array) saved it meanwhile, re-read and apply again instead of answering 409 or losing their change."""
 
     async def attempt() -> SavedBox:
-        stored = await load_box(store, account, box_id)
+        stored = await _load_box(store, account, box_id)
         return await _update(store, account, stored, new_public(stored), actor, warnings)
 
     return await retry_on_conflict(attempt, what=f"box {box_id}")
 
 
-async def replace_box(store: CouchStore, account: Account, box_id: str, data: JsonDict, actor: Actor) -> SavedBox:
+async def replace_box(scope: Scope, box_id: str, data: JsonDict) -> SavedBox:
     """POST: every public field missing from the request is dropped; defaults are filled again."""
     fields, warnings = _request_fields(data)
-    return await _update_fresh(store, account, box_id, lambda stored: fields, actor, warnings)
+    return await _update_fresh(scope.store, scope.account, box_id, lambda stored: fields, scope.actor, warnings)
 
 
-async def patch_box(store: CouchStore, account: Account, box_id: str, data: JsonDict, actor: Actor) -> SavedBox:
+async def patch_box(scope: Scope, box_id: str, data: JsonDict) -> SavedBox:
     """PATCH: deep-merge over the stored public fields; ``null`` deletes a key."""
     fields, warnings = _request_fields(data)
 
@@ -293,30 +299,29 @@ async def patch_box(store: CouchStore, account: Account, box_id: str, data: Json
         current = {key: value for key, value in public_fields(stored).items() if key != "messages"}
         return merge_patch(current, fields)
 
-    return await _update_fresh(store, account, box_id, merged, actor, warnings)
+    return await _update_fresh(scope.store, scope.account, box_id, merged, scope.actor, warnings)
 
 
 async def delete_box(
-    store: CouchStore,
-    account: Account,
+    scope: Scope,
     box_id: str,
-    actor: Actor,
     before_delete: BoxDeletedHook | None = None,
     *,
     hard: bool = False,
 ) -> JsonDict:
     """Soft delete (``pvt_deleted``), or remove the document when ``hard`` (Kazoo's ``should_soft_delete=false``),
     releasing the mailbox number; ``before_delete`` handles the messages."""
-    stored = await load_box(store, account, box_id)
+    store, account, actor = scope.store, scope.account, scope.actor
+    stored = await _load_box(store, account, box_id)
     if before_delete is not None:
-        await before_delete(store, account, stored)
+        await before_delete(scope, stored)
     first: JsonDict | None = stored
 
     async def attempt() -> JsonDict:
         # After a conflict, someone (the message hook, a migrator, another process) saved the box meanwhile: the
         # deletion is applied to the fresh document rather than lose their change.
         nonlocal first
-        current = first if first is not None else await load_box(store, account, box_id)
+        current = first if first is not None else await _load_box(store, account, box_id)
         first = None
         current["pvt_deleted"] = True
         stamp(current, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
@@ -343,13 +348,13 @@ def summary(row_value: JsonDict, counts: Mapping[str, int] | None) -> JsonDict:
 
 
 async def list_boxes(
-    store: CouchStore,
-    account: Account,
+    scope: Scope,
     paging: Paging,
     doc_filter: DocFilter,
     counts: Mapping[str, Mapping[str, int]] | None = None,
 ) -> BoxPage:
     """Box summaries in box-id order (4.3's ``crossbar_listing`` key); filtered-out rows do not use up the page."""
+    store, account = scope.store, scope.account
     items: list[JsonDict] = []
     start_key = paging.start_key
     skip_first = False

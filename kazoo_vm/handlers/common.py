@@ -6,6 +6,7 @@ from aiohttp import web
 
 from kazoo_vm import appkeys
 from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.documents import Actor
 from kazoo_vm.http.request import ParsedRequest
 
@@ -25,6 +26,12 @@ def actor(request: web.Request) -> Actor:
         user_id=auth.owner_id if auth else None,
         request_id=request.get(appkeys.REQUEST_ID),
     )
+
+
+def context(request: web.Request) -> Scope:
+    """The domain's request context: the store, the settings, the account in the path, who acts, the listeners."""
+    app = request.app
+    return Scope(app[appkeys.STORE], app[appkeys.SETTINGS], account(request), actor(request), app[appkeys.EVENTS])
 
 
 def location(request: web.Request, new_id: str) -> str:

@@ -16,19 +16,13 @@ from kazoo_vm.domain.messages.create import create_message
 from kazoo_vm.domain.messages.documents import public_metadata
 from kazoo_vm.domain.messages.listing import Page, account_messages, box_messages
 from kazoo_vm.domain.messages.listing_query import ListingQuery, listing_query
-from kazoo_vm.domain.messages.records import Scope
 from kazoo_vm.domain.messages.zip_download import zip_chunks
-from kazoo_vm.handlers.common import account, actor, location, parsed
+from kazoo_vm.handlers.common import context, location, parsed
 from kazoo_vm.http import downloads as http_downloads
 from kazoo_vm.http import envelope
 from kazoo_vm.http.middleware import finish_headers
 
 log = logging.getLogger(__name__)
-
-
-def _scope(request: web.Request) -> Scope:
-    app = request.app
-    return Scope(app[appkeys.STORE], app[appkeys.SETTINGS], account(request), actor(request), app[appkeys.EVENTS])
 
 
 # -- listings -------------------------------------------------------------------------------------------
@@ -45,13 +39,13 @@ def _page(request: web.Request, query: ListingQuery, page: Page) -> web.StreamRe
 
 
 async def list_box_messages(request: web.Request) -> web.StreamResponse:
-    scope = _scope(request)
+    scope = context(request)
     query = listing_query(parsed(request), scope.settings)
     return _page(request, query, await box_messages(scope, request.match_info["box_id"], query))
 
 
 async def list_account_messages(request: web.Request) -> web.StreamResponse:
-    scope = _scope(request)
+    scope = context(request)
     query = listing_query(parsed(request), scope.settings)
     return _page(request, query, await account_messages(scope, query))
 
@@ -61,7 +55,7 @@ async def list_account_messages(request: web.Request) -> web.StreamResponse:
 
 async def put_message(request: web.Request) -> web.StreamResponse:
     req = parsed(request)
-    doc = await create_message(_scope(request), request.match_info["box_id"], req.data_object, req.files)
+    doc = await create_message(context(request), request.match_info["box_id"], req.data_object, req.files)
     return envelope.success(
         request, public_metadata(doc), status=201, headers={"Location": location(request, doc["_id"])}
     )
@@ -70,7 +64,7 @@ async def put_message(request: web.Request) -> web.StreamResponse:
 async def post_messages(request: web.Request) -> web.StreamResponse:
     req = parsed(request)
     result = await message_actions.change_messages(
-        _scope(request), request.match_info["box_id"], req.data_object, req.value("folder")
+        context(request), request.match_info["box_id"], req.data_object, req.value("folder")
     )
     return envelope.success(request, result)
 
@@ -78,14 +72,14 @@ async def post_messages(request: web.Request) -> web.StreamResponse:
 async def delete_messages(request: web.Request) -> web.StreamResponse:
     req = parsed(request)
     result = await message_changes.delete_requested(
-        _scope(request), request.match_info["box_id"], req.data_object, req.value("folder")
+        context(request), request.match_info["box_id"], req.data_object, req.value("folder")
     )
     return envelope.success(request, result.as_json())
 
 
 async def get_message(request: web.Request) -> web.StreamResponse:
     doc = await message_changes.fetch_message(
-        _scope(request), request.match_info["box_id"], request.match_info["message_id"]
+        context(request), request.match_info["box_id"], request.match_info["message_id"]
     )
     return envelope.success(request, public_metadata(doc))
 
@@ -93,7 +87,7 @@ async def get_message(request: web.Request) -> web.StreamResponse:
 async def post_message(request: web.Request) -> web.StreamResponse:
     req = parsed(request)
     data = await message_actions.change_message(
-        _scope(request),
+        context(request),
         request.match_info["box_id"],
         request.match_info["message_id"],
         req.data_object,
@@ -104,7 +98,7 @@ async def post_message(request: web.Request) -> web.StreamResponse:
 
 async def delete_message(request: web.Request) -> web.StreamResponse:
     data = await message_changes.delete_message(
-        _scope(request), request.match_info["box_id"], request.match_info["message_id"]
+        context(request), request.match_info["box_id"], request.match_info["message_id"]
     )
     return envelope.success(request, data)
 
@@ -134,7 +128,7 @@ async def _send(request: web.Request, response: web.StreamResponse, chunks: Asyn
 
 async def get_audio(request: web.Request) -> web.StreamResponse:
     _accepting(request, http_downloads.AUDIO_DOWNLOAD_TYPES)
-    scope = _scope(request)
+    scope = context(request)
     download = await downloads.single_download(scope, request.match_info["box_id"], request.match_info["message_id"])
     ref = download.audio
     wanted = http_downloads.byte_range(request.headers.get("Range"), ref.length) if ref.length is not None else None
@@ -146,14 +140,14 @@ async def get_audio(request: web.Request) -> web.StreamResponse:
 
 async def put_audio(request: web.Request) -> web.StreamResponse:
     doc = await message_changes.replace_audio(
-        _scope(request), request.match_info["box_id"], request.match_info["message_id"], parsed(request).files
+        context(request), request.match_info["box_id"], request.match_info["message_id"], parsed(request).files
     )
     return envelope.success(request, public_metadata(doc), status=201)
 
 
 async def zip_audio(request: web.Request) -> web.StreamResponse:
     _accepting(request, http_downloads.ZIP_DOWNLOAD_TYPES)
-    scope = _scope(request)
+    scope = context(request)
     entries = await downloads.zip_entries(scope, request.match_info["box_id"], parsed(request).data_object)
     response = web.StreamResponse(status=200)
     response.content_type = "application/zip"

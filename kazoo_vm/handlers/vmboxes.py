@@ -9,13 +9,12 @@ from aiohttp import web
 
 from kazoo_vm import appkeys
 from kazoo_vm.domain import vmboxes
-from kazoo_vm.domain.accounts import Account
-from kazoo_vm.domain.documents import Actor, to_response
+from kazoo_vm.domain.context import Scope
+from kazoo_vm.domain.documents import to_response
 from kazoo_vm.domain.filters import build_filter
 from kazoo_vm.domain.paging import paging_from
-from kazoo_vm.handlers.common import account, actor, location, parsed
+from kazoo_vm.handlers.common import context, location, parsed
 from kazoo_vm.http import envelope
-from kazoo_vm.storage.couch import CouchStore
 
 
 def _box_response(saved: vmboxes.SavedBox) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
@@ -27,11 +26,11 @@ def _box_response(saved: vmboxes.SavedBox) -> tuple[dict[str, Any], dict[str, An
 
 
 async def list_boxes(request: web.Request) -> web.StreamResponse:
-    store = request.app[appkeys.STORE]
     req = parsed(request)
     paging = paging_from(req, request.app[appkeys.SETTINGS].page_size)
-    counts = await request.app[appkeys.COUNTS](account(request))
-    page = await vmboxes.list_boxes(store, account(request), paging, build_filter(req.query), counts)
+    scope = context(request)
+    counts = await request.app[appkeys.COUNTS](scope)
+    page = await vmboxes.list_boxes(scope, paging, build_filter(req.query), counts)
     # crossbar_doc paging: start_key is echoed only when the client sent one.
     start_key = req.value("start_key") if paging.start_key_given else None
     return envelope.page(
@@ -40,33 +39,25 @@ async def list_boxes(request: web.Request) -> web.StreamResponse:
 
 
 async def create_box(request: web.Request) -> web.StreamResponse:
-    saved = await vmboxes.create_box(
-        request.app[appkeys.STORE], account(request), parsed(request).data_object, actor(request)
-    )
+    saved = await vmboxes.create_box(context(request), parsed(request).data_object)
     data, extra, headers = _box_response(saved)
     headers["Location"] = location(request, saved.doc["_id"])
     return envelope.success(request, data, status=201, revision=saved.doc["_rev"], extra=extra, headers=headers)
 
 
 async def get_box(request: web.Request) -> web.StreamResponse:
-    doc = await vmboxes.load_box(request.app[appkeys.STORE], account(request), request.match_info["box_id"])
+    doc = await vmboxes.load_box(context(request), request.match_info["box_id"])
     data = to_response(doc)
     data.pop("messages", None)
     extra = {"message": vmboxes.MIGRATE_MESSAGE} if doc.get("messages") else {}
     return envelope.success(request, data, revision=doc["_rev"], extra=extra)
 
 
-BoxUpdate = Callable[[CouchStore, Account, str, dict[str, Any], Actor], Awaitable[vmboxes.SavedBox]]
+BoxUpdate = Callable[[Scope, str, dict[str, Any]], Awaitable[vmboxes.SavedBox]]
 
 
 async def _update_box(request: web.Request, update: BoxUpdate) -> web.StreamResponse:
-    saved = await update(
-        request.app[appkeys.STORE],
-        account(request),
-        request.match_info["box_id"],
-        parsed(request).data_object,
-        actor(request),
-    )
+    saved = await update(context(request), request.match_info["box_id"], parsed(request).data_object)
     data, extra, headers = _box_response(saved)
     return envelope.success(request, data, revision=saved.doc["_rev"], extra=extra, headers=headers)
 
@@ -81,10 +72,8 @@ async def patch_box(request: web.Request) -> web.StreamResponse:
 
 async def delete_box(request: web.Request) -> web.StreamResponse:
     doc = await vmboxes.delete_box(
-        request.app[appkeys.STORE],
-        account(request),
+        context(request),
         request.match_info["box_id"],
-        actor(request),
         before_delete=request.app[appkeys.BOX_DELETED_HOOK],
         hard=str(parsed(request).value("should_soft_delete")).lower() == "false",
     )

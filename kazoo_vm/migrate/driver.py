@@ -17,6 +17,7 @@ from kazoo_vm.concurrency import gather_or_cancel
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.box_timezone import box_timezone
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.legacy.entries import entries_of, media_id_of
 from kazoo_vm.domain.legacy.modbs import ModbCheck
 from kazoo_vm.domain.legacy.outcomes import Options, Outcome, Status
@@ -213,7 +214,7 @@ class Migration:
         for batch in batches(entries, self.batch_size):
             try:
                 # The message name shows the box's local time; Kazoo looks the zone up box → owner → account.
-                timezone = timezone or await box_timezone(self.store, self.settings, job.account, box)
+                timezone = timezone or await box_timezone(Scope(self.store, self.settings, job.account), box)
                 outcomes = await migrate_entries(
                     self.store,
                     account_id=job.account_id,

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Iterable
 
 from kazoo_vm.concurrency import gather_or_cancel
 from kazoo_vm.config import Settings
-from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.box_timezone import box_timezone
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.legacy.entries import (
     entries_of,
     entry_timestamp,
@@ -31,7 +31,6 @@ from kazoo_vm.domain.legacy.entries import (
 from kazoo_vm.domain.legacy.outcomes import BOX_BUSY, Status
 from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.domain.messages import retention
-from kazoo_vm.events import NO_EVENTS, Events
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import legacy as stored_legacy
 from kazoo_vm.storage import naming
@@ -44,22 +43,15 @@ log = logging.getLogger(__name__)
 _LOOKUP_CONCURRENCY = 8
 
 
-async def resolve_legacy_id(
-    store: CouchStore,
-    settings: Settings,
-    account: Account,
-    box: JsonDict,
-    legacy_id: str,
-    *,
-    events: Events = NO_EVENTS,
-) -> str | None:
+async def resolve_legacy_id(scope: Scope, box: JsonDict, legacy_id: str) -> str | None:
     """The MODB id for a legacy 32-hex message id of ``box``: migrate the entry first if it is still in the
     box's ``messages`` array, or find the document already migrated from it (``pvt_previous_id``).
     None when the id is unknown to this box, or its entry cannot be migrated (no audio: it stays listed, with
     ``migration_error``, for the operator's report)."""
     entries = [entry for entry in entries_of(box) if media_id_of(entry) == legacy_id]
     if entries:
-        timezone = await box_timezone(store, settings, account, box)
+        store, settings, account = scope.store, scope.settings, scope.account
+        timezone = await box_timezone(scope, box)
         outcomes = await migrate_entries(
             store,
             account_id=account.id,
@@ -67,7 +59,7 @@ async def resolve_legacy_id(
             entries=entries,
             default_timezone=timezone,
             node=settings.node_name,
-            events=events,
+            events=scope.events,
         )
         for outcome in outcomes:
             if outcome.legacy_id != legacy_id:
@@ -77,7 +69,7 @@ async def resolve_legacy_id(
             if outcome.status is Status.FAILED:
                 # Written and verified, only the box kept changing: the document is there to act on.
                 return outcome.new_id if outcome.reason == BOX_BUSY else None
-    return await find_migrated(store, settings, account.id, box["_id"], legacy_id)
+    return await find_migrated(scope.store, scope.settings, scope.account.id, box["_id"], legacy_id)
 
 
 async def find_migrated(
@@ -139,7 +131,7 @@ async def _deterministic(store: CouchStore, db: str, legacy_id: str, box_id: str
     ]
 
 
-async def legacy_summaries(store: CouchStore, settings: Settings, account: Account, box: JsonDict) -> list[JsonDict]:
+async def legacy_summaries(scope: Scope, box: JsonDict) -> list[JsonDict]:
     """Listing items (same shape as ``listing_by_mailbox`` values) for the box's not-yet-migrated entries,
     newest first, with their legacy ids as ``media_id``. The timestamp is the one the entry will be migrated
     with (Kazoo's fallback when it has none), so the message keeps its place in the list once migrated.
@@ -148,6 +140,7 @@ async def legacy_summaries(store: CouchStore, settings: Settings, account: Accou
     An entry whose document was written but whose box update never happened (a run stopped in between, or a box
     that kept changing) would show twice, under both ids: within retention, where listings look, such entries
     are left out (one ``_all_docs`` per month that has any)."""
+    store, settings, account = scope.store, scope.settings, scope.account
     firsts: dict[str, JsonDict] = {}
     for entry in entries_of(box):
         legacy_id = media_id_of(entry)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.documents import to_response
 from kazoo_vm.domain.messages import changes as message_changes
 from kazoo_vm.domain.messages import moves as message_moves
 from kazoo_vm.domain.messages import transit
 from kazoo_vm.domain.messages.bulk import BulkResult
 from kazoo_vm.domain.messages.lookup import find_message
-from kazoo_vm.domain.messages.records import MessageGone, Scope, move_plan
+from kazoo_vm.domain.messages.records import MessageGone, move_plan
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
 from kazoo_vm.model import JsonDict
@@ -31,7 +32,7 @@ async def destinations(scope: Scope, source_id: Any) -> JsonDict | list[JsonDict
     if isinstance(source_id, str):
         if not source_id:
             raise ValidationFailed.single("source_id", "required", EMPTY_SOURCE)
-        return await load_box(scope.store, scope.account, source_id)
+        return await load_box(scope, source_id)
     if not isinstance(source_id, list):
         raise ValidationFailed.single(
             "source_id",
@@ -43,7 +44,7 @@ async def destinations(scope: Scope, source_id: Any) -> JsonDict | list[JsonDict
     ids = [item for item in source_id if item is not None]
     if not ids or any(not isinstance(item, str) or not item for item in ids):
         raise ValidationFailed.single("source_id", "required", EMPTY_SOURCE)
-    return [await load_box(scope.store, scope.account, box_id) for box_id in dict.fromkeys(ids)]
+    return [await load_box(scope, box_id) for box_id in dict.fromkeys(ids)]
 
 
 async def change_message(scope: Scope, box_id: str, raw_id: str, data: JsonDict, folder: Any) -> JsonDict:
@@ -80,7 +81,7 @@ async def change_message(scope: Scope, box_id: str, raw_id: str, data: JsonDict,
 async def change_messages(scope: Scope, box_id: str, data: JsonDict, folder: Any) -> JsonDict:
     """Many messages (``data.messages``): the bulk result."""
     raw_ids = message_changes.message_ids(data)
-    box = await load_box(scope.store, scope.account, box_id)
+    box = await load_box(scope, box_id)
     dest = await destinations(scope, data.get("source_id"))
     if dest is None:
         return (await message_changes.change_folders(scope, box_id, raw_ids, folder, box)).as_json()

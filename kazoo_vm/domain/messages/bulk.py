@@ -9,15 +9,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages import transit
-from kazoo_vm.domain.messages.records import (
-    NOT_FOUND,
-    MessageGone,
-    Scope,
-    move_plan,
-    read_messages,
-    update_message,
-)
+from kazoo_vm.domain.messages.records import NOT_FOUND, MessageGone, move_plan, read_messages, update_message
 from kazoo_vm.model import JsonDict
 
 

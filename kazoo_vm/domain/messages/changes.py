@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import audio, retention
@@ -32,15 +33,7 @@ from kazoo_vm.domain.messages.documents import apply_folder, folder_of, public_m
 from kazoo_vm.domain.messages.listing import box_entries
 from kazoo_vm.domain.messages.listing_query import Window
 from kazoo_vm.domain.messages.lookup import load_message, resolve_id, resolve_ids
-from kazoo_vm.domain.messages.records import (
-    NOT_FOUND,
-    Change,
-    MessageGone,
-    Scope,
-    box_change,
-    is_box_message,
-    update_message,
-)
+from kazoo_vm.domain.messages.records import NOT_FOUND, Change, MessageGone, box_change, is_box_message, update_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
 from kazoo_vm.events import MessageChange, MessageEvent
@@ -246,9 +239,7 @@ async def delete_messages(
         for entry in await box_entries(scope, box_id, window):
             if folder is None or entry.value.get("folder") == folder:
                 candidates[entry.doc_id] = entry.doc_id
-        unmigrated = (
-            await legacy_ids.legacy_summaries(scope.store, scope.settings, scope.account, box) if legacy else []
-        )
+        unmigrated = await legacy_ids.legacy_summaries(scope, box) if legacy else []
         migrated: dict[str, str] = {}
         for item in unmigrated:
             timestamp = item.get("timestamp")
@@ -270,7 +261,7 @@ async def delete_messages(
 async def delete_requested(scope: Scope, box_id: str, data: JsonDict, folder: Any) -> BulkResult:
     """``DELETE /{B}/messages``: the ids in ``data.messages`` when it is a list, else the ``folder`` (data, query
     string or envelope; ``all`` or none: every folder)."""
-    box = await load_box(scope.store, scope.account, box_id)
+    box = await load_box(scope, box_id)
     listed = data.get("messages")
     if isinstance(listed, list):
         return await delete_messages(scope, box, [str(item) for item in listed], None)

@@ -11,8 +11,8 @@ import asyncio
 
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages import retention, transit
-from kazoo_vm.domain.messages.records import Scope
 from kazoo_vm.model import FOLDERS
 from kazoo_vm.storage import messages as stored_messages
 from kazoo_vm.storage import naming
@@ -65,9 +65,10 @@ async def account_counts(scope: Scope) -> dict[str, dict[str, int]]:
     return result
 
 
-async def box_count(store: CouchStore, settings: Settings, account: Account, box_id: str) -> int:
+async def box_count(scope: Scope, box_id: str) -> int:
     """New + saved messages of one box within retention: what the mailbox-full check compares
     (kvm_messages count/2). Messages on their way out of the box do not count."""
+    store, settings, account = scope.store, scope.settings, scope.account
     months = _months(account, settings)
     counted = [stored_messages.box_modb_count(store, db, box_id, low, high, span) for db, low, high, span in months]
     return sum(await asyncio.gather(*counted))

@@ -14,11 +14,12 @@ from typing import Any
 
 from kazoo_vm.domain import validation
 from kazoo_vm.domain.box_timezone import box_timezone
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages import counts as message_counts
 from kazoo_vm.domain.messages.documents import NO_REALM, folder_of, new_message_doc
-from kazoo_vm.domain.messages.records import Scope, put_new_message
+from kazoo_vm.domain.messages.records import put_new_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
 from kazoo_vm.events import MessageChange
@@ -68,7 +69,7 @@ async def ensure_room(scope: Scope, box: JsonDict) -> None:
     limit = scope.settings.max_message_count
     if limit <= 0:
         return
-    count = await message_counts.box_count(scope.store, scope.settings, scope.account, box["_id"])
+    count = await message_counts.box_count(scope, box["_id"])
     if count >= limit:
         raise ValidationFailed.single("messages", "maxItems", BOX_FULL_MESSAGE, target=limit, cause=count)
 
@@ -91,7 +92,7 @@ def message_timestamp(fields: JsonDict) -> int:
 
 async def create_message(scope: Scope, box_id: str, data: Any, files: list[UploadedFile]) -> JsonDict:
     """Validate, then write the document and its audio together; returns the saved document."""
-    box = await load_box(scope.store, scope.account, box_id)
+    box = await load_box(scope, box_id)
     fields = validation.validate(SCHEMA, data if isinstance(data, dict) else {})
     upload = audio.single_upload(files, required=False)
     recording = audio.prepare(upload) if upload is not None else None
@@ -99,7 +100,7 @@ async def create_message(scope: Scope, box_id: str, data: Any, files: list[Uploa
     timestamp = message_timestamp(fields)
     message_id = naming.message_id(timestamp)
     realm = scope.account.realm or NO_REALM
-    timezone = await box_timezone(scope.store, scope.settings, scope.account, box)
+    timezone = await box_timezone(scope, box)
     doc = new_message_doc(
         account_id=scope.account.id,
         box={**box, "timezone": timezone},

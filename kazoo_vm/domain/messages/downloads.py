@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo_vm.domain.box_timezone import box_timezone
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages.audio import AudioRef
 from kazoo_vm.domain.messages.bulk import read_settled
 from kazoo_vm.domain.messages.changes import fetch_message, message_ids
 from kazoo_vm.domain.messages.documents import zone
 from kazoo_vm.domain.messages.lookup import may_exist, resolve_ids
-from kazoo_vm.domain.messages.records import Scope, is_box_message
+from kazoo_vm.domain.messages.records import is_box_message
 from kazoo_vm.domain.messages.zip_download import ZipEntry, unique_names
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, NothingFound
@@ -94,7 +95,7 @@ async def single_download(scope: Scope, box_id: str, raw_id: str) -> Download:
     if not may_exist(raw_id):
         raise BadIdentifier(raw_id)  # before the box is read: an id that names nothing costs no request
     fetched, box = await asyncio.gather(
-        fetch_message(scope, box_id, raw_id), load_box(scope.store, scope.account, box_id), return_exceptions=True
+        fetch_message(scope, box_id, raw_id), load_box(scope, box_id), return_exceptions=True
     )
     for outcome in (fetched, box):
         if isinstance(outcome, BaseException):
@@ -103,7 +104,7 @@ async def single_download(scope: Scope, box_id: str, raw_id: str) -> Download:
     ref = await audio.locate(scope.store, scope.db(fetched["_id"]), fetched)
     if ref is None:
         raise BadIdentifier(NO_AUDIO)
-    timezone = await box_timezone(scope.store, scope.settings, scope.account, box)
+    timezone = await box_timezone(scope, box)
     caller, timestamp = _caller_and_time(fetched)
     return Download(ref, media_file_name(caller, timestamp, ref.extension, timezone))
 
@@ -122,10 +123,10 @@ async def zip_entries(scope: Scope, box_id: str, data: JsonDict) -> list[ZipEntr
     audio, in request order, named as single downloads are; ids that name nothing are skipped, none at all is
     404 (cb_vmboxes load_messages_binaries)."""
     raw_ids = message_ids(data)
-    box = await load_box(scope.store, scope.account, box_id)
+    box = await load_box(scope, box_id)
     resolved = (await resolve_ids(scope, box_id, raw_ids, box)).ids
     docs = await read_settled(scope, list(resolved))
-    timezone = await box_timezone(scope.store, scope.settings, scope.account, box)
+    timezone = await box_timezone(scope, box)
     names: list[str] = []
     refs: list[AudioRef] = []
     for message_id in resolved:

@@ -17,11 +17,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.filters import DocFilter
 from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import retention, transit
 from kazoo_vm.domain.messages.listing_query import ListingQuery, Window
-from kazoo_vm.domain.messages.records import Scope
 from kazoo_vm.domain.paging import Paging, encode_start_key
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
@@ -278,8 +278,8 @@ async def list_messages(
 
 async def box_messages(scope: Scope, box_id: str, query: ListingQuery) -> Page:
     """``GET /vmboxes/{B}/messages``: the box's messages, with its not yet migrated legacy ones merged in."""
-    box = await load_box(scope.store, scope.account, box_id)
-    legacy = await legacy_ids.legacy_summaries(scope.store, scope.settings, scope.account, box)
+    box = await load_box(scope, box_id)
+    legacy = await legacy_ids.legacy_summaries(scope, box)
     oldest = scope.oldest()
     return await list_messages(
         scope, box_listing_view(box["_id"]), query, lambda entry: render_item(entry, oldest),

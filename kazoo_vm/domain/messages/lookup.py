@@ -10,15 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import transit
-from kazoo_vm.domain.messages.records import (
-    Scope,
-    belongs,
-    is_live,
-    move_plan,
-    read_message,
-)
+from kazoo_vm.domain.messages.records import belongs, is_live, move_plan, read_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier
 from kazoo_vm.model import JsonDict
@@ -43,10 +38,8 @@ async def resolve_id(scope: Scope, box_id: str, raw_id: str, box: JsonDict | Non
     if naming.is_message_id(raw_id):
         return raw_id
     if box is None:
-        box = await load_box(scope.store, scope.account, box_id)
-    return await legacy_ids.resolve_legacy_id(
-        scope.store, scope.settings, scope.account, box, raw_id, events=scope.events
-    )
+        box = await load_box(scope, box_id)
+    return await legacy_ids.resolve_legacy_id(scope, box, raw_id)
 
 
 @dataclass
@@ -62,7 +55,7 @@ async def resolve_ids(scope: Scope, box_id: str, raw_ids: list[str], box: JsonDi
     resolved = Resolved()
     for raw_id in dict.fromkeys(raw_ids):
         if naming.is_legacy_message_id(raw_id) and box is None:
-            box = await load_box(scope.store, scope.account, box_id)
+            box = await load_box(scope, box_id)
         message_id = await resolve_id(scope, box_id, raw_id, box)
         if message_id is None:
             resolved.unknown.append(raw_id)

@@ -14,13 +14,13 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages import retention, transit
 from kazoo_vm.domain.messages.bulk import BulkResult
 from kazoo_vm.domain.messages.documents import folder_of
 from kazoo_vm.domain.messages.records import (
     NOT_FOUND,
     MessageGone,
-    Scope,
     belongs,
     box_change,
     is_live,

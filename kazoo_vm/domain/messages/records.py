@@ -14,18 +14,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from kazoo_vm.config import Settings
-from kazoo_vm.domain.accounts import Account
-from kazoo_vm.domain.documents import Actor
-from kazoo_vm.domain.messages import retention
-from kazoo_vm.domain.messages.documents import MESSAGE_TYPE, stamp_message
-from kazoo_vm.events import NO_EVENTS, Events, MessageChange, MessageEvent
+from kazoo_vm.domain.context import Scope
+from kazoo_vm.domain.messages.documents import MESSAGE_TYPE
 from kazoo_vm.model import JsonDict
-from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import ensure_database
 from kazoo_vm.storage.errors import DatabaseNotFound, NotFound
 from kazoo_vm.storage.updates import update_doc
@@ -33,29 +26,6 @@ from kazoo_vm.storage.updates import update_doc
 NOT_FOUND = "not_found"
 # The move plan recorded on a message before it is copied to another box (kazoo_vm's, not Kazoo's).
 MOVE_MARKER = "pvt_move"
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What every message operation works with: the store, the settings and whose account it is."""
-
-    store: CouchStore
-    settings: Settings
-    account: Account
-    actor: Actor = field(default_factory=Actor)
-    events: Events = NO_EVENTS
-
-    def event(self, change: MessageChange, box_id: str, message_id: str, **details: str | None) -> MessageEvent:
-        return MessageEvent(change, self.account.id, box_id, message_id, **details)
-
-    def db(self, message_id: str) -> str:
-        return naming.message_db(self.account.id, message_id)
-
-    def oldest(self) -> int:
-        return retention.cutoff(self.settings, naming.now_gregorian())
-
-    def stamp(self, doc: JsonDict, *, now: int | None = None) -> JsonDict:
-        return stamp_message(doc, account_id=self.account.id, actor=self.actor, node=self.settings.node_name, now=now)
 
 
 class MessageGone(Exception):

@@ -23,16 +23,10 @@ import logging
 from typing import Any
 
 from kazoo_vm.domain.box_timezone import box_timezone
+from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages.documents import NO_REALM, apply_folder, message_name
-from kazoo_vm.domain.messages.records import (
-    MOVE_MARKER,
-    MessageGone,
-    Scope,
-    move_plan,
-    put_new_message,
-    read_message,
-)
+from kazoo_vm.domain.messages.records import MOVE_MARKER, MessageGone, move_plan, put_new_message, read_message
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.errors import Conflict, NotFound, StorageError
@@ -68,7 +62,7 @@ def transformed(
 
 
 async def destination_zone(scope: Scope, box: JsonDict) -> str:
-    return await box_timezone(scope.store, scope.settings, scope.account, box)
+    return await box_timezone(scope, box)
 
 
 async def inline_audio(scope: Scope, source: JsonDict) -> dict[str, Any]:

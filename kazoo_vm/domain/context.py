@@ -1,0 +1,40 @@
+"""The one request context of the domain (:class:`Scope`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kazoo_vm.config import Settings
+from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.documents import Actor
+from kazoo_vm.domain.messages import retention
+from kazoo_vm.domain.messages.documents import stamp_message
+from kazoo_vm.events import NO_EVENTS, Events, MessageChange, MessageEvent
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The request context every domain operation works with: the store, the settings, whose account it is, who
+    acts (for the documents' stamps) and who hears about it (:mod:`kazoo_vm.events`). The HTTP handlers build one
+    per request; the migrator and the hooks build their own."""
+
+    store: CouchStore
+    settings: Settings
+    account: Account
+    actor: Actor = field(default_factory=Actor)
+    events: Events = NO_EVENTS
+
+    def event(self, change: MessageChange, box_id: str, message_id: str, **details: str | None) -> MessageEvent:
+        return MessageEvent(change, self.account.id, box_id, message_id, **details)
+
+    def db(self, message_id: str) -> str:
+        return naming.message_db(self.account.id, message_id)
+
+    def oldest(self) -> int:
+        return retention.cutoff(self.settings, naming.now_gregorian())
+
+    def stamp(self, doc: JsonDict, *, now: int | None = None) -> JsonDict:
+        return stamp_message(doc, account_id=self.account.id, actor=self.actor, node=self.settings.node_name, now=now)
