@@ -18,35 +18,30 @@ FOLDERS: tuple[Folder, ...] = ("new", "saved", "deleted")
 """A message's folders (``kzd_box_message``: ``VM_FOLDER_NEW``, ``_SAVED``, ``_DELETED``)."""
 
 
-class MessageMetadata(TypedDict, total=False):
-    """A message's ``metadata`` object (``kzd_box_message:metadata``): what listings and fetches show."""
-
-    media_id: str
-    timestamp: int
-    folder: str
-    length: int
-    caller_id_number: str
-    caller_id_name: str
-    call_id: str
-    to: str
-    # "from" is a Python keyword: read it with metadata.get("from")
-
-
 class MovePlan(TypedDict):
-    """The plan recorded on a message (``pvt_move``) before it is copied to another box."""
+    """The plan recorded on a message (``pvt_move``) before it is copied to another box: the target's id, the
+    destination box, the box it leaves and when (Gregorian seconds, the target's timestamp)."""
 
     id: str
     vmbox_id: str
+    from_vmbox_id: str
+    at: int
 
 
-class LegacySummary(TypedDict, total=False):
-    """A listing item for a not yet migrated legacy entry, shaped like a ``listing_by_mailbox`` value."""
-
-    timestamp: int
-    folder: str
-    media_id: str
-    length: int
-    caller_id_number: str
-    caller_id_name: str
-    call_id: str
-    to: str
+# A listing item for a not yet migrated legacy entry, shaped like a ``listing_by_mailbox`` value (functional form:
+# "from" is a Python keyword). ``media_id`` is the legacy id, ``timestamp`` the one it will be migrated with.
+LegacySummary = TypedDict(
+    "LegacySummary",
+    {
+        "timestamp": int,
+        "media_id": str,
+        "folder": str,
+        "from": str,
+        "to": str,
+        "caller_id_number": str,
+        "caller_id_name": str,
+        "call_id": str,
+        "length": int,
+    },
+    total=False,
+)

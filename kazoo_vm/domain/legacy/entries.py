@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, cast
 
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, LegacySummary
 from kazoo_vm.storage import naming
 
 # The keys a 3.x entry carries (cf_voicemail:create_metadata_object/5); the view legacy_msg_by_timestamp emits these.
@@ -91,7 +91,7 @@ def legacy_audio(media_doc: JsonDict | None) -> tuple[str, JsonDict] | None:
     return None
 
 
-def summary(entry: JsonDict, media_id: str, timestamp: int) -> JsonDict:
+def summary(entry: JsonDict, media_id: str, timestamp: int) -> LegacySummary:
     """A listing item shaped like a ``mailbox_messages/listing_by_mailbox`` value, with the legacy id as
     ``media_id``. Keys the entry lacks are left out, as the view's JSON leaves out undefined values; a missing
     folder reads ``new``, which is what the entry becomes when migrated (3.22 also read it as new)."""
@@ -101,4 +101,4 @@ def summary(entry: JsonDict, media_id: str, timestamp: int) -> JsonDict:
             item[key] = entry[key]
     item.setdefault("folder", "new")
     item["media_id"] = media_id
-    return item
+    return cast(LegacySummary, item)

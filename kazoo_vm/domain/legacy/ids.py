@@ -31,7 +31,7 @@ from kazoo_vm.domain.legacy.entries import (
 from kazoo_vm.domain.legacy.outcomes import BOX_BUSY, Status
 from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.domain.messages import retention
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, LegacySummary
 from kazoo_vm.storage import legacy as stored_legacy
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
@@ -131,7 +131,7 @@ async def _deterministic(store: CouchStore, db: str, legacy_id: str, box_id: str
     ]
 
 
-async def legacy_summaries(scope: Scope, box: JsonDict) -> list[JsonDict]:
+async def legacy_summaries(scope: Scope, box: JsonDict) -> list[LegacySummary]:
     """Listing items (same shape as ``listing_by_mailbox`` values) for the box's not-yet-migrated entries,
     newest first, with their legacy ids as ``media_id``. The timestamp is the one the entry will be migrated
     with (Kazoo's fallback when it has none), so the message keeps its place in the list once migrated.
@@ -163,7 +163,7 @@ async def legacy_summaries(scope: Scope, box: JsonDict) -> list[JsonDict]:
 
 
 async def _already_written(
-    store: CouchStore, account_id: str, box_id: str, items: list[JsonDict], oldest: int
+    store: CouchStore, account_id: str, box_id: str, items: list[LegacySummary], oldest: int
 ) -> set[str]:
     """Legacy ids among the recent ``items`` whose ``YYYYMM-<old id>`` document is this box's (or was moved on)."""
     by_db: dict[str, dict[str, str]] = {}

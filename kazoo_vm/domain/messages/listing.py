@@ -25,7 +25,7 @@ from kazoo_vm.domain.messages.listing_query import ListingQuery, Window
 from kazoo_vm.domain.paging import Paging, encode_start_key
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, LegacySummary
 from kazoo_vm.storage import messages as stored_messages
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import ViewRow
@@ -226,7 +226,7 @@ def render_item(entry: Entry, oldest: int) -> JsonDict:
 
 
 def legacy_entries(
-    items: list[JsonDict], box_id: str, window: Window, descending: bool, start: Position | None
+    items: list[LegacySummary], box_id: str, window: Window, descending: bool, start: Position | None
 ) -> list[Entry]:
     """Listing entries for legacy summaries: inside the window, in order, after ``start``."""
     entries = []
@@ -239,7 +239,8 @@ def legacy_entries(
         ):
             continue
         year, month = naming.year_month(timestamp)
-        entries.append(Entry(year * 100 + month, box_key(box_id, timestamp), media_id, dict(item), {"metadata": item}))
+        value: JsonDict = {**item}
+        entries.append(Entry(year * 100 + month, box_key(box_id, timestamp), media_id, value, {"metadata": value}))
     entries.sort(key=Entry.order, reverse=descending)
     if start is not None:
         origin = (start.yyyymm, start.key, start.doc_id or ("\uffff" if descending else ""))
@@ -254,7 +255,7 @@ async def list_messages(
     render: Callable[[Entry], JsonDict],
     *,
     box_id: str | None = None,
-    legacy_items: list[JsonDict] | None = None,
+    legacy_items: list[LegacySummary] | None = None,
 ) -> Page:
     """One page of a listing; ``legacy_items`` (a box's not yet migrated messages) are merged in by time."""
     window, descending, paging, doc_filter = query.window, query.descending, query.paging, query.doc_filter

@@ -30,7 +30,7 @@ from kazoo_vm.domain.messages.records import (
     update_message,
 )
 from kazoo_vm.events import MessageChange
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, MovePlan
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.errors import NotFound, StorageError
 from kazoo_vm.storage.updates import update_doc
@@ -61,7 +61,7 @@ async def move_message(
     as the recorded one is a retry: it completes the recorded move and answers its target.
     """
     source = await _source(scope, box_id, message_id, source)
-    found: list[JsonDict] = []  # a plan already on the message (recorded by another request or process)
+    found: list[MovePlan] = []  # a plan already on the message (recorded by another request or process)
 
     def plan_move(doc: JsonDict) -> JsonDict | None:
         if not is_live(doc) or not belongs(doc, box_id):

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages.documents import MESSAGE_TYPE
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, MovePlan
 from kazoo_vm.storage.design_docs import ensure_database
 from kazoo_vm.storage.errors import DatabaseNotFound, NotFound
 from kazoo_vm.storage.updates import update_doc
@@ -42,10 +42,10 @@ def belongs(doc: JsonDict, box_id: str) -> bool:
     return source is None or source == box_id
 
 
-def move_plan(doc: JsonDict | None) -> JsonDict | None:
+def move_plan(doc: JsonDict | None) -> MovePlan | None:
     """The recorded move plan of a message on its way to another box, if any."""
     plan: Any = doc.get(MOVE_MARKER) if isinstance(doc, dict) else None
-    return plan if isinstance(plan, dict) and plan.get("id") and plan.get("vmbox_id") else None
+    return cast(MovePlan, plan) if isinstance(plan, dict) and plan.get("id") and plan.get("vmbox_id") else None
 
 
 def is_box_message(doc: JsonDict | None, box_id: str) -> bool:

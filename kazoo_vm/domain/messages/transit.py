@@ -27,7 +27,7 @@ from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages.documents import NO_REALM, apply_folder, message_name
 from kazoo_vm.domain.messages.records import MOVE_MARKER, MessageGone, move_plan, put_new_message, read_message
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, MovePlan
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.errors import Conflict, NotFound, StorageError
 from kazoo_vm.storage.updates import update_doc
@@ -84,7 +84,7 @@ def with_audio(target: JsonDict, inline: dict[str, Any]) -> JsonDict:
 def with_plan(source: JsonDict, dest_id: str, from_box: str) -> JsonDict:
     """``source`` with a new move plan into box ``dest_id`` recorded on it (its ``media_id`` names the target)."""
     now = naming.now_gregorian()
-    plan = {"id": naming.message_id(now), "vmbox_id": dest_id, "from_vmbox_id": from_box, "at": now}
+    plan = MovePlan(id=naming.message_id(now), vmbox_id=dest_id, from_vmbox_id=from_box, at=now)
     source[MOVE_MARKER] = plan
     source.setdefault("metadata", {})["media_id"] = plan["id"]
     return source
@@ -102,7 +102,7 @@ def _unchanged(doc: JsonDict) -> JsonDict:
     return doc
 
 
-async def finish(scope: Scope, source: JsonDict, plan: JsonDict, dest: JsonDict | None = None) -> JsonDict:
+async def finish(scope: Scope, source: JsonDict, plan: MovePlan, dest: JsonDict | None = None) -> JsonDict:
     """Carry out a recorded move plan: create the target (unless it exists), then remove the source.
 
     Raises :class:`MessageGone` when the source vanished without its target (nothing left to finish).
