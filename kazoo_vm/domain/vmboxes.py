@@ -179,7 +179,7 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str) 
 async def _claim_is_held(store: CouchStore, account: Account, claim: JsonDict, number: int) -> bool:
     """Whether the claim's box still uses the number. ``_all_docs`` tells a box deleted from CouchDB (a tombstone:
     the claim is stale) from one not saved yet (its claimer may still be writing it: held for a grace period)."""
-    rows = await store.all_docs(account.db, keys=[str(claim.get("vmbox_id"))], include_docs=True)
+    rows = await store.docs_by_id(account.db, [str(claim.get("vmbox_id"))])
     if not rows:
         age = naming.now_gregorian() - int(claim.get("pvt_created") or 0)
         return age < CLAIM_GRACE_S

@@ -7,7 +7,11 @@ and documents by path ourselves, because:
   needs;
 * aiocouch's ``AllDocsView`` does not URL-quote the database name, so ``_all_docs`` of ``account/xx/yy/...``
   fails (pinned by tests/test_aiocouch_workarounds.py);
-* aiocouch's ``View.get`` raises on reduce responses, which carry no ``offset``/``total_rows`` (pinned there too).
+* aiocouch's ``View.get`` raises on reduce responses, which carry no ``offset``/``total_rows`` (pinned there too);
+* aiocouch's public calls replace a failure by an exception carrying their own message, CouchDB's ``reason`` (which
+  tells a missing database from a missing document) only on its chained cause, and raise ``ValueError`` for any
+  status their table does not list (416, 5xx); its request primitive gives us status and reason as they are;
+* aiocouch reads attachments whole into memory (pinned too): audio and ZIPs are streamed through its session here.
 
 Every failure leaves this module as a :mod:`kazoo_vm.storage.errors` type.
 """
@@ -226,6 +230,12 @@ class CouchStore:
         else:
             raw = await self._json("GET", path, params=params)
         return [_row(row) for row in raw.get("rows", []) if "error" not in row]
+
+    async def docs_by_id(self, db: str, ids: Sequence[str], *, attachments: bool = False) -> list[ViewRow]:
+        """The documents with these ids, in one request (``_all_docs`` with ``keys``): a row per id CouchDB knows,
+        whose ``doc`` is None for a deleted one (a tombstone); ids it never knew have no row. ``attachments`` inlines
+        the attachments' bytes (base64)."""
+        return await self.all_docs(db, keys=ids, include_docs=True, attachments=attachments or None)
 
     # -- views --------------------------------------------------------------------------------------------
 

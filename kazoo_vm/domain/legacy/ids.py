@@ -118,7 +118,7 @@ async def _deterministic(store: CouchStore, db: str, legacy_id: str, box_id: str
     year, month = naming.split_modb(db)[1:]
     message_id = f"{year:04d}{month:02d}-{legacy_id}"
     try:
-        rows = await store.all_docs(db, keys=[message_id], include_docs=True)
+        rows = await store.docs_by_id(db, [message_id])
     except DatabaseNotFound:
         return []
     return [
@@ -149,7 +149,7 @@ async def legacy_summaries(scope: Scope, box: JsonDict) -> list[LegacySummary]:
     undated = [legacy_id for legacy_id, entry in firsts.items() if entry_timestamp(entry) is None]
     media: dict[str, JsonDict] = {}
     if undated:
-        rows = await store.all_docs(account.db, keys=undated, include_docs=True)
+        rows = await store.docs_by_id(account.db, undated)
         media = {str(row.id): row.doc for row in rows if row.doc is not None}
     now = naming.now_gregorian()
     items = []
@@ -178,7 +178,7 @@ async def _already_written(
 
     async def written(db: str, ids: dict[str, str]) -> list[str]:
         try:
-            rows = await store.all_docs(db, keys=list(ids), include_docs=True)
+            rows = await store.docs_by_id(db, list(ids))
         except DatabaseNotFound:
             return []
         return [

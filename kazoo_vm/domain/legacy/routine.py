@@ -179,7 +179,7 @@ async def migrate_entries(
 
 
 async def _read_media(batch: Batch, items: list[_Item]) -> None:
-    rows = await batch.store.all_docs(batch.account_db, keys=[item.legacy_id for item in items], include_docs=True)
+    rows = await batch.store.docs_by_id(batch.account_db, [item.legacy_id for item in items])
     found = {row.id: row for row in rows if row.id is not None}
     for item in items:
         row = found.get(item.legacy_id)
@@ -236,7 +236,7 @@ def _by_db(batch: Batch, items: Iterable[_Item]) -> dict[str, list[_Item]]:
 async def _read_targets(batch: Batch, db: str, items: list[_Item]) -> bool:
     """Fill ``item.existing`` (a doc, or ``{}`` for a deleted one); False when the MODB does not exist."""
     try:
-        rows = await batch.store.all_docs(db, keys=[item.new_id for item in items], include_docs=True)
+        rows = await batch.store.docs_by_id(db, [item.new_id for item in items])
     except DatabaseNotFound:
         for item in items:
             item.existing = None
@@ -320,9 +320,7 @@ def _chunks(items: Sequence[_Item], limit: int) -> Iterator[list[_Item]]:
 async def _read_audio(batch: Batch, items: list[_Item]) -> None:
     needed = [item for item in items if item.data is None]
     for chunk in _chunks(needed, batch.options.max_request_bytes):
-        rows = await batch.store.all_docs(
-            batch.account_db, keys=[item.legacy_id for item in chunk], include_docs=True, attachments=True
-        )
+        rows = await batch.store.docs_by_id(batch.account_db, [item.legacy_id for item in chunk], attachments=True)
         docs = {row.id: row.doc for row in rows if row.doc is not None}
         for item in chunk:
             assert item.audio is not None
@@ -387,7 +385,7 @@ async def _write(batch: Batch, db: str, items: list[_Item]) -> list[_Item]:
 async def _verify(batch: Batch, db: str, items: list[_Item]) -> None:
     if not items:
         return
-    rows = await batch.store.all_docs(db, keys=[item.new_id for item in items], include_docs=True)
+    rows = await batch.store.docs_by_id(db, [item.new_id for item in items])
     docs = {row.id: row.doc for row in rows if row.doc is not None}
     for item in items:
         assert item.audio is not None and item.data is not None

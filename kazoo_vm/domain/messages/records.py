@@ -117,7 +117,7 @@ async def read_messages(scope: Scope, message_ids: Iterable[str]) -> dict[str, J
     found: dict[str, JsonDict] = {}
     for db, ids in group_by_db(scope, message_ids).items():
         try:
-            rows = await scope.store.all_docs(db, keys=ids, include_docs=True)
+            rows = await scope.store.docs_by_id(db, ids)
         except DatabaseNotFound:
             continue
         found.update({row.id: row.doc for row in rows if row.id and isinstance(row.doc, dict)})
