@@ -1,6 +1,8 @@
 """Running coroutines side by side the way a crash would end them: on the first failure the others are cancelled
 (``asyncio.gather`` would leave them writing in the background) and that failure is raised as itself (a
-``TaskGroup`` would wrap it in an ``ExceptionGroup``, which the callers' ``except StorageError`` would miss)."""
+``TaskGroup`` would wrap it in an ``ExceptionGroup``, which the callers' ``except StorageError`` would miss);
+:func:`gather_bounded` does the same with at most ``limit`` of them running at once, so that a walk over many
+databases or messages does not flood CouchDB."""
 
 from __future__ import annotations
 
@@ -20,3 +22,14 @@ async def gather_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+async def gather_bounded(awaitables: Iterable[Awaitable[T]], limit: int) -> list[T]:
+    """:func:`gather_or_cancel`, with at most ``limit`` awaitables running at once; results in the given order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(awaitable: Awaitable[T]) -> T:
+        async with gate:
+            return await awaitable
+
+    return await gather_or_cancel(one(awaitable) for awaitable in awaitables)

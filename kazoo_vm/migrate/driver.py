@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kazoo_vm.concurrency import gather_or_cancel
+from kazoo_vm.concurrency import gather_bounded, gather_or_cancel
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.box_timezone import box_timezone
@@ -123,15 +123,9 @@ class Migration:
         self._modbs = ModbCheck()
 
     async def run(self, selection: Selection) -> Report:
-        limit = asyncio.Semaphore(self.workers)
-
-        async def discover(account: Account | str) -> list[BoxJob]:
-            async with limit:
-                return await self._jobs(account, selection.box_ids)
-
         # Named accounts are read one by one (and checked); "every account" comes with its documents in one query.
         accounts: list[Account | str] = list(selection.account_ids) or list(await self._all_accounts())
-        found = await gather_or_cancel(discover(account) for account in accounts)
+        found = await gather_bounded((self._jobs(account, selection.box_ids) for account in accounts), self.workers)
         jobs = [job for account_jobs in found for job in account_jobs]
         self.progress.add_total(sum(job.entries for job in jobs))
         queue: asyncio.Queue[BoxJob] = asyncio.Queue()

@@ -7,12 +7,12 @@ database's design documents up to date where they differ. A view query that find
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from functools import cache
 from typing import Any
 
+from kazoo_vm.concurrency import gather_bounded
 from kazoo_vm.model import JsonDict
 from kazoo_vm.resources import design_docs_dir
 from kazoo_vm.storage import naming
@@ -92,21 +92,19 @@ async def sync_all(store: CouchStore, *, concurrency: int = 8) -> int:
     One read per database (and a write where something differs), a few databases at a time, so that a
     cluster with many accounts is walked without flooding it.
     """
-    gate = asyncio.Semaphore(concurrency)
 
     async def sync_one(db: str, db_class: str) -> int:
-        async with gate:
-            try:
-                return await ensure_design_docs(store, db, db_class)
-            except DatabaseNotFound:
-                return 0  # deleted since _all_dbs listed it
+        try:
+            return await ensure_design_docs(store, db, db_class)
+        except DatabaseNotFound:
+            return 0  # deleted since _all_dbs listed it
 
     jobs = []
     for db in await store.all_dbs():
         db_class = naming.database_class(db)
         if db_class in DATABASE_CLASSES:
             jobs.append(sync_one(db, db_class))
-    written = sum(await asyncio.gather(*jobs))
+    written = sum(await gather_bounded(jobs, concurrency))
     if written:
         log.info("updated %d design documents", written)
     return written

@@ -13,11 +13,9 @@ is moved to the new format (its id changes); Kazoo 4.3's code never did (docs/co
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
 
-from kazoo_vm.concurrency import gather_or_cancel
+from kazoo_vm.concurrency import gather_bounded, gather_or_cancel
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.domain.context import Scope
@@ -90,7 +88,9 @@ async def find_migrated(
     moment = naming.now_gregorian() if now is None else now
     window = naming.months_between(naming.year_month(retention.cutoff(settings, moment)), naming.year_month(moment))
     recent = [naming.modb(account_id, year, month) for year, month in window]
-    found = await _bounded(stored_legacy.migrated_from(store, db, legacy_id, box_id) for db in recent)
+    found = await gather_bounded(
+        (stored_legacy.migrated_from(store, db, legacy_id, box_id) for db in recent), _LOOKUP_CONCURRENCY
+    )
     ids = [message_id for ids in found for message_id in ids]
     deterministic = [message_id for message_id in ids if message_id.split("-", 1)[-1] == legacy_id]
     candidates = deterministic or ids
@@ -99,18 +99,10 @@ async def find_migrated(
     if not await stored_legacy.was_legacy_media(store, account_id, legacy_id):
         return None
     older = [db for db in await stored_legacy.account_modbs(store, account_id) if db not in recent]
-    found = await _bounded(_deterministic(store, db, legacy_id, box_id) for db in sorted(older, reverse=True))
+    found = await gather_bounded(
+        (_deterministic(store, db, legacy_id, box_id) for db in sorted(older, reverse=True)), _LOOKUP_CONCURRENCY
+    )
     return next((message_id for ids in found for message_id in ids), None)
-
-
-async def _bounded(lookups: Iterable[Awaitable[list[str]]]) -> list[list[str]]:
-    limit = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
-
-    async def one(lookup: Awaitable[list[str]]) -> list[str]:
-        async with limit:
-            return await lookup
-
-    return await gather_or_cancel(one(lookup) for lookup in lookups)
 
 
 async def _deterministic(store: CouchStore, db: str, legacy_id: str, box_id: str) -> list[str]:

@@ -9,11 +9,11 @@ move follows the crash-safe protocol of :mod:`.transit`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from kazoo_vm.concurrency import gather_bounded
 from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages import retention, transit
 from kazoo_vm.domain.messages.bulk import BulkResult
@@ -146,16 +146,6 @@ async def _each(
         return [(message_id, None, exc.reason or "datastore_fault")]
 
 
-async def _bounded(jobs: list[Callable[[], Awaitable[T]]]) -> list[T]:
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def run(job: Callable[[], Awaitable[T]]) -> T:
-        async with gate:
-            return await job()
-
-    return list(await asyncio.gather(*(run(job) for job in jobs)))
-
-
 Act = Callable[[str, JsonDict], Awaitable[list[str]]]
 
 
@@ -163,11 +153,11 @@ async def _bulk(scope: Scope, box_id: str, ids: dict[str, str], act: Act) -> Bul
     """Run ``act`` on every resolved id (``{MODB id: requested id}``), a few at a time; succeeded lists the new
     ids, failures are keyed by the requested ids."""
 
-    def job(message_id: str) -> Callable[[], Awaitable[list[Outcome]]]:
-        return lambda: _each(scope, box_id, message_id, lambda source: act(message_id, source))
+    def job(message_id: str) -> Awaitable[list[Outcome]]:
+        return _each(scope, box_id, message_id, lambda source: act(message_id, source))
 
     result = BulkResult()
-    for batch in await _bounded([job(message_id) for message_id in ids]):
+    for batch in await gather_bounded((job(message_id) for message_id in ids), CONCURRENCY):
         for message_id, new_id, reason in batch:
             if new_id is not None:
                 result.succeeded.append(new_id)
