@@ -29,7 +29,12 @@ async def gather_bounded(awaitables: Iterable[Awaitable[T]], limit: int) -> list
     gate = asyncio.Semaphore(limit)
 
     async def one(awaitable: Awaitable[T]) -> T:
-        async with gate:
-            return await awaitable
+        try:
+            async with gate:
+                return await awaitable
+        except BaseException:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # cancelled while waiting for the gate: it never ran, and must not warn so
+            raise
 
     return await gather_or_cancel(one(awaitable) for awaitable in awaitables)

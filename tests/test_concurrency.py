@@ -37,5 +37,7 @@ async def test_the_first_failure_cancels_the_others_and_is_raised_as_itself() ->
 
     with pytest.raises(KeyError):
         await gather_bounded([failing(), slow(1), slow(2)], 3)
+    with pytest.raises(KeyError):
+        await gather_bounded([failing(), slow(3), slow(4)], 1)  # the others never started
     await asyncio.sleep(0.6)
     assert finished == []
