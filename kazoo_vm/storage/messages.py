@@ -81,14 +81,20 @@ async def listing_rows(
     db: str,
     view: ListingView,
     *,
-    start: Any,
-    end: Any,
+    low: int,
+    high: int,
     descending: bool,
     limit: int,
+    after: Any = None,
     skip: int = 0,
     with_docs: bool = False,
 ) -> list[ViewRow] | None:
-    """Rows of one MODB's listing from key ``start`` to ``end``; None when the MODB does not exist."""
+    """Up to ``limit`` rows of one MODB's listing for the messages stamped ``low``..``high``, newest first when
+    ``descending``; from the listing key ``after`` on (skipping ``skip`` rows with that key already read) to
+    continue where a previous call stopped. None when the MODB does not exist."""
+    far = view.high_key(high) if descending else view.low_key(low)
+    end = view.low_key(low) if descending else view.high_key(high)
+    start = far if after is None else after
     try:
         return await query_view(
             store, db, "modb", LISTING_DESIGN, view.name,

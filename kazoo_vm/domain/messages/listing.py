@@ -150,14 +150,12 @@ async def view_entries(
         resume = _within(start if start is not None and start.yyyymm == yyyymm else None, view, window, descending)
         if resume == _PAST_THE_END:
             return
-        far = view.high_key(window.high) if descending else view.low_key(window.low)
-        near = view.low_key(window.low) if descending else view.high_key(window.high)
-        key, skip = (resume.key if resume else far), 0
+        key, skip = (resume.key if resume else None), 0
         while True:
             limit = demand.next_limit()
             rows = await stored_messages.listing_rows(
-                scope.store, db, view, start=key, end=near, descending=descending, limit=limit, skip=skip,
-                with_docs=docs,
+                scope.store, db, view, low=window.low, high=window.high, descending=descending, limit=limit,
+                after=key, skip=skip, with_docs=docs,
             )  # fmt: skip
             if rows is None:
                 break
