@@ -33,7 +33,14 @@ from kazoo_vm.domain.messages.documents import apply_folder, folder_of, public_m
 from kazoo_vm.domain.messages.listing import box_entries
 from kazoo_vm.domain.messages.listing_query import Window
 from kazoo_vm.domain.messages.lookup import load_message, resolve_id, resolve_ids
-from kazoo_vm.domain.messages.records import NOT_FOUND, Change, MessageGone, box_change, is_box_message, update_message
+from kazoo_vm.domain.messages.records import (
+    NOT_FOUND,
+    MessageEdit,
+    MessageGone,
+    box_change,
+    is_box_message,
+    update_message,
+)
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
 from kazoo_vm.events import MessageChange, MessageEvent
@@ -91,11 +98,11 @@ def _set_folder(doc: JsonDict, folder: str, *, soft_delete: bool) -> bool:
     return True
 
 
-def _folder_change(folder: str, *, soft_delete: bool) -> Change:
+def _folder_change(folder: str, *, soft_delete: bool) -> MessageEdit:
     return lambda doc: _set_folder(doc, folder, soft_delete=soft_delete)
 
 
-async def _update(scope: Scope, box_id: str, raw_id: str, doc: JsonDict, change: Change) -> JsonDict:
+async def _update(scope: Scope, box_id: str, raw_id: str, doc: JsonDict, change: MessageEdit) -> JsonDict:
     """Save ``change`` to this box's message ``doc``; 404 when it stopped being the box's message meanwhile."""
     try:
         return await update_message(scope, doc["_id"], box_change(box_id, change), doc)

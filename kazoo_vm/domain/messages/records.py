@@ -71,10 +71,11 @@ async def put_new_message(scope: Scope, doc: JsonDict) -> None:
         await scope.store.put_doc(db, doc)
 
 
-Change = Callable[[JsonDict], bool]
+# Edits a message document in place; False when there is nothing to write.
+MessageEdit = Callable[[JsonDict], bool]
 
 
-async def update_message(scope: Scope, message_id: str, change: Change, doc: JsonDict | None = None) -> JsonDict:
+async def update_message(scope: Scope, message_id: str, change: MessageEdit, doc: JsonDict | None = None) -> JsonDict:
     """Apply ``change`` and save, re-reading and re-applying on every 409 so no concurrent update is lost
     (:func:`kazoo_vm.storage.updates.update_doc`).
 
@@ -94,7 +95,7 @@ async def update_message(scope: Scope, message_id: str, change: Change, doc: Jso
         raise MessageGone(message_id) from None
 
 
-def box_change(box_id: str, change: Change) -> Change:
+def box_change(box_id: str, change: MessageEdit) -> MessageEdit:
     """``change`` applied only while the document is still ``box_id``'s message (else :class:`MessageGone`)."""
 
     def guarded(doc: JsonDict) -> bool:
