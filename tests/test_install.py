@@ -65,8 +65,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     shutil.copytree(CHECKOUT, source, ignore=NOT_SOURCES)
     wheels = base / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
-        + ["--wheel-dir", str(wheels), str(source)],
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"),
+            *("--wheel-dir", str(wheels), str(source)),
+        ],
         check=True,
         cwd=base,
         env=clean_env(),
@@ -85,8 +87,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     )
     (site_packages / "test-run-dependencies.pth").write_text("\n".join(sorted(dependency_folders())) + "\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet"]
-        + ["--no-deps", "--no-index", str(wheel)],
+        [
+            *(sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")),
+            *("install", "--quiet", "--no-deps", "--no-index", str(wheel)),
+        ],
         check=True,
         cwd=base,
         env=clean_env(),
