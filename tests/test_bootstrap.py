@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from kazoo_vm import devserver
+
 CHECKOUT = Path(__file__).resolve().parents[1]
 HIDDEN = {"node", "nodejs", "npm", "npx", "apt-get", "apt", "id", "sudo"}
 
@@ -168,3 +170,13 @@ def test_a_folder_that_is_not_a_virtualenv_is_left_alone(machine: Machine) -> No
     assert done.returncode == 1
     assert "not a virtualenv" in done.stderr
     assert (machine.venv / "notes.txt").read_text() == "mine"
+
+
+def test_the_service_without_node_names_the_install_command_and_the_way_around_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(devserver.shutil, "which", lambda name: None)
+    with pytest.raises(devserver.DevServerError) as raised:
+        devserver.start(cache_dir=tmp_path)
+    assert "sudo apt-get install --no-install-recommends" in str(raised.value)
+    assert "KAZOO_VM_COUCH_URL" in str(raised.value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from service_support import call, call_json, clean_env, free_port, multipart, serving, wav
+
+from kazoo_vm import devserver
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 # Never part of a build: local state, caches and what earlier builds left.
@@ -181,7 +184,7 @@ def test_the_installed_service_stores_a_message_and_gives_its_audio_back(install
         KAZOO_VM_SYNC_DESIGN_DOCS="false",
     )
     with serving([str(installed.command), "serve"], env=env, cwd=installed.workdir, port=port) as printed:
-        assert any("kazoo-vm accounts create" in line for line in printed), printed
+        assert any(line.strip().startswith("kazoo-vm accounts create") for line in printed), printed
         created = subprocess.run(
             [str(installed.command), "accounts", "create", "--name", "Installed Co"],
             cwd=installed.workdir,
@@ -210,3 +213,36 @@ def test_the_installed_service_stores_a_message_and_gives_its_audio_back(install
         status, downloaded = call("GET", f"{api}/vmboxes/{box['data']['id']}/messages/{message_id}/raw", token=token)
         assert status == 200
         assert downloaded == audio
+
+
+def test_the_installed_package_starts_its_own_bundled_couchdb(installed: Installed, tmp_path: Path) -> None:
+    # The npm packages come from the checkout's install (the packaged files are what is tested), so no network.
+    packaged = installed.package / "resources" / "devserver"
+    if not (packaged / "node_modules").exists():
+        (packaged / "node_modules").symlink_to(devserver.prepare(tmp_path / "cache") / "node_modules")
+    port = free_port()
+    env = clean_env(KAZOO_VM_COUCH_PORT=str(port), KAZOO_VM_DATA_DIR=str(tmp_path / "var"))
+    created = subprocess.run(
+        [str(installed.command), "accounts", "create", "--name", "Bundled Co"],
+        cwd=installed.workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    account_id = json.loads(created.stdout)["account_id"]
+    assert (tmp_path / "var" / "couchdb").is_dir()
+    # The server stopped with the command and kept its data on disk: a second start finds the account.
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+    user = subprocess.run(
+        [str(installed.command), "users", "create", "--account", account_id, "--username", "u", "--password", "p"],
+        cwd=installed.workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert user.returncode == 0, user.stderr
+    assert json.loads(user.stdout)["account_id"] == account_id
