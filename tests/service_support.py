@@ -25,11 +25,13 @@ def free_port() -> int:
 
 
 def clean_env(**settings: str) -> dict[str, str]:
-    """The environment without any kazoo_vm setting or Python path of the test run, plus ``settings``."""
+    """The environment without any kazoo_vm setting or Python path of the test run, plus ``settings``. The scripts'
+    own ``KAZOO_VM_VENV`` is kept: it says where the checkout's virtualenv is."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("KAZOO_VM_") and key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+        if (key == "KAZOO_VM_VENV" or not key.startswith("KAZOO_VM_"))
+        and key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
     }
     return {**env, **settings}
 

@@ -131,6 +131,13 @@ def test_the_readme_walkthrough_works_as_written(tmp_path: Path) -> None:
     moved = reader.answer_to(
         """curl -s -X POST -H "X-Auth-Token: $T" $API/vmboxes/$B/messages/$M2 -d '{"data":{"source_id":"'$B2'"}}'"""
     )
+    assert (
+        moved["data"]["metadata"]["media_id"]
+        == moved["data"]["id"]
+        != reader.answer_to(
+            """curl -s -X POST -H "X-Auth-Token: $T" $API/vmboxes/$B/messages/$M1 -d '{"data":{"folder":"saved"}}'"""
+        )["data"]["media_id"]
+    )
     fetched = reader.answer_to('curl -s -H "X-Auth-Token: $T" $API/vmboxes/$B2/messages/$M3')
     assert fetched["data"]["media_id"] == moved["data"]["id"]
     # Which answers carry a revision, as the README says.
