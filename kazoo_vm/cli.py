@@ -10,6 +10,8 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -50,6 +52,22 @@ def couch_for(settings: Settings, *, announce: bool = False) -> Iterator[Setting
         bundled.stop()
 
 
+def version() -> str:
+    try:
+        return metadata.version("kazoo-vm")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def command_name() -> str:
+    """How to run another ``kazoo-vm`` command beside this one: the checkout's script when this code runs from a
+    checkout, the installed command otherwise."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "kazoo-vm"
+    if not script.is_file():
+        return "kazoo-vm"
+    return "./scripts/kazoo-vm" if Path.cwd().resolve() == script.parents[1] else str(script)
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = dataclasses.replace(
         settings, host=args.host or settings.host, port=args.port if args.port is not None else settings.port
@@ -60,8 +78,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"kazoo_vm serving the Kazoo 4.3 vmboxes API on {base}/v2\n"
             f"CouchDB: {ready.couch_url}\n"
-            "Get a token:\n"
-            "  kazoo-vm accounts create --name 'My Company'      # prints account_id and api_key\n"
+            "Get a token (in another terminal):\n"
+            f"  {command_name()} accounts create --name 'My Company'      # prints account_id and api_key\n"
             f'  curl -s -X PUT {base}/v2/api_auth -d \'{{"data":{{"api_key":"<api_key>"}}}}\'\n'
             "  # the token is the response's auth_token; send it as X-Auth-Token",
             flush=True,
@@ -109,6 +127,7 @@ def _users_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kazoo-vm", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kazoo-vm {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(
