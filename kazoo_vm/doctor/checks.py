@@ -6,7 +6,9 @@ of ``system_auth``), then every account database and MODB, a few at a time: desi
 
 With ``fix``, the repairs reuse the service's own code: design documents are written as the start-up sync writes
 them, a stale claim is deleted only when the claim rules of :mod:`kazoo_vm.domain.vmboxes` call it stale, and a
-half-finished move is finished by the move protocol of :mod:`kazoo_vm.domain.messages.transit`.
+half-finished move is finished by the move protocol of :mod:`kazoo_vm.domain.messages.transit`. Without
+``fix`` the only write is the probe of whether databases may be created: a uniquely named database, created and
+deleted at once.
 """
 
 from __future__ import annotations
@@ -178,9 +180,11 @@ class Doctor:
             return self.report
         await self._cluster()
         dbs = await self._permissions()
-        if dbs is not None:
-            await self._system_auth(dbs)
-            await self._databases(dbs)
+        if dbs is None:
+            self.report.add("databases", Level.INFO, "account databases and MODBs not examined: no _all_dbs")
+            return self.report
+        await self._system_auth(dbs)
+        await self._databases(dbs)
         return self.report
 
     # -- the server --------------------------------------------------------------------------------------------
@@ -208,7 +212,7 @@ class Doctor:
     async def _cluster(self) -> None:
         members = await server.membership(self.store)
         if members is None:
-            self.report.add("cluster", Level.INFO, "no cluster membership API (the development server)")
+            self.report.add("cluster", Level.INFO, "no cluster membership API")
             return
         connected = set(members.get("all_nodes") or [])
         cluster = list(members.get("cluster_nodes") or [])
@@ -276,7 +280,11 @@ class Doctor:
         if naming.SYSTEM_AUTH_DB not in dbs:
             self.report.add("system_auth", Level.INFO, "no system_auth database yet (the service creates it)")
             return
-        security = await server.security(self.store, naming.SYSTEM_AUTH_DB)
+        try:
+            security = await server.security(self.store, naming.SYSTEM_AUTH_DB)
+        except Unauthorized:
+            self.report.add("system_auth", Level.WARNING, "_security not readable with these credentials")
+            return
         members = security.get("members") or {}
         if not members.get("names") and not members.get("roles"):
             finding = self.report.add(
@@ -403,7 +411,11 @@ class Doctor:
             if self.fix:
                 # The moved copy's "to" and name use the account's realm and time zone: the real account.
                 scope = scope or Scope(self.store, self.settings, await _account(self.store, db))
-                if await transit.settle(scope, doc) is not None:
+                try:
+                    finished = await transit.settle(scope, doc)
+                except (KazooError, StorageError):
+                    finished = None  # the source kept changing: left for a later run (or the next reader)
+                if finished is not None:
                     self.tally.moves_fixed += 1
 
     # -- findings --------------------------------------------------------------------------------------------------
