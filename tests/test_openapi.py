@@ -74,6 +74,8 @@ async def test_every_operation_lists_its_statuses_parameters_and_envelopes(clien
     assert description["paths"]["/v2/api_auth"]["put"]["security"] == []
     for operations in description["paths"].values():
         for operation in operations.values():
+            if operation["tags"] == ["service"]:
+                continue  # the service's own routes, outside Kazoo's envelope
             for status, response in operation["responses"].items():
                 if status.startswith(("4", "5")):
                     assert response["content"]["application/json"]["schema"] == {

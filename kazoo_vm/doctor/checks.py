@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
 
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account, load_account
@@ -26,6 +25,7 @@ from kazoo_vm.domain.messages import transit
 from kazoo_vm.domain.messages.records import Scope, move_plan
 from kazoo_vm.domain.vmboxes import CLAIM_PREFIX, CLAIM_TYPE, _claim_is_held, mailbox_number
 from kazoo_vm.errors import KazooError
+from kazoo_vm.migrate.driver import Progress
 from kazoo_vm.storage import naming, server
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.design_docs import DATABASE_CLASSES, design_docs, ensure_design_docs
@@ -100,20 +100,6 @@ class Report:
         return "\n".join(lines)
 
 
-class Progress(Protocol):
-    def add_total(self, count: int) -> None: ...
-
-    def advance(self, count: int) -> None: ...
-
-
-class _Silent:
-    def add_total(self, count: int) -> None:
-        pass
-
-    def advance(self, count: int) -> None:
-        pass
-
-
 def _shown(items: list[str]) -> list[str]:
     more = [f"… and {len(items) - SHOWN} more"] if len(items) > SHOWN else []
     return items[:SHOWN] + more
@@ -171,7 +157,7 @@ class Doctor:
         self.store = store
         self.settings = settings
         self.fix = fix
-        self.progress: Progress = progress or _Silent()
+        self.progress = progress
         self.report = Report(url=store.base_url, fix=fix)
         self.tally = _Tally()
 
@@ -312,7 +298,8 @@ class Doctor:
     async def _databases(self, dbs: list[str]) -> None:
         walked = [(db, naming.database_class(db)) for db in dbs]
         jobs = [(db, db_class) for db, db_class in walked if db_class in DATABASE_CLASSES]
-        self.progress.add_total(len(jobs))
+        if self.progress is not None:
+            self.progress.add_total(len(jobs))
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def one(db: str, db_class: str) -> None:
@@ -323,7 +310,8 @@ class Doctor:
                     pass  # deleted since _all_dbs listed it
                 except StorageError as exc:
                     self.tally.unreadable.append(f"{db}: {exc}")
-                self.progress.advance(1)
+                if self.progress is not None:
+                    self.progress.advance(1)
 
         await asyncio.gather(*(one(db, str(db_class)) for db, db_class in jobs))
         self._fold()

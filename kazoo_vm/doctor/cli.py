@@ -10,29 +10,13 @@ import asyncio
 import sys
 from typing import Any
 
-from tqdm import tqdm
-
 from kazoo_vm.cli import couch_for
 from kazoo_vm.config import Settings
 from kazoo_vm.doctor.checks import Report, diagnose
+from kazoo_vm.migrate.cli import BarProgress
 from kazoo_vm.storage.couch import CouchStore
 
 PROBLEMS_EXIT = 1
-
-
-class BarProgress:
-    def __init__(self, *, enabled: bool) -> None:
-        self.bar = tqdm(total=0, unit="db", desc="checking", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
-
-    def add_total(self, count: int) -> None:
-        self.bar.total = (self.bar.total or 0) + count
-        self.bar.refresh()
-
-    def advance(self, count: int) -> None:
-        self.bar.update(count)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def add_command(commands: Any) -> None:
@@ -52,7 +36,7 @@ def add_command(commands: Any) -> None:
 
 
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
-    progress = BarProgress(enabled=sys.stderr.isatty())
+    progress = BarProgress(enabled=sys.stderr.isatty(), desc="checking", unit="db")
     try:
         with couch_for(settings) as ready:
             assert ready.couch_url is not None

@@ -254,10 +254,13 @@ def _responses(op: Operation) -> JsonSchema:
             continue
         responses[str(status)] = {"description": op.success_description, "content": content}
     for status in op.errors():
-        responses[str(status)] = {
-            "description": ERROR_DESCRIPTIONS[status],
-            "content": {"application/json": {"schema": _ref("ErrorEnvelope")}},
-        }
+        # The service's own routes answer errors in their own media type, not in Kazoo's envelope.
+        error_content = (
+            {"application/json": {"schema": _ref("ErrorEnvelope")}}
+            if op.pipeline
+            else {media: {"schema": {}} for media in op.media}
+        )
+        responses[str(status)] = {"description": ERROR_DESCRIPTIONS[status], "content": error_content}
     return responses
 
 

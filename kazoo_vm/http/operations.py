@@ -155,6 +155,20 @@ class Operation:
 VMBOX = "vmboxes"
 MSG = "messages"
 
+
+def _service(summary: str, media: str, *errors: int) -> Operation:
+    """One of the service's own routes: no token, outside Kazoo's pipeline, answering ``media``."""
+    return Operation(
+        summary,
+        "service",
+        media=(media,),
+        success_description=summary,
+        token=False,
+        pipeline=False,
+        extra_errors=errors,
+    )
+
+
 OPERATIONS: dict[str, dict[str, Operation]] = {
     "/v2/api_auth": {
         "PUT": Operation(
@@ -302,55 +316,13 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             writes=True,
         ),
     },
-    "/v2/openapi.json": {
-        "GET": Operation(
-            "This description of the API (OpenAPI 3.1)",
-            "service",
-            media=("application/json",),
-            success_description="The OpenAPI document",
-            token=False,
-            pipeline=False,
-        ),
-    },
-    "/v2/docs": {
-        "GET": Operation(
-            "The interactive API documentation page",
-            "service",
-            media=("text/html",),
-            success_description="The page",
-            token=False,
-            pipeline=False,
-        ),
-    },
-    "/healthz": {
-        "GET": Operation(
-            "Liveness: the process answers",
-            "service",
-            media=("application/json",),
-            success_description="Alive",
-            token=False,
-            pipeline=False,
-        ),
-    },
+    "/v2/openapi.json": {"GET": _service("This description of the API (OpenAPI 3.1)", "application/json")},
+    "/v2/docs": {"GET": _service("The interactive API documentation page", "text/html")},
+    "/healthz": {"GET": _service("Liveness: the process answers", "application/json")},
     "/readyz": {
-        "GET": Operation(
-            "Readiness: CouchDB reachable, design documents synced, signing key loaded",
-            "service",
-            media=("application/json",),
-            success_description="Ready (503 when not)",
-            token=False,
-            pipeline=False,
-            extra_errors=(503,),
-        ),
+        "GET": _service(
+            "Readiness: CouchDB reachable, design documents synced, signing key loaded", "application/json", 503
+        )
     },
-    "/metrics": {
-        "GET": Operation(
-            "Prometheus metrics",
-            "service",
-            media=("text/plain",),
-            success_description="Metrics in Prometheus text format",
-            token=False,
-            pipeline=False,
-        ),
-    },
+    "/metrics": {"GET": _service("Prometheus metrics", "text/plain")},
 }
