@@ -156,6 +156,18 @@ VMBOX = "vmboxes"
 MSG = "messages"
 
 
+def _message_listing(summary: str) -> Operation:
+    return Operation(
+        summary,
+        MSG,
+        data="MessageSummary",
+        many=True,
+        paged=True,
+        cached=True,
+        query=(*PAGING_QUERY, *MESSAGE_LISTING_QUERY),
+    )
+
+
 def _service(summary: str, media: str, *errors: int) -> Operation:
     """One of the service's own routes: no token, outside Kazoo's pipeline, answering ``media``."""
     return Operation(
@@ -207,15 +219,7 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
         "PUT": Operation("Create a voicemail box", VMBOX, data="Vmbox", success=201, body="vmboxes", writes=True),
     },
     f"{ACCOUNT}/vmboxes/messages": {
-        "GET": Operation(
-            "List the messages of every box of the account",
-            MSG,
-            data="MessageSummary",
-            many=True,
-            paged=True,
-            cached=True,
-            query=(*PAGING_QUERY, *MESSAGE_LISTING_QUERY),
-        ),
+        "GET": _message_listing("List the messages of every box of the account"),
     },
     BOX: {
         "GET": Operation("Fetch a voicemail box", VMBOX, data="Vmbox", cached=True),
@@ -232,15 +236,7 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
         ),
     },
     MESSAGES: {
-        "GET": Operation(
-            "List a box's messages",
-            MSG,
-            data="MessageSummary",
-            many=True,
-            paged=True,
-            cached=True,
-            query=(*PAGING_QUERY, *MESSAGE_LISTING_QUERY),
-        ),
+        "GET": _message_listing("List a box's messages"),
         "PUT": Operation(
             "Leave a message (metadata, with or without its audio)",
             MSG,
