@@ -119,3 +119,9 @@ async def test_try_it_out_lists_the_boxes_with_a_token_and_without_one_shows_kaz
     await expect(body).to_contain_text("Browser Box")
     await expect(body).to_contain_text('"status": "success"')
     assert foreign == []
+
+
+def test_without_chromium_the_browser_test_fails_and_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match=r"Chromium is not installed.*apt-get install chromium"):
+        chromium_path()

@@ -225,3 +225,13 @@ def test_the_command_exits_non_zero_on_problems_and_fix_says_what_it_did(
     assert "FIXED" in out and "wrote 1 design document(s)" in out
     assert cli.main(["doctor"]) == 0
     assert "1 problem(s)" not in capsys.readouterr().out
+
+
+def test_an_unreachable_couchdb_is_a_problem_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAZOO_VM_COUCH_URL", "http://admin:secret@127.0.0.1:1")
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM  server  not reachable" in out
+    assert "secret" not in out
