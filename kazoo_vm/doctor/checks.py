@@ -41,6 +41,10 @@ SHOWN = 10
 MINIMUM_MAJOR = 3
 
 
+# The checks whose problems --fix repairs.
+FIXABLE = frozenset({"design_docs", "claims", "moves", "system_auth"})
+
+
 class Level(StrEnum):
     OK = "ok"
     INFO = "info"
@@ -94,7 +98,7 @@ class Report:
         if fixed:
             summary += f", {fixed} fixed"
         summary += f", {warnings} warning(s)"
-        if problems > fixed and not self.fix:
+        if not self.fix and any(finding.open_problem and finding.check in FIXABLE for finding in self.findings):
             summary += "; `kazoo-vm doctor --fix` repairs design documents, claims, moves and system_auth's _security"
         lines.append(summary)
         return "\n".join(lines)
