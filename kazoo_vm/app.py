@@ -11,6 +11,7 @@ from aiohttp import web
 from kazoo_vm import appkeys
 from kazoo_vm.auth.tokens import TokenService, load_or_create_signing_key
 from kazoo_vm.config import Settings
+from kazoo_vm.handlers.docs import setup_docs
 from kazoo_vm.handlers.messages import install_hooks as install_message_hooks
 from kazoo_vm.http.middleware import kazoo_middleware
 from kazoo_vm.routes import setup_routes
@@ -73,5 +74,6 @@ def create_app(settings: Settings, *, sync_design_docs: bool | None = None) -> w
 
     app.cleanup_ctx.append(couch_context)
     setup_routes(app)
+    setup_docs(app)
     install_message_hooks(app)
     return app

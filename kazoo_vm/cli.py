@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.set_defaults(run=_users_create)
 
     add_migrate_command(commands)
+    add_doctor_command(commands)
     return parser
 
 
@@ -159,6 +160,13 @@ def add_migrate_command(commands: Any) -> None:
     """``kazoo-vm migrate``: legacy voicemail into monthly databases (kazoo_vm.migrate.cli)."""
     # Imported here: the migrate command uses couch_for from this module.
     from kazoo_vm.migrate.cli import add_command
+
+    add_command(commands)
+
+
+def add_doctor_command(commands: Any) -> None:
+    """``kazoo-vm doctor``: check (and repair) the configured CouchDB (kazoo_vm.doctor.cli)."""
+    from kazoo_vm.doctor.cli import add_command
 
     add_command(commands)
 

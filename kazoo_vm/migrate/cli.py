@@ -30,8 +30,8 @@ FAILED_EXIT = 1
 class BarProgress:
     """A ``tqdm`` bar on stderr, silent when stderr is not a terminal (cron, CI, pipes)."""
 
-    def __init__(self, *, enabled: bool) -> None:
-        self.bar = tqdm(total=0, unit="msg", desc="migrating", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+    def __init__(self, *, enabled: bool, desc: str = "migrating", unit: str = "msg") -> None:
+        self.bar = tqdm(total=0, unit=unit, desc=desc, disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
     def add_total(self, count: int) -> None:
         self.bar.total = (self.bar.total or 0) + count
