@@ -76,11 +76,15 @@ def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Ev
     return event_dict
 
 
-def _rename_event(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """JSON lines call the text ``message``, as log pipelines expect."""
+_LEADING = ("timestamp", "level", "logger", "message")
+
+
+def _json_shape(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """JSON lines call the text ``message``, as log pipelines expect, and start with when, how bad and what."""
     if "event" in event_dict:
         event_dict["message"] = event_dict.pop("event")
-    return event_dict
+    leading = {key: event_dict.pop(key) for key in _LEADING if key in event_dict}
+    return {**leading, **event_dict}
 
 
 def uses_json(settings: Settings, stream: TextIO) -> bool:
@@ -106,7 +110,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         redact,
     ]
     if as_json:
-        final += [_rename_event, structlog.processors.JSONRenderer(sort_keys=False)]
+        final += [_json_shape, structlog.processors.JSONRenderer(sort_keys=False)]
     else:
         final.append(structlog.dev.ConsoleRenderer(colors=out.isatty()))
     formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
