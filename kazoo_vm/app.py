@@ -12,9 +12,8 @@ from kazoo_vm import appkeys
 from kazoo_vm.auth.tokens import TokenService, load_or_create_signing_key
 from kazoo_vm.config import Settings
 from kazoo_vm.handlers.messages import install_hooks as install_message_hooks
-from kazoo_vm.http import health, metrics_endpoint
+from kazoo_vm.http import health, metrics_endpoint, observe
 from kazoo_vm.http.middleware import kazoo_middleware
-from kazoo_vm.http.observe import observe_middleware
 from kazoo_vm.routes import setup_routes
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
@@ -53,9 +52,7 @@ def create_app(settings: Settings, *, sync_design_docs: bool | None = None) -> w
     if settings.couch_url is None:
         raise ValueError("create_app needs settings.couch_url (kazoo-vm serve starts the bundled CouchDB first)")
     couch_url = settings.couch_url
-    app = web.Application(
-        middlewares=[observe_middleware, kazoo_middleware], client_max_size=settings.max_upload_bytes + 1024 * 1024
-    )
+    app = web.Application(middlewares=[kazoo_middleware], client_max_size=settings.max_upload_bytes + 1024 * 1024)
     app[appkeys.SETTINGS] = settings
 
     async def couch_context(app: web.Application) -> AsyncIterator[None]:
@@ -78,7 +75,8 @@ def create_app(settings: Settings, *, sync_design_docs: bool | None = None) -> w
 
     app.cleanup_ctx.append(couch_context)
     setup_routes(app)
-    # Operators' endpoints: health probes and metrics.
+    # Operators' view: the request log line and metrics (outermost middleware), health probes, /metrics.
+    observe.install(app)
     health.install(app)
     metrics_endpoint.install(app, settings)
     install_message_hooks(app)

@@ -9,6 +9,7 @@ tokens), so no log line ever carries one.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from typing import Any, TextIO
@@ -87,6 +88,12 @@ def _json_shape(logger: WrappedLogger, method_name: str, event_dict: EventDict) 
     return {**leading, **event_dict}
 
 
+def _add_pid(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Which process wrote the line: several workers may share one log."""
+    event_dict["pid"] = os.getpid()
+    return event_dict
+
+
 def uses_json(settings: Settings, stream: TextIO) -> bool:
     if settings.log_format == "auto":
         return not stream.isatty()
@@ -103,6 +110,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_pid,
     ]
     final: list[Processor] = [
         structlog.stdlib.ProcessorFormatter.remove_processors_meta,

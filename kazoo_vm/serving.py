@@ -13,6 +13,7 @@ the whole service rather than running it short-handed.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import multiprocessing
@@ -25,6 +26,7 @@ from types import FrameType
 from aiohttp import web
 
 from kazoo_vm.config import Settings
+from kazoo_vm.http import observe
 from kazoo_vm.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -32,27 +34,46 @@ log = logging.getLogger(__name__)
 AppFactory = Callable[[Settings], web.Application]
 
 
-def _announce_shutdown(grace_s: float) -> Callable[[web.Application], object]:
-    async def on_shutdown(app: web.Application) -> None:
-        log.info("stopped accepting connections; requests in flight have %gs to finish", grace_s)
-
-    return on_shutdown
-
-
 def run_one(settings: Settings, make_app: AppFactory, *, reuse_port: bool = False) -> None:
     """Serve in this process until SIGTERM or SIGINT, then stop gracefully."""
-    app = make_app(settings)
-    app.on_shutdown.append(_announce_shutdown(settings.shutdown_grace_s))  # type: ignore[arg-type]
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log=None,  # the request log line comes from kazoo_vm.http.observe
-        shutdown_timeout=settings.shutdown_grace_s,
-        reuse_port=reuse_port or None,
-    )
+    asyncio.run(_serve(make_app(settings), settings, reuse_port=reuse_port))
     log.info("stopped")
+
+
+async def _serve(app: web.Application, settings: Settings, *, reuse_port: bool) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # aiohttp's own shutdown stops reading from every connection at once, which would cut off an upload whose
+    # body is still arriving: the drain below comes first, and leaves aiohttp only idle connections to close.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+        await site.start()
+        await stop.wait()
+        await site.stop()  # no new connections
+        activity = app[observe.ACTIVITY]
+        activity.stopping = True
+        log.info(
+            "stopped accepting connections; %d requests in flight have %gs to finish",
+            activity.in_flight,
+            settings.shutdown_grace_s,
+        )
+        await _drain(activity, settings.shutdown_grace_s)
+    finally:
+        await runner.cleanup()  # idle connections, then the application's cleanup (CouchDB sessions)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _drain(activity: observe.Activity, grace_s: float) -> None:
+    deadline = time.monotonic() + grace_s
+    while activity.in_flight > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if activity.in_flight > 0:
+        log.warning("grace period over: cutting off %d requests in flight", activity.in_flight)
 
 
 def worker_settings(settings: Settings, index: int) -> Settings:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from helpers import create_box, make_account
+from helpers import make_account
 
 from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
@@ -71,7 +71,9 @@ async def test_a_session_of_requests_logs_json_lines_without_any_credential(
     user_token = (await response.json())["auth_token"]
     headers = {"X-Auth-Token": token}
     base = f"/v2/accounts/{account.id}"
-    response = await client.put(f"{base}/vmboxes", json={"data": {"name": "b", "mailbox": "100", "pin": PIN}}, headers=headers)
+    response = await client.put(
+        f"{base}/vmboxes", json={"data": {"name": "b", "mailbox": "100", "pin": PIN}}, headers=headers
+    )
     assert response.status == 201
     box_id = (await response.json())["data"]["id"]
     response = await client.patch(f"{base}/vmboxes/{box_id}", json={"data": {"pin": BAD_PIN}}, headers=headers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
@@ -69,6 +70,23 @@ def _record(
         metrics.ZIPS_STREAMED.inc()
 
 
+@dataclass
+class Activity:
+    """Requests being answered by one application, and whether it is stopping (for a graceful drain)."""
+
+    in_flight: int = 0
+    stopping: bool = False
+
+
+ACTIVITY = web.AppKey("activity", Activity)
+
+
+def install(app: web.Application) -> None:
+    """Put the observing middleware in front of every other one."""
+    app[ACTIVITY] = Activity()
+    app.middlewares.insert(0, observe_middleware)
+
+
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[appkeys.REQUEST_ID] = request_id_of(request)
@@ -77,6 +95,8 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     response: web.StreamResponse | None = None
     status = 500  # what a request cut short (cancelled, disconnected) counts as
+    activity = request.app[ACTIVITY]
+    activity.in_flight += 1
     metrics.HTTP_IN_FLIGHT.inc()
     try:
         with structlog.contextvars.bound_contextvars(
@@ -88,6 +108,8 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
             try:
                 response = await handler(request)
                 status = response.status
+                if activity.stopping and not response.prepared:
+                    response.force_close()  # no further requests on this connection: the process is stopping
                 return response
             except web.HTTPException as exc:  # redirects pass through the error middleware as exceptions
                 status = exc.status
@@ -95,5 +117,6 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
             finally:
                 _record(request, route, response, status, stats, time.perf_counter() - started)
     finally:
+        activity.in_flight -= 1
         metrics.HTTP_IN_FLIGHT.dec()
         end_request(token)
