@@ -100,6 +100,21 @@ def uses_json(settings: Settings, stream: TextIO) -> bool:
     return settings.log_format == "json"
 
 
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be replaced after start-up)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Send every log record to ``stream`` (default: standard error), as JSON lines or for a terminal."""
     out = stream if stream is not None else sys.stderr
@@ -122,7 +137,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     else:
         final.append(structlog.dev.ConsoleRenderer(colors=out.isatty()))
     formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
-    handler = logging.StreamHandler(out)
+    handler: logging.Handler = logging.StreamHandler(out) if stream is not None else _StandardError()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
