@@ -10,10 +10,12 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from helpers import Api, create_box
 from message_support import fake_mp3, put_message
+from migration_support import audio_for, legacy_entry, media_doc, save_all
 from observability_support import total, value
 
 from kazoo_vm.app import create_app
 from kazoo_vm.config import Settings
+from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import Conflict
 
@@ -110,3 +112,23 @@ async def test_metrics_can_be_served_on_a_separate_port(aiohttp_client: Any, set
     async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:
         assert response.status == 200
         assert "kazoo_vm_couch_requests_total" in await response.text()
+
+
+async def test_legacy_entries_migrated_by_an_api_request_are_counted(
+    client: TestClient[Any, Any], api: Api, store: CouchStore
+) -> None:
+    box = await create_box(api)
+    legacy_id = "e1" * 16
+    db = naming.account_db(api.account.id)
+    doc = await store.get_doc(db, box["id"])
+    doc["messages"] = [legacy_entry(legacy_id, naming.now_gregorian() - 86_400)]
+    await store.put_doc(db, doc)
+    await save_all(store, api.account.id, [media_doc(api.account.id, legacy_id, box["id"], audio_for(legacy_id))])
+    before = await scrape(client)
+
+    status, body = await api.get(f"/vmboxes/{box['id']}/messages/{legacy_id}")
+
+    assert status == 200, body
+    after = await scrape(client)
+    migrated = "kazoo_vm_migration_entries_total"
+    assert value(after, migrated, status="migrated") - value(before, migrated, status="migrated") == 1

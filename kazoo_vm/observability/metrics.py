@@ -58,19 +58,9 @@ ZIPS_STREAMED = Counter("zips_streamed", "ZIP archives of recordings streamed to
 
 MIGRATION_ENTRIES = Counter(
     "migration_entries",
-    "Legacy voicemail entries the migrator handled in this process, by outcome status (migrated, "
-    "already_migrated, planned, failed, gone).",
+    "Legacy voicemail entries migrated in this process (by a migration run, or by a message API request that "
+    "met them), by outcome status (migrated, already_migrated, planned, failed, gone).",
     ["status"],
-    namespace=NAMESPACE,
-)
-MIGRATION_PLANNED = Counter(
-    "migration_entries_planned",
-    "Legacy entries a migration run in this process found to migrate (its progress total).",
-    namespace=NAMESPACE,
-)
-MIGRATION_PROCESSED = Counter(
-    "migration_entries_processed",
-    "Legacy entries a migration run in this process has processed (its progress).",
     namespace=NAMESPACE,
 )
 
@@ -79,16 +69,6 @@ def record_migration(statuses: Iterable[str]) -> None:
     """Count the outcome statuses of migrated legacy entries."""
     for status in statuses:
         MIGRATION_ENTRIES.labels(status=status).inc()
-
-
-class MigrationProgress:
-    """A migrator progress sink (``add_total``/``advance``) that counts into the metrics."""
-
-    def add_total(self, count: int) -> None:
-        MIGRATION_PLANNED.inc(count)
-
-    def advance(self, count: int) -> None:
-        MIGRATION_PROCESSED.inc(count)
 
 
 def exposition() -> tuple[bytes, str]:
