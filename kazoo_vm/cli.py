@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="listen address (KAZOO_VM_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (KAZOO_VM_PORT, default 8000)")
-    serve.add_argument("--workers", type=int, help="processes sharing the port (KAZOO_VM_WORKERS, default 1)")
+    serve.add_argument(
+        "--workers", type=serving.worker_count, help="processes sharing the port (KAZOO_VM_WORKERS, default 1)"
+    )
     serve.set_defaults(run=_serve)
 
     account_cmd = commands.add_parser("accounts", help="manage accounts").add_subparsers(dest="action", required=True)

@@ -13,6 +13,7 @@ the whole service rather than running it short-handed.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import logging
@@ -74,6 +75,20 @@ async def _drain(activity: observe.Activity, grace_s: float) -> None:
         await asyncio.sleep(0.05)
     if activity.in_flight > 0:
         log.warning("grace period over: cutting off %d requests in flight", activity.in_flight)
+
+
+MAX_WORKERS = 64
+
+
+def worker_count(raw: str) -> int:
+    """``--workers``: a number of processes from 1 to :data:`MAX_WORKERS`."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to {MAX_WORKERS}")
+    return value
 
 
 def worker_settings(settings: Settings, index: int) -> Settings:
