@@ -148,3 +148,41 @@ def test_sigterm_lets_a_zip_download_and_an_upload_in_flight_complete(tmp_path: 
     assert messages.index("stopped") > max(
         index for index, record in enumerate(records) if record.get("logger") == "kazoo_vm.request"
     )
+
+
+def test_a_request_outlasting_the_grace_period_is_cut_off_and_the_process_exits(couch_url: str) -> None:
+    port = free_port()
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("KAZOO_VM_")},
+        "KAZOO_VM_COUCH_URL": couch_url,
+        "KAZOO_VM_PORT": str(port),
+        "KAZOO_VM_SYNC_DESIGN_DOCS": "false",
+        "KAZOO_VM_SHUTDOWN_GRACE_S": "1",
+    }
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "kazoo_vm.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        wait_until_serving(serve, port)
+        stalled = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        stalled.putrequest("PUT", "/v2/api_auth")
+        stalled.putheader("Content-Type", "application/json")
+        stalled.putheader("Content-Length", "1000")
+        stalled.endheaders()
+        stalled.send(b'{"data": ')  # and never the rest
+        time.sleep(0.3)
+        sent = time.monotonic()
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+        assert 1.0 <= time.monotonic() - sent < 10, "the request in flight got its grace period, and no more"
+        stalled.close()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        if serve.stdout is not None:
+            serve.stdout.close()
