@@ -13,6 +13,7 @@ from kazoo_vm.auth.tokens import TokenService, load_or_create_signing_key
 from kazoo_vm.config import Settings
 from kazoo_vm.handlers.docs import setup_docs
 from kazoo_vm.handlers.messages import install_hooks as install_message_hooks
+from kazoo_vm.http import health, metrics_endpoint, observe
 from kazoo_vm.http.middleware import kazoo_middleware
 from kazoo_vm.routes import setup_routes
 from kazoo_vm.storage import naming
@@ -65,6 +66,7 @@ def create_app(settings: Settings, *, sync_design_docs: bool | None = None) -> w
             sync = settings.sync_design_docs if sync_design_docs is None else sync_design_docs
             # Walking every database can take a while on a big cluster: serve meanwhile.
             syncing = asyncio.create_task(_sync_design_docs(store)) if sync else None
+            health.track_startup_sync(app, syncing)
             yield
             if syncing is not None:
                 syncing.cancel()
@@ -75,5 +77,9 @@ def create_app(settings: Settings, *, sync_design_docs: bool | None = None) -> w
     app.cleanup_ctx.append(couch_context)
     setup_routes(app)
     setup_docs(app)
+    # Operators' view: the request log line and metrics (outermost middleware), health probes, /metrics.
+    observe.install(app)
+    health.install(app)
+    metrics_endpoint.install(app, settings)
     install_message_hooks(app)
     return app

@@ -14,13 +14,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from kazoo_vm import devserver
+from kazoo_vm import config_cli, devserver, serving
 from kazoo_vm.app import create_app, prepare_couch, wait_for_couch
 from kazoo_vm.config import ConfigError, Settings, load_settings
+from kazoo_vm.config_reference import mask_url
 from kazoo_vm.domain import accounts
 from kazoo_vm.errors import KazooError
+from kazoo_vm.logs import configure_logging
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import StorageError
 
@@ -70,22 +70,23 @@ def command_name() -> str:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = dataclasses.replace(
-        settings, host=args.host or settings.host, port=args.port if args.port is not None else settings.port
+        settings,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        workers=args.workers or settings.workers,
     )
     with couch_for(settings, announce=True) as ready:
-        app = create_app(ready)
         base = f"http://{ready.host}:{ready.port}"
         print(
             f"kazoo_vm serving the Kazoo 4.3 vmboxes API on {base}/v2\n"
-            f"CouchDB: {ready.couch_url}\n"
+            f"CouchDB: {mask_url(ready.couch_url or '')}\n"
             "Get a token (in another terminal):\n"
             f"  {command_name()} accounts create --name 'My Company'      # prints account_id and api_key\n"
             f'  curl -s -X PUT {base}/v2/api_auth -d \'{{"data":{{"api_key":"<api_key>"}}}}\'\n'
             "  # the token is the response's auth_token; send it as X-Auth-Token",
             flush=True,
         )
-        web.run_app(app, host=ready.host, port=ready.port, print=None)
-    return 0
+        return serving.serve(ready, create_app)
 
 
 def _run(settings: Settings, work: Callable[[CouchStore], Awaitable[Any]]) -> Any:
@@ -135,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="listen address (KAZOO_VM_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (KAZOO_VM_PORT, default 8000)")
+    serve.add_argument(
+        "--workers", type=serving.worker_count, help="processes sharing the port (KAZOO_VM_WORKERS, default 1)"
+    )
     serve.set_defaults(run=_serve)
 
     account_cmd = commands.add_parser("accounts", help="manage accounts").add_subparsers(dest="action", required=True)
@@ -153,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_migrate_command(commands)
     add_doctor_command(commands)
+    config_cli.add_command(commands)
     return parser
 
 
@@ -178,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     try:
         result: int = args.run(settings, args)
     except KazooError as exc:

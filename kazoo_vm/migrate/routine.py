@@ -62,6 +62,7 @@ from kazoo_vm.migrate.outcomes import (
     Status,
 )
 from kazoo_vm.migrate.tasks import gather_or_cancel
+from kazoo_vm.observability import metrics
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.errors import DatabaseNotFound
@@ -163,6 +164,7 @@ async def migrate_entries(
     outcomes = [item.outcome for item in items.values() if item.outcome is not None]
     if not batch.options.dry_run:
         await _record(batch, outcomes, bool(unidentified))
+    metrics.record_migration(outcome.status.value for outcome in unidentified + outcomes)
     return unidentified + outcomes
 
 
