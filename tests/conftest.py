@@ -1,4 +1,7 @@
-"""Shared fixtures: one fresh in-memory CouchDB dev server per test run, a fresh account per test.
+"""Shared fixtures: one CouchDB per test run, a fresh account per test.
+
+The CouchDB is the one ``KAZOO_VM_TEST_COUCH_URL`` names (a URL with server-admin credentials, e.g. a real
+Apache CouchDB 3), or else a fresh in-memory bundled development server started for the run.
 
 Chain: ``couch_url`` (session) → ``settings`` → ``app`` / ``client`` → ``account`` (a new account with its api
 key and a token) → ``api`` (a client that sends that token).
@@ -22,10 +25,22 @@ from kazoo_vm.app import create_app
 from kazoo_vm.config import Settings, load_settings
 from kazoo_vm.storage.couch import CouchStore
 
+TEST_COUCH_URL_VAR = "KAZOO_VM_TEST_COUCH_URL"
+
 
 @pytest.fixture(scope="session")
-def couch_url() -> Iterator[str]:
-    """A fresh in-memory CouchDB-3-compatible server for the whole run."""
+def couch_url(request: pytest.FixtureRequest) -> str:
+    """The CouchDB for the whole run: ``KAZOO_VM_TEST_COUCH_URL``, or else the bundled development server."""
+    given = os.environ.get(TEST_COUCH_URL_VAR, "").strip()
+    if given:
+        return given.rstrip("/")
+    url: str = request.getfixturevalue("bundled_couch_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def bundled_couch_url() -> Iterator[str]:
+    """A fresh in-memory bundled development server, whatever engine the rest of the run uses."""
     cache = Path(os.environ.get("KAZOO_VM_DEVSERVER_CACHE", Path(tempfile.gettempdir()) / "kazoo-vm-devserver"))
     server = devserver.start(port=0, data_dir=None, cache_dir=cache)
     try:
