@@ -663,6 +663,49 @@ async def test_attachment_range_requests(couch: Couch) -> None:
         assert await resp.read() == payload
 
 
+async def test_all_docs_with_attachments_true_inlines_them_as_base64(couch: Couch) -> None:
+    """The migrator reads legacy media this way: one request, the audio inline, with its digest."""
+    db = await couch.create_db(account_db_name())
+    payload = b"RIFF\x00\x01voice\xff"
+    async with couch.session.put(
+        couch.doc_url(db, "media1", "a.wav"), data=payload, headers={"Content-Type": "audio/x-wav"}
+    ) as resp:
+        assert resp.status == 201
+    async with couch.session.post(
+        couch.url(db, "_all_docs"), params=qs(include_docs=True, attachments=True), json={"keys": ["media1", "nope"]}
+    ) as resp:
+        assert resp.status == 200
+        rows = (await resp.json())["rows"]
+    attachment = rows[0]["doc"]["_attachments"]["a.wav"]
+    assert base64.b64decode(attachment["data"]) == payload
+    assert attachment["content_type"] == "audio/x-wav"
+    assert attachment["digest"] == "md5-" + base64.b64encode(hashlib.md5(payload).digest()).decode()
+    assert "stub" not in attachment
+    assert rows[1] == {"key": "nope", "error": "not_found"}
+
+
+async def test_an_update_keeps_attachments_sent_back_as_stubs_and_drops_the_others(couch: Couch) -> None:
+    db = await couch.create_db(account_db_name())
+    for name in ("keep.wav", "drop.wav"):
+        status, current = await couch.get_json(couch.doc_url(db, "vm1"))
+        url = couch.doc_url(db, "vm1", name)
+        if status == 200:
+            url = url.with_query(rev=current["_rev"])
+        async with couch.session.put(url, data=name.encode(), headers={"Content-Type": "audio/x-wav"}) as resp:
+            assert resp.status == 201
+    status, doc = await couch.get_json(couch.doc_url(db, "vm1"))
+    del doc["_attachments"]["drop.wav"]
+    doc["folder"] = "saved"
+    await couch.put_doc(db, "vm1", doc)
+    status, doc = await couch.get_json(couch.doc_url(db, "vm1"))
+    assert doc["folder"] == "saved" and set(doc["_attachments"]) == {"keep.wav"}
+    assert doc["_attachments"]["keep.wav"]["revpos"] == 1
+    async with couch.session.get(couch.doc_url(db, "vm1", "keep.wav")) as resp:
+        assert resp.status == 200 and await resp.read() == b"keep.wav"
+    async with couch.session.get(couch.doc_url(db, "vm1", "drop.wav")) as resp:
+        assert resp.status == 404
+
+
 async def test_deleted_attachment_is_404(couch: Couch) -> None:
     db = await couch.create_db(plain_db_name())
     url = couch.doc_url(db, "vm1", "msg.wav")
