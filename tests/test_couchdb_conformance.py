@@ -301,6 +301,31 @@ async def test_a_new_database_is_admin_only(couch: Couch) -> None:
     assert security == {"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}}
 
 
+async def test_without_credentials_databases_are_closed(couch: Couch, couch_url: str) -> None:
+    """CouchDB 3 has no "admin party": creating or listing databases and using a new one take credentials."""
+    _, auth_headers = split_couch_url(couch_url)
+    assert auth_headers, "the suite's CouchDB URL carries server-admin credentials"
+    db = await couch.create_db(account_db_name())
+    await couch.put_doc(db, "doc1", {"a": 1})
+    attempts: list[tuple[str, URL, dict[str, Any]]] = [
+        ("PUT", couch.url(account_db_name()), {}),
+        ("GET", couch.root("/_all_dbs"), {}),
+        ("GET", couch.doc_url(db, "doc1"), {}),
+        ("GET", couch.url(db, "_all_docs"), {}),
+        ("PUT", couch.doc_url(db, "doc2"), {"json": {"a": 2}}),
+        ("POST", couch.url(db, "_bulk_docs"), {"json": {"docs": [{"_id": "doc3"}]}}),
+        ("DELETE", couch.url(db), {}),
+    ]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as anonymous:
+        for method, url, kwargs in attempts:
+            async with anonymous.request(method, url, **kwargs) as resp:
+                assert resp.status == 401, (method, url, resp.status)
+                assert is_json(resp)
+                assert (await resp.json())["error"] == "unauthorized", (method, url)
+    status, info = await couch.get_json(couch.url(db))
+    assert status == 200 and info["doc_count"] == 1
+
+
 # ------------------------------------------------------------------------------------------ documents
 
 
