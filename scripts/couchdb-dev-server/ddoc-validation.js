@@ -35,8 +35,8 @@ function compileProblem(source) {
   }
   let value;
   try {
-    // Evaluating a function expression is instant; the bound only stops a source that runs code. It is generous
-    // because creating the context can take hundreds of milliseconds on a loaded machine.
+    // Only code that never finishes should fail here, not a busy machine: CouchDB's own limit for a query
+    // server call is [couchdb] os_process_timeout, 5000 ms.
     value = script.runInNewContext(Object.create(null), {timeout: 5000});
   } catch (err) {
     return err && err.message ? err.message : String(err);
