@@ -1,5 +1,6 @@
-"""The one composition root: settings, the CouchDB store's lifecycle, middleware, routes, the event listeners and
-the hooks that join box and message rules."""
+"""The one composition root: settings, the CouchDB store's lifecycle, middleware, routes, the API docs, the
+operators' endpoints (request log and metrics, health probes, /metrics), the event listeners and the hooks that join
+box and message rules."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from kazoo_vm.config import Settings
 from kazoo_vm.domain.messages import changes as message_changes
 from kazoo_vm.domain.messages import counts as message_counts
 from kazoo_vm.events import Events, Listener
+from kazoo_vm.handlers.docs import setup_docs
+from kazoo_vm.http import health, metrics_endpoint, observe
 from kazoo_vm.http.middleware import kazoo_middleware
 from kazoo_vm.routes import setup_routes
 from kazoo_vm.runtime import prepare_couch, wait_for_couch
@@ -64,6 +67,7 @@ def create_app(
             sync = settings.sync_design_docs if sync_design_docs is None else sync_design_docs
             # Walking every database can take a while on a big cluster: serve meanwhile.
             syncing = asyncio.create_task(_sync_design_docs(store)) if sync else None
+            health.track_startup_sync(app, syncing)
             yield
             if syncing is not None:
                 syncing.cancel()
@@ -73,5 +77,10 @@ def create_app(
 
     app.cleanup_ctx.append(couch_context)
     setup_routes(app)
+    setup_docs(app)
+    # Operators' view: the request log line and metrics (outermost middleware), health probes, /metrics.
+    observe.install(app)
+    health.install(app)
+    metrics_endpoint.install(app, settings)
     install_hooks(app)
     return app

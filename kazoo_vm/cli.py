@@ -9,15 +9,18 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from kazoo_vm import devserver
+from kazoo_vm import config_cli, devserver, serving
 from kazoo_vm.app import create_app
 from kazoo_vm.config import ConfigError, Settings, load_settings
+from kazoo_vm.config_reference import mask_url
+from kazoo_vm.doctor.cli import add_command as add_doctor_command
 from kazoo_vm.domain import accounts
 from kazoo_vm.errors import KazooError
+from kazoo_vm.logs import configure_logging
 from kazoo_vm.migrate.cli import add_command as add_migrate_command
 from kazoo_vm.runtime import couch_for, prepare_couch, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
@@ -26,24 +29,41 @@ from kazoo_vm.storage.errors import StorageError
 log = logging.getLogger("kazoo_vm")
 
 
+def version() -> str:
+    try:
+        return metadata.version("kazoo-vm")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def command_name() -> str:
+    """How to run another ``kazoo-vm`` command beside this one: the checkout's script when this code runs from a
+    checkout, the installed command otherwise."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "kazoo-vm"
+    if not script.is_file():
+        return "kazoo-vm"
+    return "./scripts/kazoo-vm" if Path.cwd().resolve() == script.parents[1] else str(script)
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = dataclasses.replace(
-        settings, host=args.host or settings.host, port=args.port if args.port is not None else settings.port
+        settings,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        workers=args.workers or settings.workers,
     )
     with couch_for(settings, announce=True) as ready:
-        app = create_app(ready)
         base = f"http://{ready.host}:{ready.port}"
         print(
             f"kazoo_vm serving the Kazoo 4.3 vmboxes API on {base}/v2\n"
-            f"CouchDB: {ready.couch_url}\n"
-            "Get a token:\n"
-            "  kazoo-vm accounts create --name 'My Company'      # prints account_id and api_key\n"
+            f"CouchDB: {mask_url(ready.couch_url or '')}\n"
+            "Get a token (in another terminal):\n"
+            f"  {command_name()} accounts create --name 'My Company'      # prints account_id and api_key\n"
             f'  curl -s -X PUT {base}/v2/api_auth -d \'{{"data":{{"api_key":"<api_key>"}}}}\'\n'
             "  # the token is the response's auth_token; send it as X-Auth-Token",
             flush=True,
         )
-        web.run_app(app, host=ready.host, port=ready.port, print=None)
-    return 0
+        return serving.serve(ready, create_app)
 
 
 def _run(settings: Settings, work: Callable[[CouchStore], Awaitable[Any]]) -> Any:
@@ -85,6 +105,7 @@ def _users_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kazoo-vm", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kazoo-vm {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(
@@ -92,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="listen address (KAZOO_VM_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (KAZOO_VM_PORT, default 8000)")
+    serve.add_argument(
+        "--workers", type=serving.worker_count, help="processes sharing the port (KAZOO_VM_WORKERS, default 1)"
+    )
     serve.set_defaults(run=_serve)
 
     account_cmd = commands.add_parser("accounts", help="manage accounts").add_subparsers(dest="action", required=True)
@@ -109,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.set_defaults(run=_users_create)
 
     add_migrate_command(commands)
+    add_doctor_command(commands)
+    config_cli.add_command(commands)
     return parser
 
 
@@ -119,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     try:
         result: int = args.run(settings, args)
     except KazooError as exc:

@@ -2,67 +2,32 @@
 
 Nothing else in the package reads ``os.environ``: the CLI calls :func:`load_settings` once and passes the
 resulting :class:`Settings` down.
+
+Each field of :class:`Settings` carries, in its metadata (:func:`doc`), its documentation, its parser and
+whether it is a secret: ``docs/configuration.md`` and ``kazoo-vm config`` are generated from these declarations
+(:mod:`kazoo_vm.config_reference`), so a setting cannot exist without its documentation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PREFIX = "KAZOO_VM_"
-
-T = TypeVar("T")
 
 
 class ConfigError(ValueError):
     """One or more settings are invalid; the message lists every problem."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    # Where CouchDB is. None means: start the bundled development server.
-    couch_url: str | None = None
-    data_dir: Path = Path("./var")
-    couch_host: str = "127.0.0.1"
-    couch_port: int = 15984
-    devserver_cache: Path = field(default_factory=lambda: Path.home() / ".cache" / "kazoo-vm")
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-
-    # Kazoo's crossbar.auth token_auth_expiry_s default.
-    token_expiry_s: int = 3600
-    # Kazoo's crossbar.max_upload_size default.
-    max_upload_bytes: int = 8_000_000
-    # Kazoo's crossbar.pagination_page_size default.
-    page_size: int = 50
-    # callflow voicemail.message_retention_duration (days) and voicemail.max_message_count.
-    retention_days: int = 93
-    max_message_count: int = 100
-    # crossbar.maximum_range: 31 days + 1 hour.
-    maximum_range_s: int = 2_682_000
-    # Last resort of Kazoo's timezone lookup chain (box → owner → account → system).
-    default_timezone: str = "America/Los_Angeles"
-    # Hashed into the envelope's ``node`` (Kazoo: the Erlang node name); also written as messages' pvt_node.
-    node_name: str = field(default_factory=lambda: f"kazoo_vm@{socket.gethostname()}")
-    kazoo_version: str = "4.3.142"
-    log_level: str = "INFO"
-    # Compare every database's design documents with couch_design_docs/ at start-up (in the background).
-    sync_design_docs: bool = True
-    # Legacy migration (kazoo-vm migrate): legacy entries per batch, and boxes migrated at once. Kazoo's
-    # callflow voicemail.migrate_max_worker is 10; its batch of 2000 carried no audio, ours does, so it is smaller.
-    migrate_batch_size: int = 100
-    migrate_workers: int = 10
-
-    @property
-    def uses_bundled_couch(self) -> bool:
-        return self.couch_url is None
+# -- parsers: raw environment text → value, ValueError (with the reason) when invalid ------------------------------
 
 
 def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -71,6 +36,16 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
         if value < minimum or (maximum is not None and value > maximum):
             upper = f" and at most {maximum}" if maximum is not None else ""
             raise ValueError(f"must be at least {minimum}{upper}")
+        return value
+
+    return cast
+
+
+def _float(minimum: float) -> Callable[[str], float]:
+    def cast(raw: str) -> float:
+        value = float(raw.strip())
+        if not value >= minimum:  # also refuses nan
+            raise ValueError(f"must be a number of at least {minimum:g}")
         return value
 
     return cast
@@ -100,17 +75,245 @@ def _bool(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
-def _log_level(raw: str) -> str:
-    level = raw.strip().upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
-    return level
+def _choice(*choices: str, upper: bool = False) -> Callable[[str], str]:
+    def cast(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in choices:
+            raise ValueError("must be one of " + ", ".join(choices))
+        return value
+
+    return cast
 
 
 def _non_empty(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
     return raw.strip()
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+# -- declarations -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """What the documentation and ``kazoo-vm config`` say about one setting."""
+
+    group: str
+    doc: str
+    parse: Callable[[str], object]
+    secret: bool = False
+    # How the default reads in the documentation, when it is computed at start-up.
+    shown_default: str | None = None
+
+
+COUCHDB = "CouchDB"
+SERVICE = "HTTP service"
+KAZOO = "Kazoo behaviour"
+OPERATIONS = "Operations"
+MIGRATION = "Legacy migration"
+
+
+def doc(
+    group: str, text: str, parse: Callable[[str], object], *, secret: bool = False, shown_default: str | None = None
+) -> dict[str, SettingInfo]:
+    """A :class:`Settings` field's metadata: its documentation (``text``), parser and secrecy."""
+    return {"setting": SettingInfo(group=group, doc=text, parse=parse, secret=secret, shown_default=shown_default)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    couch_url: str | None = field(
+        default=None,
+        metadata=doc(
+            COUCHDB,
+            "URL of the CouchDB 3 server or cluster, credentials included (`http://user:password@host:5984`). "
+            "Unset: `kazoo-vm serve` starts the bundled development server.",
+            _url,
+            secret=True,
+        ),
+    )
+    data_dir: Path = field(
+        default=Path("./var"),
+        metadata=doc(
+            COUCHDB,
+            "Folder for the bundled development server's data (`<data_dir>/couchdb`) and its state file.",
+            _path,
+            shown_default="./var",
+        ),
+    )
+    couch_host: str = field(
+        default="127.0.0.1", metadata=doc(COUCHDB, "Listen address of the bundled development server.", _non_empty)
+    )
+    couch_port: int = field(
+        default=15984, metadata=doc(COUCHDB, "Listen port of the bundled development server.", _int(0, 65535))
+    )
+    devserver_cache: Path = field(
+        default_factory=lambda: Path.home() / ".cache" / "kazoo-vm",
+        metadata=doc(
+            COUCHDB,
+            "Where the bundled development server's npm packages are installed when the package folder is read-only.",
+            _path,
+            shown_default="~/.cache/kazoo-vm",
+        ),
+    )
+    sync_design_docs: bool = field(
+        default=True,
+        metadata=doc(
+            COUCHDB,
+            "Compare every database's design documents with the shipped ones at start-up (in the background).",
+            _bool,
+        ),
+    )
+
+    host: str = field(default="127.0.0.1", metadata=doc(SERVICE, "Listen address of the API.", _non_empty))
+    port: int = field(default=8000, metadata=doc(SERVICE, "Listen port of the API.", _int(0, 65535)))
+    workers: int = field(
+        default=1,
+        metadata=doc(
+            SERVICE,
+            "Processes `kazoo-vm serve` runs, sharing the port (SO_REUSEPORT); `--workers` overrides it.",
+            _int(1, 64),
+        ),
+    )
+    shutdown_grace_s: float = field(
+        default=30.0,
+        metadata=doc(
+            SERVICE,
+            "On SIGTERM or SIGINT: seconds requests in flight (uploads, downloads, ZIP streams) get to finish "
+            "after the service stops accepting connections.",
+            _float(0),
+        ),
+    )
+    max_upload_bytes: int = field(
+        default=8_000_000,
+        metadata=doc(SERVICE, "Largest request body accepted (Kazoo's `crossbar.max_upload_size`).", _int(1)),
+    )
+
+    token_expiry_s: int = field(
+        default=3600,
+        metadata=doc(KAZOO, "Lifetime of auth tokens (Kazoo's `crossbar.auth token_auth_expiry_s`).", _int(1)),
+    )
+    page_size: int = field(
+        default=50,
+        metadata=doc(KAZOO, "Default page size of listings (Kazoo's `crossbar.pagination_page_size`).", _int(1)),
+    )
+    retention_days: int = field(
+        default=93,
+        metadata=doc(
+            KAZOO, "Days a message is kept and listed (callflow `voicemail.message_retention_duration`).", _int(1)
+        ),
+    )
+    max_message_count: int = field(
+        default=100,
+        metadata=doc(
+            KAZOO,
+            "Default `max_message_count` of a box (callflow `voicemail.max_message_count`); 0 means unlimited.",
+            _int(0),
+        ),
+    )
+    maximum_range_s: int = field(
+        default=2_682_000,
+        metadata=doc(
+            KAZOO,
+            "Widest `created_from`..`created_to` range of a listing, in seconds (`crossbar.maximum_range`).",
+            _int(1),
+        ),
+    )
+    default_timezone: str = field(
+        default="America/Los_Angeles",
+        metadata=doc(KAZOO, "Last resort of the timezone lookup chain (box, owner, account, system).", _timezone),
+    )
+    node_name: str = field(
+        default_factory=lambda: f"kazoo_vm@{socket.gethostname()}",
+        metadata=doc(
+            KAZOO,
+            "Hashed into the envelope's `node` (Kazoo: the Erlang node name); written as messages' `pvt_node`.",
+            _non_empty,
+            shown_default="kazoo_vm@<hostname>",
+        ),
+    )
+    kazoo_version: str = field(
+        default="4.3.142", metadata=doc(KAZOO, "Version reported in the envelope's `version`.", _non_empty)
+    )
+
+    log_level: str = field(
+        default="INFO",
+        metadata=doc(
+            OPERATIONS,
+            "Least severe log level written: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+            _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
+        ),
+    )
+    log_format: str = field(
+        default="auto",
+        metadata=doc(
+            OPERATIONS,
+            "`json` (one JSON object per line), `console` (human-readable) or `auto` (console on a terminal, "
+            "JSON otherwise).",
+            _choice("auto", "json", "console"),
+        ),
+    )
+    metrics_token: str | None = field(
+        default=None,
+        metadata=doc(
+            OPERATIONS, "When set, `GET /metrics` needs `Authorization: Bearer <token>`.", _non_empty, secret=True
+        ),
+    )
+    metrics_port: int | None = field(
+        default=None,
+        metadata=doc(
+            OPERATIONS,
+            "When set, `/metrics` is served on this port (on `host`) instead of the API's port; with several "
+            "workers, worker *i* (from 0) uses this port + *i*.",
+            _int(1, 65535),
+        ),
+    )
+    readiness_timeout_s: float = field(
+        default=2.0,
+        metadata=doc(OPERATIONS, "How long `GET /readyz` waits for CouchDB before answering 503.", _float(0.1)),
+    )
+    health_cache_s: float = field(
+        default=1.0,
+        metadata=doc(
+            OPERATIONS,
+            "How long a `GET /readyz` result is reused, so that load balancers polling every second cost CouchDB "
+            "at most one light read per period.",
+            _float(0),
+        ),
+    )
+
+    migrate_batch_size: int = field(
+        default=100,
+        metadata=doc(
+            MIGRATION,
+            "Legacy entries migrated per batch by `kazoo-vm migrate` (Kazoo's batch of 2000 carried no audio; ours "
+            "does, so it is smaller).",
+            _int(1),
+        ),
+    )
+    migrate_workers: int = field(
+        default=10,
+        metadata=doc(
+            MIGRATION, "Boxes `kazoo-vm migrate` migrates at once (callflow `voicemail.migrate_max_worker`).", _int(1)
+        ),
+    )
+
+    @property
+    def uses_bundled_couch(self) -> bool:
+        return self.couch_url is None
+
+
+def setting_fields() -> list[tuple[dataclasses.Field[Any], SettingInfo]]:
+    """Every setting with its declaration, in declaration order."""
+    return [(item, item.metadata["setting"]) for item in dataclasses.fields(Settings)]
+
+
+def env_name(name: str) -> str:
+    return PREFIX + name.upper()
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -122,35 +325,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     env = os.environ if environ is None else environ
     problems: list[str] = []
     values: dict[str, object] = {}
-
-    def read(name: str, cast: Callable[[str], T]) -> None:
-        raw = env.get(PREFIX + name.upper())
+    for item, info in setting_fields():
+        raw = env.get(env_name(item.name))
         if raw is None or raw == "":
-            return
+            continue
         try:
-            values[name] = cast(raw)
+            values[item.name] = info.parse(raw)
         except ValueError as exc:
-            problems.append(f"{PREFIX}{name.upper()}={raw!r} {exc}")
-
-    read("couch_url", _url)
-    read("data_dir", lambda raw: Path(raw).expanduser())
-    read("couch_host", _non_empty)
-    read("couch_port", _int(0, 65535))
-    read("devserver_cache", lambda raw: Path(raw).expanduser())
-    read("host", _non_empty)
-    read("port", _int(0, 65535))
-    read("token_expiry_s", _int(1))
-    read("max_upload_bytes", _int(1))
-    read("page_size", _int(1))
-    read("retention_days", _int(1))
-    read("max_message_count", _int(0))
-    read("maximum_range_s", _int(1))
-    read("default_timezone", _timezone)
-    read("node_name", _non_empty)
-    read("log_level", _log_level)
-    read("sync_design_docs", _bool)
-    read("migrate_batch_size", _int(1))
-    read("migrate_workers", _int(1))
+            shown = "(secret)" if info.secret else repr(raw)
+            problems.append(f"{env_name(item.name)}={shown} {exc}")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     values.update({key: value for key, value in overrides.items() if value is not None})

@@ -37,8 +37,9 @@ def _node() -> str:
     node = shutil.which("node")
     if node is None:
         raise DevServerError(
-            "Node.js is needed for the bundled CouchDB development server: install it (apt-get install nodejs npm) "
-            "or point KAZOO_VM_COUCH_URL at a CouchDB 3 server"
+            "Node.js 18 or newer is needed for the bundled CouchDB development server: install it "
+            "(sudo apt-get install --no-install-recommends nodejs npm) "
+            "or point KAZOO_VM_COUCH_URL at a CouchDB 3 server (http://admin:secret@host:5984)"
         )
     return node
 
@@ -46,8 +47,15 @@ def _node() -> str:
 def _npm_ci(folder: Path) -> None:
     npm = shutil.which("npm")
     if npm is None:
-        raise DevServerError("npm is needed to install the bundled CouchDB development server (apt-get install npm)")
-    log.info("installing the CouchDB development server's npm packages in %s", folder)
+        raise DevServerError(
+            "npm is needed to install the bundled CouchDB development server's packages: "
+            "sudo apt-get install --no-install-recommends npm (or point KAZOO_VM_COUCH_URL at a CouchDB 3 server)"
+        )
+    log.info(
+        "installing the CouchDB development server's npm packages in %s (first start only, about 20 s; "
+        "KAZOO_VM_DEVSERVER_CACHE chooses where an installed package keeps them)",
+        folder,
+    )
     result = subprocess.run(
         [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=folder,

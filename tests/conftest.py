@@ -1,4 +1,7 @@
-"""Shared fixtures: one fresh in-memory CouchDB dev server per test run, a fresh account per test.
+"""Shared fixtures: one CouchDB per test run, a fresh account per test.
+
+The CouchDB is the one ``KAZOO_VM_TEST_COUCH_URL`` names (a URL with server-admin credentials, e.g. a real
+Apache CouchDB 3), or else a fresh in-memory bundled development server started for the run, with a server admin.
 
 Chain: ``couch_url`` (session) → ``settings`` → ``app`` / ``client`` → ``account`` (a new account with its api
 key and a token) → ``api`` (a client that sends that token).
@@ -22,16 +25,43 @@ from kazoo_vm.app import create_app
 from kazoo_vm.config import Settings, load_settings
 from kazoo_vm.storage.couch import CouchStore
 
+TEST_COUCH_URL_VAR = "KAZOO_VM_TEST_COUCH_URL"
+SUITE_ADMIN = ("admin", "kazoo-vm-tests")
+
 
 @pytest.fixture(scope="session")
-def couch_url() -> Iterator[str]:
-    """A fresh in-memory CouchDB-3-compatible server for the whole run."""
+def couch_url(request: pytest.FixtureRequest) -> str:
+    """The CouchDB for the whole run: ``KAZOO_VM_TEST_COUCH_URL``, or else a bundled development server.
+
+    The bundled one runs with a server admin whose credentials are in the URL, as every CouchDB 3 does (it has no
+    "admin party"), so the suite talks to both engines the same way.
+    """
+    given = os.environ.get(TEST_COUCH_URL_VAR, "").strip()
+    if given:
+        return given.rstrip("/")
+    url: str = request.getfixturevalue("secured_bundled_couch_url")
+    return url
+
+
+def _bundled_server(admin: tuple[str, str] | None) -> Iterator[str]:
     cache = Path(os.environ.get("KAZOO_VM_DEVSERVER_CACHE", Path(tempfile.gettempdir()) / "kazoo-vm-devserver"))
-    server = devserver.start(port=0, data_dir=None, cache_dir=cache)
+    server = devserver.start(port=0, data_dir=None, cache_dir=cache, admin=":".join(admin) if admin else None)
     try:
-        yield server.url
+        yield server.url.replace("://", f"://{admin[0]}:{admin[1]}@", 1) if admin else server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_bundled_couch_url() -> Iterator[str]:
+    """A fresh in-memory bundled development server with a server admin (credentials in the URL)."""
+    yield from _bundled_server(SUITE_ADMIN)
+
+
+@pytest.fixture(scope="session")
+def bundled_couch_url() -> Iterator[str]:
+    """A fresh in-memory bundled development server as ``kazoo-vm serve`` runs it, whatever engine the run uses."""
+    yield from _bundled_server(None)
 
 
 @pytest.fixture

@@ -28,9 +28,10 @@ class TestAccount:
         return {"X-Auth-Token": self.token}
 
 
-async def make_account(
-    client: TestClient[Any, Any], name: str = "Test Account", parent: str | None = None
-) -> TestAccount:
+async def make_account(client: TestClient[Any, Any], name: str | None = None, parent: str | None = None) -> TestAccount:
+    """A new account; its default name is unique, so lookups by name hold on a CouchDB that earlier runs used."""
+    if name is None:
+        name = f"Test Account {uuid.uuid4().hex[:12]}"
     store = client.app[appkeys.STORE]
     account, api_key = await accounts.create_account(store, name=name, parent_id=parent)
     token = client.app[appkeys.TOKENS].issue(account.id, None, "cb_api_auth")

@@ -74,7 +74,9 @@ async def test_user_auth_by_account_name_with_md5_credentials(
     # The documented example hash: md5("john@example.com:m32c6NfqYEt")
     assert md5("john@example.com:m32c6NfqYEt") == "82a2dc91686ec828a67152d45a5c5ef7"
     status, body = await put_json(
-        client, "/v2/user_auth", {"credentials": "82a2dc91686ec828a67152d45a5c5ef7", "account_name": "Test Account"}
+        client,
+        "/v2/user_auth",
+        {"credentials": "82a2dc91686ec828a67152d45a5c5ef7", "account_name": account.account.name},
     )
     assert status == 201, body
     assert body["data"]["account_id"] == account.id
@@ -100,7 +102,7 @@ async def test_user_auth_with_wrong_credentials_or_unknown_account_is_401(
     store = client.app[appkeys.STORE]
     await accounts.create_user(store, account_id=account.id, username="bob", password="right")
     for request in (
-        {"credentials": md5("bob:wrong"), "account_name": "Test Account"},
+        {"credentials": md5("bob:wrong"), "account_name": account.account.name},
         {"credentials": md5("bob:right"), "account_name": "No Such Account"},
         {"credentials": md5("bob:right"), "realm": "nowhere.example.com"},
     ):
@@ -240,7 +242,7 @@ async def test_only_users_marked_enabled_can_log_in(client: TestClient[Any, Any]
     # users/creds_by_md5 matches enabled users only (cb_user_auth)
     store = client.app[appkeys.STORE]
     user = await accounts.create_user(store, account_id=account.id, username="dora", password="pw")
-    request = {"credentials": md5("dora:pw"), "account_name": "Test Account"}
+    request = {"credentials": md5("dora:pw"), "account_name": account.account.name}
     assert (await put_json(client, "/v2/user_auth", request))[0] == 201
     for enabled in (False, None):
         doc = await store.get_doc(account.account.db, user["_id"])

@@ -129,8 +129,8 @@ async def couch(couch_url: str) -> AsyncIterator[Couch]:
 
 
 def qs(**params: Any) -> dict[str, str]:
-    """CouchDB query parameters: every value JSON-encoded except plain strings given as ``str``."""
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in params.items()}
+    """CouchDB view/_all_docs query parameters, every value JSON-encoded (strings too: keys are JSON)."""
+    return {key: json.dumps(value) for key, value in params.items()}
 
 
 # --------------------------------------------------------------------------------------------- server
@@ -278,6 +278,54 @@ async def test_deleted_database_is_gone(couch: Couch) -> None:
     assert name not in all_dbs
 
 
+async def test_all_dbs_key_range_lists_one_accounts_monthly_databases(couch: Couch) -> None:
+    """The service finds an account's MODBs with one ``_all_dbs`` range; keys are JSON, names sorted."""
+    account = await couch.create_db(account_db_name())
+    modbs = [await couch.create_db(f"{account}-{month}") for month in ("202612", "202601", "202607")]
+    await couch.create_db(account + "0")  # a neighbour sharing the prefix without the dash
+    status, names = await couch.get_json(
+        couch.root("/_all_dbs"), params=qs(start_key=f"{account}-000000", end_key=f"{account}-999999")
+    )
+    assert status == 200
+    assert names == sorted(modbs)
+    async with couch.session.get(couch.root("/_all_dbs"), params={"start_key": account}) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"] == "bad_request"
+
+
+async def test_a_new_database_is_admin_only(couch: Couch) -> None:
+    """CouchDB 3's default security object: only server admins are members, so the service needs an admin."""
+    db = await couch.create_db(account_db_name())
+    status, security = await couch.get_json(couch.url(db, "_security"))
+    assert status == 200
+    assert security == {"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}}
+
+
+async def test_without_credentials_databases_are_closed(couch: Couch, couch_url: str) -> None:
+    """CouchDB 3 has no "admin party": creating or listing databases and using a new one take credentials."""
+    _, auth_headers = split_couch_url(couch_url)
+    assert auth_headers, "the suite's CouchDB URL carries server-admin credentials"
+    db = await couch.create_db(account_db_name())
+    await couch.put_doc(db, "doc1", {"a": 1})
+    attempts: list[tuple[str, URL, dict[str, Any]]] = [
+        ("PUT", couch.url(account_db_name()), {}),
+        ("GET", couch.root("/_all_dbs"), {}),
+        ("GET", couch.doc_url(db, "doc1"), {}),
+        ("GET", couch.url(db, "_all_docs"), {}),
+        ("PUT", couch.doc_url(db, "doc2"), {"json": {"a": 2}}),
+        ("POST", couch.url(db, "_bulk_docs"), {"json": {"docs": [{"_id": "doc3"}]}}),
+        ("DELETE", couch.url(db), {}),
+    ]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as anonymous:
+        for method, url, kwargs in attempts:
+            async with anonymous.request(method, url, **kwargs) as resp:
+                assert resp.status == 401, (method, url, resp.status)
+                assert is_json(resp)
+                assert (await resp.json())["error"] == "unauthorized", (method, url)
+    status, info = await couch.get_json(couch.url(db))
+    assert status == 200 and info["doc_count"] == 1
+
+
 # ------------------------------------------------------------------------------------------ documents
 
 
@@ -341,6 +389,42 @@ async def test_put_document_url_id_wins_over_body_id(couch: Couch) -> None:
     assert status == 200 and doc["_id"] == "urlid" and doc["a"] == 1
     status, _ = await couch.get_json(couch.doc_url(db, "bodyid"))
     assert status == 404
+
+
+async def test_a_put_body_is_json_whatever_its_content_type(couch: Couch) -> None:
+    db = await couch.create_db(plain_db_name())
+    body = json.dumps({"a": 1, "nested": {"b": [1, 2]}})
+    for doc_id, content_type in (("plain", "text/plain"), ("form", "application/x-www-form-urlencoded")):
+        async with couch.session.put(couch.doc_url(db, doc_id), data=body, headers={"Content-Type": content_type}) as r:
+            assert r.status == 201, (content_type, await r.text())
+        status, doc = await couch.get_json(couch.doc_url(db, doc_id))
+        assert status == 200 and doc["a"] == 1 and doc["nested"] == {"b": [1, 2]}, content_type
+    ddoc = json.dumps({"views": {"v": {"map": "function (doc) { emit(doc._id, 1); }"}}})
+    async with couch.session.put(
+        couch.doc_url(db, "_design/d"), data=ddoc, headers={"Content-Type": "text/plain"}
+    ) as r:
+        assert r.status == 201
+    status, body_rows = await couch.get_json(couch.url(db, "_design", "d", "_view", "v"))
+    assert status == 200 and [row["id"] for row in body_rows["rows"]] == ["form", "plain"]
+
+
+async def test_a_post_to_a_database_endpoint_needs_a_json_content_type(couch: Couch) -> None:
+    db = await couch.create_db(plain_db_name())
+    await couch.put_doc(db, "_design/d", {"views": {"v": {"map": "function (doc) { emit(doc._id, 1); }"}}})
+    posts = [
+        (couch.url(db), {"a": 1}),
+        (couch.url(db, "_bulk_docs"), {"docs": [{"_id": "x"}]}),
+        (couch.url(db, "_all_docs"), {"keys": ["x"]}),
+        (couch.url(db, "_design", "d", "_view", "v"), {"keys": ["x"]}),
+        (couch.url(db, "_bulk_get"), {"docs": [{"id": "x"}]}),
+    ]
+    for url, body in posts:
+        async with couch.session.post(url, data=json.dumps(body), headers={"Content-Type": "text/plain"}) as resp:
+            assert resp.status == 415, (url, await resp.text())
+            assert is_json(resp)
+            assert (await resp.json())["error"] == "bad_content_type"
+    status, info = await couch.get_json(couch.url(db))
+    assert status == 200 and info["doc_count"] == 1  # nothing was written
 
 
 async def test_document_ids_with_slashes_round_trip(couch: Couch) -> None:
@@ -466,6 +550,84 @@ async def test_all_docs_keys_include_docs_ranges_and_limit(couch: Couch) -> None
     assert [r["id"] for r in body["rows"]] == ["a3"]
 
 
+async def test_view_and_all_docs_keys_must_be_json(couch: Couch) -> None:
+    """Key parameters are JSON: a bare ``startkey=a2`` is refused, never read as the string "a2"."""
+    db = await make_view_db(couch)
+    for url in (couch.url(db, "_all_docs"), couch.url(db, "_design", "mailbox", "_view", "nored")):
+        for name in ("key", "startkey", "start_key", "endkey", "end_key", "keys"):
+            async with couch.session.get(url, params={name: "a2"}) as resp:
+                assert resp.status == 400, (url, name)
+                assert is_json(resp)
+                assert (await resp.json())["error"] == "bad_request", (url, name)
+        status, body = await couch.get_json(url, params={"keys": '"a2"'})
+        assert status == 400, url
+    status, body = await couch.get_json(couch.url(db, "_all_docs"), params=qs(startkey="msg-B", endkey="msg-C"))
+    assert status == 200 and [row["id"] for row in body["rows"]] == ["msg-B-1", "msg-B-2"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"descending": "yes"},
+        {"include_docs": "1"},
+        {"reduce": '"false"'},
+        {"limit": "-1"},
+        {"limit": "ten"},
+        {"skip": "1.5"},
+        {"group_level": "x"},
+        {"stale": "later"},
+        {"update": "sometimes"},
+        {"stable": "maybe"},
+    ],
+)
+async def test_malformed_view_query_parameters_are_query_parse_errors(couch: Couch, params: dict[str, str]) -> None:
+    db = await make_view_db(couch)
+    for url in (couch.url(db, "_all_docs"), couch.url(db, "_design", "mailbox", "_view", "by_box_ts")):
+        status, body = await couch.get_json(url, params=params)
+        assert (status, body["error"]) == (400, "query_parse_error"), (url, body)
+
+
+async def test_view_staleness_options_are_accepted(couch: Couch) -> None:
+    db = await make_view_db(couch)
+    view = couch.url(db, "_design", "mailbox", "_view", "by_box_ts")
+    status, body = await couch.get_json(view)  # builds the index
+    assert status == 200 and body["rows"] == [{"key": None, "value": 6}]
+    for params in ({"update": "lazy"}, {"update": "false"}, {"stable": "true", "update": "true"}, {"stale": "ok"}):
+        status, body = await couch.get_json(view, params=params)
+        assert status == 200, params
+        assert body["rows"] == [{"key": None, "value": 6}], params
+
+
+async def test_grouping_and_reducing_need_a_reduce_function(couch: Couch) -> None:
+    db = await make_view_db(couch)
+    design = couch.url(db, "_design", "mailbox", "_view")
+    refused = [
+        (design / "by_box_ts", qs(group=True, reduce=False)),
+        (design / "by_box_ts", qs(group_level=1, reduce=False)),
+        (design / "by_box_ts", qs(include_docs=True)),
+        (design / "nored", qs(group=True)),
+        (design / "nored", qs(reduce=True)),
+        (couch.url(db, "_all_docs"), qs(group=True)),
+    ]
+    for url, params in refused:
+        status, body = await couch.get_json(url, params=params)
+        assert (status, body["error"]) == (400, "query_parse_error"), (url, params, body)
+    status, body = await couch.get_json(design / "nored", params=qs(reduce=False, limit=1))
+    assert status == 200 and body["rows"][0]["id"] == "msg-A-1"
+
+
+async def test_missing_design_document_and_missing_view_are_404_in_an_existing_database(couch: Couch) -> None:
+    """The service tells these from a missing database by the reason, and then writes its design documents."""
+    db = await make_view_db(couch)
+    status, body = await couch.get_json(couch.url(db, "_design", "nope", "_view", "v"))
+    assert (status, body) == (404, {"error": "not_found", "reason": "missing"})
+    status, body = await couch.get_json(couch.url(db, "_design", "mailbox", "_view", "nope"))
+    assert (status, body) == (404, {"error": "not_found", "reason": "missing_named_view"})
+    async with couch.session.post(couch.url(db, "_design", "mailbox", "_view", "nope"), json={"keys": []}) as resp:
+        assert resp.status == 404
+        assert await resp.json() == {"error": "not_found", "reason": "missing_named_view"}
+
+
 # ---------------------------------------------------------------------------------------- attachments
 
 
@@ -524,6 +686,49 @@ async def test_attachment_range_requests(couch: Couch) -> None:
         assert resp.status == 200
         assert resp.headers["Accept-Ranges"] == "bytes"
         assert await resp.read() == payload
+
+
+async def test_all_docs_with_attachments_true_inlines_them_as_base64(couch: Couch) -> None:
+    """The migrator reads legacy media this way: one request, the audio inline, with its digest."""
+    db = await couch.create_db(account_db_name())
+    payload = b"RIFF\x00\x01voice\xff"
+    async with couch.session.put(
+        couch.doc_url(db, "media1", "a.wav"), data=payload, headers={"Content-Type": "audio/x-wav"}
+    ) as resp:
+        assert resp.status == 201
+    async with couch.session.post(
+        couch.url(db, "_all_docs"), params=qs(include_docs=True, attachments=True), json={"keys": ["media1", "nope"]}
+    ) as resp:
+        assert resp.status == 200
+        rows = (await resp.json())["rows"]
+    attachment = rows[0]["doc"]["_attachments"]["a.wav"]
+    assert base64.b64decode(attachment["data"]) == payload
+    assert attachment["content_type"] == "audio/x-wav"
+    assert attachment["digest"] == "md5-" + base64.b64encode(hashlib.md5(payload).digest()).decode()
+    assert "stub" not in attachment
+    assert rows[1] == {"key": "nope", "error": "not_found"}
+
+
+async def test_an_update_keeps_attachments_sent_back_as_stubs_and_drops_the_others(couch: Couch) -> None:
+    db = await couch.create_db(account_db_name())
+    for name in ("keep.wav", "drop.wav"):
+        status, current = await couch.get_json(couch.doc_url(db, "vm1"))
+        url = couch.doc_url(db, "vm1", name)
+        if status == 200:
+            url = url.with_query(rev=current["_rev"])
+        async with couch.session.put(url, data=name.encode(), headers={"Content-Type": "audio/x-wav"}) as resp:
+            assert resp.status == 201
+    status, doc = await couch.get_json(couch.doc_url(db, "vm1"))
+    del doc["_attachments"]["drop.wav"]
+    doc["folder"] = "saved"
+    await couch.put_doc(db, "vm1", doc)
+    status, doc = await couch.get_json(couch.doc_url(db, "vm1"))
+    assert doc["folder"] == "saved" and set(doc["_attachments"]) == {"keep.wav"}
+    assert doc["_attachments"]["keep.wav"]["revpos"] == 1
+    async with couch.session.get(couch.doc_url(db, "vm1", "keep.wav")) as resp:
+        assert resp.status == 200 and await resp.read() == b"keep.wav"
+    async with couch.session.get(couch.doc_url(db, "vm1", "drop.wav")) as resp:
+        assert resp.status == 404
 
 
 async def test_deleted_attachment_is_404(couch: Couch) -> None:
@@ -646,6 +851,70 @@ async def test_views_follow_updates_and_deletes(couch: Couch) -> None:
     status, body = await couch.get_json(view, params=qs(group_level=1))
     assert status == 200
     assert body["rows"] == [{"key": ["A"], "value": 2}, {"key": ["B"], "value": 3}]
+
+
+async def test_view_collation_orders_types_then_arrays_element_by_element(couch: Couch) -> None:
+    """The orderings the service's views rely on (type order, arrays, ``{}`` as the high end of a prefix).
+
+    Mixed-case and non-ASCII strings are left out: CouchDB collates them with ICU, the development server by
+    code point; the service's keys are lower-case hex ids, folder names and numbers, which both order alike.
+    """
+    db = await couch.create_db(account_db_name())
+    keys: list[Any] = [
+        None,
+        False,
+        True,
+        -5,
+        0,
+        1.5,
+        2,
+        10,
+        "",
+        "0a",
+        "9f",
+        "a0",
+        "ab",
+        "b",
+        "in_transit",
+        "new",
+        "saved",
+        [],
+        ["a"],
+        ["a", None],
+        ["a", 1],
+        ["a", 2],
+        ["a", "x"],
+        ["a", []],
+        ["a", {}],
+        ["b"],
+        {},
+    ]
+    shuffled = sorted(range(len(keys)), key=lambda i: hashlib.md5(str(i).encode()).hexdigest())
+    docs = [{"_id": f"k{i:02d}", "k": keys[i]} for i in shuffled]
+    async with couch.session.post(couch.url(db, "_bulk_docs"), json={"docs": docs}) as resp:
+        assert resp.status == 201
+    await couch.put_doc(db, "_design/c", {"views": {"by_k": {"map": "function (doc) { emit(doc.k, null); }"}}})
+    view = couch.url(db, "_design", "c", "_view", "by_k")
+    status, body = await couch.get_json(view)
+    assert status == 200
+    assert [row["key"] for row in body["rows"]] == keys
+    status, body = await couch.get_json(view, params=qs(startkey=["a"], endkey=["a", {}]))
+    assert [row["key"] for row in body["rows"]] == keys[18:25]
+    status, body = await couch.get_json(view, params=qs(startkey=["a", {}], endkey=["a"], descending=True))
+    assert [row["key"] for row in body["rows"]] == list(reversed(keys[18:25]))
+
+
+async def test_reductions_over_no_rows_give_no_rows(couch: Couch) -> None:
+    """An empty range reduces to no row at all (not a zero), grouped or not."""
+    db = await make_view_db(couch)
+    design = couch.url(db, "_design", "mailbox", "_view")
+    for view in ("by_box_ts", "length_sum", "length_stats"):
+        for params in (qs(startkey=["Z"], endkey=["Z", {}]), qs(startkey=["Z"], endkey=["Z", {}], group_level=1)):
+            status, body = await couch.get_json(design / view, params=params)
+            assert (status, body) == (200, {"rows": []}), (view, params)
+    async with couch.session.post(design / "by_box_ts", params=qs(group=True), json={"keys": [["Z", 1]]}) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["rows"] == []
 
 
 async def test_design_doc_whose_map_does_not_compile_is_refused(couch: Couch) -> None:

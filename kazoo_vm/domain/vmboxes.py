@@ -168,7 +168,7 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str) 
         if current.get("pvt_type") != CLAIM_TYPE:
             # Some other document sits on the claim's id (written outside the API): never overwrite it.
             raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
-        if await _claim_is_held(store, account, current, number):
+        if await claim_is_held(store, account, current, number):
             raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
         rev = current["_rev"]
         raise Conflict("stale: take it over, unless someone else does first")
@@ -176,7 +176,7 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str) 
     await retry_on_conflict(attempt, what=f"mailbox claim {number}")
 
 
-async def _claim_is_held(store: CouchStore, account: Account, claim: JsonDict, number: int) -> bool:
+async def claim_is_held(store: CouchStore, account: Account, claim: JsonDict, number: int) -> bool:
     """Whether the claim's box still uses the number. ``_all_docs`` tells a box deleted from CouchDB (a tombstone:
     the claim is stale) from one not saved yet (its claimer may still be writing it: held for a grace period)."""
     rows = await store.docs_by_id(account.db, [str(claim.get("vmbox_id"))])

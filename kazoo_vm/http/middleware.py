@@ -12,6 +12,7 @@ from kazoo_vm.errors import MethodNotAllowed, UnspecifiedFault
 from kazoo_vm.http.envelope import error_body, render
 from kazoo_vm.http.error_handlers import to_kazoo_error
 from kazoo_vm.http.request import request_id_of
+from kazoo_vm.observability.context import error_cause, note_error
 
 log = logging.getLogger("kazoo_vm.http")
 
@@ -55,7 +56,8 @@ def finish_headers(request: web.Request, response: web.StreamResponse) -> None:
 
 @web.middleware
 async def kazoo_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[appkeys.REQUEST_ID] = request_id_of(request)
+    if appkeys.REQUEST_ID not in request:  # the observing middleware sets it first when installed
+        request[appkeys.REQUEST_ID] = request_id_of(request)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -76,6 +78,7 @@ def _error_response(request: web.Request, exc: BaseException) -> web.Response:
         error = UnspecifiedFault()
     elif error.status >= 500:
         log.error("request %s: %s (%r)", request.get(appkeys.REQUEST_ID), error.message, exc)
+    note_error(error.message, error_cause(error))
     if isinstance(error, MethodNotAllowed) and error.allowed and appkeys.ALLOWED_METHODS not in request:
         request[appkeys.ALLOWED_METHODS] = error.allowed
     response = render(request, error_body(request, error), error.status)

@@ -14,33 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.legacy.outcomes import Options
 from kazoo_vm.migrate.driver import Selection, migrate
 from kazoo_vm.migrate.report import Report
+from kazoo_vm.progress import BarProgress
 from kazoo_vm.runtime import couch_for, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
 
 FAILED_EXIT = 1
-
-
-class BarProgress:
-    """A ``tqdm`` bar on stderr, silent when stderr is not a terminal (cron, CI, pipes)."""
-
-    def __init__(self, *, enabled: bool) -> None:
-        self.bar = tqdm(total=0, unit="msg", desc="migrating", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
-
-    def add_total(self, count: int) -> None:
-        self.bar.total = (self.bar.total or 0) + count
-        self.bar.refresh()
-
-    def advance(self, count: int) -> None:
-        self.bar.update(count)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def _positive(raw: str) -> int:

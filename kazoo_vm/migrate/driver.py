@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from kazoo_vm.concurrency import gather_bounded, gather_or_cancel
 from kazoo_vm.config import Settings
@@ -24,6 +24,7 @@ from kazoo_vm.domain.legacy.outcomes import Options, Outcome, Status
 from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.events import NO_EVENTS, Events
 from kazoo_vm.migrate.report import Report
+from kazoo_vm.progress import Progress, Silent
 from kazoo_vm.storage import accounts as stored_accounts
 from kazoo_vm.storage import boxes as stored_boxes
 from kazoo_vm.storage import naming
@@ -35,20 +36,6 @@ from kazoo_vm.storage.errors import (
     NotFound,
     StorageError,
 )
-
-
-class Progress(Protocol):
-    def add_total(self, count: int) -> None: ...
-
-    def advance(self, count: int) -> None: ...
-
-
-class _Silent:
-    def add_total(self, count: int) -> None:
-        pass
-
-    def advance(self, count: int) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -118,7 +105,7 @@ class Migration:
         self.options = options
         self.batch_size = max(1, batch_size or settings.migrate_batch_size)
         self.workers = max(1, workers or settings.migrate_workers)
-        self.progress: Progress = progress or _Silent()
+        self.progress: Progress = progress or Silent()
         self.report = Report(dry_run=options.dry_run, purge_legacy_media=options.purge_legacy_media)
         self._modbs = ModbCheck()
 

@@ -38,6 +38,7 @@ from kazoo_vm.storage.errors import (
     StorageUnreachable,
     error_for_status,
 )
+from kazoo_vm.storage.instrument import audio_sent, couch_call
 
 # View query parameters whose values CouchDB expects JSON-encoded.
 _JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key"})
@@ -104,6 +105,7 @@ class AttachmentStream:
 
     async def _raw_chunks(self, size: int) -> AsyncIterator[bytes]:
         async for chunk in self.response.content.iter_chunked(size):
+            audio_sent(len(chunk))
             yield chunk
 
 
@@ -165,14 +167,15 @@ class CouchStore:
         kwargs: dict[str, Any] = {}
         if body is not None:
             kwargs["json"] = body
-        try:
-            _, result = await self._remote._request(method, path, params=_encode_params(params or {}), **kwargs)
-        except RemoteResponseError as exc:
-            raise error_for_status(exc.status, exc.reason, f"{method} {path}") from exc
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
-        except aiohttp.ClientError as exc:
-            raise StorageError(f"CouchDB request {method} {path} failed: {exc!r}") from exc
+        with couch_call(method, path):
+            try:
+                _, result = await self._remote._request(method, path, params=_encode_params(params or {}), **kwargs)
+            except RemoteResponseError as exc:
+                raise error_for_status(exc.status, exc.reason, f"{method} {path}") from exc
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
+            except aiohttp.ClientError as exc:
+                raise StorageError(f"CouchDB request {method} {path} failed: {exc!r}") from exc
         return result
 
     # -- server ------------------------------------------------------------------------------------------
@@ -265,23 +268,25 @@ class CouchStore:
         """Stream an attachment, or the inclusive byte span ``span`` of it."""
         url = self.base_url + doc_path(db, doc_id) + "/" + quote_name(name)
         headers = {"Range": f"bytes={span[0]}-{span[1]}"} if span is not None else {}
-        try:
-            async with self._session.get(url, headers=headers, auto_decompress=False) as response:
-                if response.status >= 400:
-                    reason = None
-                    with suppress(ValueError, aiohttp.ClientError):
-                        reason = (await response.json(content_type=None)).get("reason")
-                    raise error_for_status(response.status, reason, f"GET attachment {doc_id}/{name}")
-                yield AttachmentStream(
-                    status=response.status,
-                    content_type=response.headers.get("Content-Type", "application/octet-stream"),
-                    length=int(response.headers.get("Content-Length", "0") or 0),
-                    content_range=response.headers.get("Content-Range"),
-                    response=response,
-                    span=span,
-                )
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
+        with couch_call("GET", url, kind="attachment") as call:
+            try:
+                async with self._session.get(url, headers=headers, auto_decompress=False) as response:
+                    if response.status >= 400:
+                        reason = None
+                        with suppress(ValueError, aiohttp.ClientError):
+                            reason = (await response.json(content_type=None)).get("reason")
+                        raise error_for_status(response.status, reason, f"GET attachment {doc_id}/{name}")
+                    call.answered()
+                    yield AttachmentStream(
+                        status=response.status,
+                        content_type=response.headers.get("Content-Type", "application/octet-stream"),
+                        length=int(response.headers.get("Content-Length", "0") or 0),
+                        content_range=response.headers.get("Content-Range"),
+                        response=response,
+                        span=span,
+                    )
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
 
     async def read_attachment(self, db: str, doc_id: str, name: str) -> bytes:
         async with self.open_attachment(db, doc_id, name) as stream:
@@ -293,16 +298,17 @@ class CouchStore:
         """Store an attachment; returns the document's new revision."""
         url = self.base_url + doc_path(db, doc_id) + "/" + quote_name(name)
         params = {"rev": rev} if rev else {}
-        try:
-            async with self._session.put(
-                url, data=data, params=params, headers={"Content-Type": content_type}
-            ) as response:
-                body = await response.json(content_type=None)
-                if response.status >= 400:
-                    raise error_for_status(response.status, body.get("reason"), f"PUT attachment {doc_id}/{name}")
-                return str(body["rev"])
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
+        with couch_call("PUT", url, kind="attachment"):
+            try:
+                async with self._session.put(
+                    url, data=data, params=params, headers={"Content-Type": content_type}
+                ) as response:
+                    body = await response.json(content_type=None)
+                    if response.status >= 400:
+                        raise error_for_status(response.status, body.get("reason"), f"PUT attachment {doc_id}/{name}")
+                    return str(body["rev"])
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
 
     async def delete_attachment(self, db: str, doc_id: str, name: str, rev: str) -> str:
         result: JsonDict = await self._json(

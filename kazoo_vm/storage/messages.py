@@ -210,6 +210,12 @@ async def in_transit_ids(store: CouchStore, db: str, box_id: str) -> list[str]:
     return [str(row.id) for row in rows if row.id]
 
 
+async def all_listed(store: CouchStore, db: str) -> list[ViewRow]:
+    """Every message of the MODB as a ``listing_by_timestamp`` row (the value has ``media_id``, which names a
+    move's destination while a move is unfinished). Never repairs the design document: read-only callers ask."""
+    return await store.view(db, LISTING_DESIGN, "listing_by_timestamp")
+
+
 async def box_modb_count(store: CouchStore, db: str, box_id: str, low: int, high: int, span: tuple[int, int]) -> int:
     try:
         if (low, high) == span:

@@ -75,6 +75,13 @@ function describeError(err, baseStatus) {
   if (reason === 'Document update conflict') {
     reason = 'Document update conflict.';
   }
+  // PouchDB's words for what CouchDB says in its own
+  if (status === 404 && typeof reason === 'string' && /^ddoc \S+ has no view named /.test(reason)) {
+    reason = 'missing_named_view';
+  }
+  if (error === 'query_parse_error' && reason === '{include_docs:true} is invalid for reduce') {
+    reason = '`include_docs` is invalid for reduce';
+  }
   if (reason === undefined || reason === null) {
     reason = '';
   }

@@ -86,6 +86,8 @@ function load(settings) {
   const utils = original('utils');
   utils.sendJSON = http.sendJSON;
   utils.sendError = http.sendError;
+  const query = require('./compat-query');
+  utils.jsonParser = query.createJsonParser();
   utils.setJsonOrPlaintext = (res) => res.setHeader('Content-Type', 'application/json');
   utils.setLocation = (res, location) => {
     const req = res.req;
@@ -135,11 +137,16 @@ function load(settings) {
   });
   provide('routes/authorization', auth.installAuthorization);
   provide('routes/security', auth.installSecurity);
-  provide('routes/all-dbs', compatDb.installAllDbs);
+  provide('routes/all-dbs', (app) => {
+    query.installAllDbsChecks(app);
+    compatDb.installAllDbs(app);
+  });
   provide('routes/changes', installChanges);
   extend('routes/db', compatDb.installBefore);
   extend('routes/attachments', docs.installAttachmentRoutes);
   extend('routes/documents', docs.installDocumentRoutes);
+  extend('routes/all-docs', query.installAllDocsChecks);
+  extend('routes/views', query.installViewChecks);
   extend('routes/bulk-get', docs.installBulkGet);
   extend('routes/find', docs.installIndexDelete);
 

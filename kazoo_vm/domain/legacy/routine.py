@@ -64,6 +64,7 @@ from kazoo_vm.domain.legacy.outcomes import (
 )
 from kazoo_vm.events import NO_EVENTS, Events, MessageChange, MessageEvent
 from kazoo_vm.model import JsonDict
+from kazoo_vm.observability import metrics
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import DatabaseNotFound, KeptChanging
@@ -172,6 +173,7 @@ async def migrate_entries(
             for o in outcomes
             if o.status is Status.MIGRATED and o.new_id is not None
         )
+    metrics.record_migration(outcome.status.value for outcome in unidentified + outcomes)
     return unidentified + outcomes
 
 
