@@ -10,6 +10,7 @@ from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.vmboxes import BoxDeletedHook, CountsProvider
 from kazoo_vm.events import Events
+from kazoo_vm.http.route import Route
 from kazoo_vm.storage.couch import CouchStore
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ EVENTS = web.AppKey("events", Events)
 # message rules the box module cannot import (the message modules import it), wired in by kazoo_vm.app.
 COUNTS: web.AppKey[CountsProvider] = web.AppKey("vmbox_counts")
 BOX_DELETED_HOOK: web.AppKey[BoxDeletedHook] = web.AppKey("vmbox_deleted_hook")
+# The route table the app serves (kazoo_vm.routes), read by the OpenAPI description.
+ROUTES: web.AppKey[tuple[Route, ...]] = web.AppKey("routes")
 
 PARSED: web.RequestKey[ParsedRequest] = web.RequestKey("parsed")
 AUTH: web.RequestKey[AuthContext] = web.RequestKey("auth")

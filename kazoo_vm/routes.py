@@ -1,6 +1,7 @@
-"""The route table: every method on every path kazoo_vm serves, as data (:class:`~kazoo_vm.http.dispatch.Route`).
+"""The route table: every method on every path kazoo_vm serves, as data (:class:`~kazoo_vm.http.route.Route`).
 
-The app serves it (:func:`setup_routes`); documentation and an OpenAPI description can read :data:`ROUTES` too.
+The app serves it (:func:`setup_routes`, which also leaves the table on the app as ``appkeys.ROUTES``); the OpenAPI
+description (:mod:`kazoo_vm.http.openapi`) reads it there.
 
 Paths are matched in order, so the literal ``/vmboxes/messages`` comes before ``/vmboxes/{box_id}``: Kazoo matches
 the token ``messages`` before a box id, so a box whose id is ``messages`` cannot be addressed; likewise
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from kazoo_vm import appkeys
 from kazoo_vm.handlers import auth, messages, vmboxes
-from kazoo_vm.http.dispatch import Route, endpoint
+from kazoo_vm.http.dispatch import endpoint
+from kazoo_vm.http.route import Route
 
 ACCOUNT = "/v2/accounts/{account_id}"
 BOXES = f"{ACCOUNT}/vmboxes"
@@ -53,6 +56,7 @@ def by_path(routes: tuple[Route, ...] = ROUTES) -> dict[str, list[Route]]:
 
 def setup_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
     """Serve every path with and without a trailing slash: Kazoo splits the path on ``/`` and drops empty tokens."""
+    app[appkeys.ROUTES] = routes
     for path, served in by_path(routes).items():
         handler = endpoint(served)
         app.router.add_route("*", path, handler, name=served[0].name)

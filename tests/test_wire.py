@@ -17,8 +17,9 @@ from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
 from kazoo_vm.config import Settings
 from kazoo_vm.errors import DatastoreConflict
-from kazoo_vm.http.dispatch import Route, endpoint
+from kazoo_vm.http.dispatch import endpoint
 from kazoo_vm.http.error_handlers import to_kazoo_error
+from kazoo_vm.http.route import Route
 from kazoo_vm.storage import errors as storage_errors
 
 ENVELOPE_KEYS = {"auth_token", "data", "node", "request_id", "revision", "status", "timestamp", "version"}

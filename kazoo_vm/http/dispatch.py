@@ -1,4 +1,4 @@
-"""Routes as data, and the aiohttp handler that runs Kazoo's request pipeline in front of a path's routes.
+"""The aiohttp handler that runs Kazoo's request pipeline in front of a path's routes (:mod:`kazoo_vm.http.route`).
 
 Kazoo's order decides which error wins (api_resource, docs/compatibility.md): body (400) → method (405) → account in the
 path (404, before authentication) → authentication (401) → authorisation (403) → the module's own checks.
@@ -6,9 +6,7 @@ path (404, before authentication) → authentication (401) → authorisation (40
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -17,32 +15,9 @@ from kazoo_vm.auth.authenticate import authenticate, authorize
 from kazoo_vm.domain.accounts import load_account
 from kazoo_vm.errors import MethodNotAllowed, UnsupportedMediaType
 from kazoo_vm.http.request import parse_request
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from kazoo_vm.http.route import Handler, Route
 
 JSON_CONTENT_TYPES = ["application/json", "application/x-json"]
-
-Auth = Literal["public", "account"]
-"""``public``: no credentials, no account in the path (``/v2/api_auth``); ``account``: the account in the path must
-exist, the request must carry a valid token (or Basic credentials) and be allowed on that account."""
-
-Body = Literal["json", "json_or_audio"]
-"""``json``: a file body (audio, octet-stream...) is refused with 415, as Kazoo's ``known_content_type`` does for
-modules that accept only JSON; ``json_or_audio``: a multipart or audio body is accepted too."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """One method on one path: who may call it, what body it takes and which JSON schema checks its data (None:
-    no schema; the handler's own checks). The app, the docs and an OpenAPI generator all read these."""
-
-    method: str
-    path: str
-    handler: Handler
-    name: str
-    auth: Auth = "account"
-    body: Body = "json"
-    schema: str | None = None
 
 
 def endpoint(routes: Sequence[Route]) -> Handler:

@@ -1,17 +1,20 @@
-"""The OpenAPI 3.1 description of what the service answers, built from the application's router.
+"""The OpenAPI 3.1 description of what the service answers, built from the application's router and route table.
 
 The router says which paths exist (each resource's canonical path; the trailing-slash twin every route has is left
-out); :mod:`kazoo_vm.http.operations` says, per path and method, what the operation takes and answers; the JSON
-Schema files in ``schemas/`` give request bodies and the ``data`` of successes. Every answer is described in
-Kazoo's envelope (kazoo-crossbar-http.md §2.3).
+out). For Kazoo's routes the route table (:data:`kazoo_vm.routes.ROUTES`, left on the app as ``appkeys.ROUTES``)
+says which methods each path has, whether a token is needed, whether a file body is refused (415) and which schema
+checks the request's data; :mod:`kazoo_vm.http.operations` adds the prose and the shapes of answers, and describes
+the service's own routes (docs, health, metrics) whole. The JSON Schema files in ``schemas/`` give request bodies
+and the ``data`` of successes. Every answer is described in Kazoo's envelope (kazoo-crossbar-http.md §2.3).
 
-A path the router serves but the operations table does not describe is left out of the document and reported by
-:func:`undocumented_paths`, so a test can insist that every route is described.
+A path or method the app serves but the operations table does not describe is left out of the document and
+reported by :func:`undocumented_paths`, so a test can insist that every route is described.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Mapping
 from functools import cache
@@ -19,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kazoo_vm import appkeys
 from kazoo_vm.http.operations import (
     ERROR_DESCRIPTIONS,
     OPERATIONS,
@@ -27,6 +31,7 @@ from kazoo_vm.http.operations import (
     Operation,
     Parameter,
 )
+from kazoo_vm.http.route import Route
 from kazoo_vm.resources import schemas_dir
 
 JsonSchema = dict[str, Any]
@@ -327,10 +332,50 @@ def served_paths(app: web.Application) -> list[str]:
     return paths
 
 
+def _route_table(app: web.Application) -> dict[str, list[Route]]:
+    grouped: dict[str, list[Route]] = {}
+    for route in app.get(appkeys.ROUTES, ()):
+        grouped.setdefault(route.path, []).append(route)
+    return grouped
+
+
+def _from_route(op: Operation, route: Route) -> Operation:
+    """``op`` with what the route table says: token or not, file bodies refused or not, the data's schema."""
+    return dataclasses.replace(
+        op,
+        token=route.auth == "account",
+        json_only=route.body == "json",
+        body=op.body if op.body is not None else route.schema,
+    )
+
+
+def _operations_of(
+    app: web.Application, path: str, operations: Mapping[str, Mapping[str, Operation]]
+) -> dict[str, Operation | None]:
+    """The methods of ``path`` and their operations (None: served but not described): the route table's methods
+    for Kazoo's routes, the operations table's for the service's own."""
+    described = operations.get(path, {})
+    routes = _route_table(app).get(path)
+    if routes is None:
+        return dict(described)
+    found: dict[str, Operation | None] = {}
+    for route in routes:
+        op = described.get(route.method)
+        found[route.method] = None if op is None else _from_route(op, route)
+    return found
+
+
 def undocumented_paths(
     app: web.Application, operations: Mapping[str, Mapping[str, Operation]] = OPERATIONS
 ) -> list[str]:
-    return [path for path in served_paths(app) if path not in operations]
+    """Served paths (and, for Kazoo's routes, ``METHOD path``) that the operations table does not describe."""
+    missing: list[str] = []
+    for path in served_paths(app):
+        ops = _operations_of(app, path, operations)
+        if not ops:
+            missing.append(path)
+        missing.extend(f"{method} {path}" for method, op in ops.items() if op is None)
+    return missing
 
 
 def describe(
@@ -343,8 +388,8 @@ def describe(
     """The OpenAPI 3.1 document of ``app``."""
     paths: JsonSchema = {}
     for path in served_paths(app):
-        ops = operations.get(path)
-        if ops is None:
+        ops = {method: op for method, op in _operations_of(app, path, operations).items() if op is not None}
+        if not ops:
             continue
         names = _path_names(path)
         paths[path] = {method.lower(): _operation(path, method, op, names) for method, op in ops.items()}

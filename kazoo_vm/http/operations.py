@@ -1,9 +1,11 @@
 """What each operation of the service takes and answers, for the OpenAPI description (:mod:`.openapi`).
 
-Keyed by the route's canonical path (as the router knows it) and the HTTP method. Error statuses follow Kazoo's
-request pipeline (kazoo_vm.http.dispatch): every request may have a bad body (400) or one too large (413) and
-may meet a failing (500) or unreachable (503) CouchDB; account routes add the account in the path (404) and
-the token (401, 403); JSON-only routes refuse files (415).
+Keyed by the route's canonical path (as the router knows it) and the HTTP method. For Kazoo's routes, whether a
+token is needed, whether file bodies are refused and which schema checks the data come from the route table
+(:mod:`kazoo_vm.routes`), not from here. Error statuses follow Kazoo's request pipeline (kazoo_vm.http.dispatch):
+every request may have a bad body (400) or one too large (413) and may meet a failing (500) or unreachable (503)
+CouchDB; account routes add the account in the path (404) and the token (401, 403); JSON-only routes refuse files
+(415).
 """
 
 from __future__ import annotations
@@ -188,8 +190,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             "auth",
             data="AuthResult",
             success=201,
-            body="api_auth",
-            token=False,
             description="The token is the envelope's auth_token; send it as X-Auth-Token.",
         ),
     },
@@ -199,8 +199,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             "auth",
             data="AuthResult",
             success=201,
-            body="user_auth",
-            token=False,
             extra_errors=(401,),
             description="credentials: md5 (or sha1) of 'username:password'; account_name, account_realm or "
             "phone_number says which account.",
@@ -216,14 +214,14 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             cached=True,
             query=(*PAGING_QUERY, FILTER_QUERY),
         ),
-        "PUT": Operation("Create a voicemail box", VMBOX, data="Vmbox", success=201, body="vmboxes", writes=True),
+        "PUT": Operation("Create a voicemail box", VMBOX, data="Vmbox", success=201, writes=True),
     },
     f"{ACCOUNT}/vmboxes/messages": {
         "GET": _message_listing("List the messages of every box of the account"),
     },
     BOX: {
         "GET": Operation("Fetch a voicemail box", VMBOX, data="Vmbox", cached=True),
-        "POST": Operation("Replace a voicemail box", VMBOX, data="Vmbox", body="vmboxes", writes=True),
+        "POST": Operation("Replace a voicemail box", VMBOX, data="Vmbox", writes=True),
         "PATCH": Operation(
             "Change some fields of a voicemail box", VMBOX, data="Vmbox", body="VmboxPatch", writes=True
         ),
@@ -245,7 +243,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             body="NewMessageMetadata",
             multipart=True,
             body_media=AUDIO_TYPES,
-            json_only=False,
             writes=True,
         ),
         "POST": Operation(
@@ -255,7 +252,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             body="MessageSelection",
             writes=True,
             query=(FOLDER_QUERY,),
-            json_only=False,
         ),
         "DELETE": Operation(
             "Delete several (or all) messages of a box",
@@ -265,7 +261,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             body_required=False,
             writes=True,
             query=(FOLDER_QUERY,),
-            json_only=False,
         ),
     },
     f"{MESSAGES}/raw": {
@@ -308,7 +303,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             success=201,
             body_media=AUDIO_TYPES,
             multipart=False,
-            json_only=False,
             writes=True,
         ),
     },
