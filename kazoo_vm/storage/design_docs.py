@@ -1,8 +1,11 @@
 """Design documents from ``couch_design_docs/<class>/``, and keeping databases supplied with them.
 
 A database gets its design documents when it is created; at start-up :func:`sync_all` brings every known
-database's design documents up to date where they differ. A view query that finds its design document missing
-(another process created the database a moment ago) repairs it through :func:`ensure_design_docs`.
+database's design documents up to date where they differ in what CouchDB executes (:func:`is_current`). Kazoo's
+own design documents are written as Kazoo's loader writes them (:func:`kazoo_loaded_form`), so that neither a
+Kazoo node sharing the CouchDB nor this service ever finds the other's copy out of date. A view query that finds
+its design document missing (another process created the database a moment ago) repairs it through
+:func:`ensure_design_docs`.
 """
 
 from __future__ import annotations
@@ -120,10 +123,12 @@ def is_current(stored: JsonDict, wanted: JsonDict) -> bool:
     if is_kazoos(ddoc_id):
         have = _views(stored)
         return all(name in have and _meaning(have[name]) == _meaning(view) for name, view in _views(wanted).items())
-    inert = _INERT_KEYS
-    return _meaning({k: v for k, v in stored.items() if k not in inert}) == _meaning(
-        {k: v for k, v in wanted.items() if k not in inert}
-    )
+    executed: bool = _meaning(_executable(stored)) == _meaning(_executable(wanted))
+    return executed
+
+
+def _executable(doc: JsonDict) -> JsonDict:
+    return {key: value for key, value in doc.items() if key not in _INERT_KEYS}
 
 
 async def ensure_design_docs(store: CouchStore, db: str, db_class: str, *, fresh: bool = False) -> int:
