@@ -263,3 +263,17 @@ async def test_a_timestamp_that_names_no_month_is_refused(api: Api, timestamp: i
     assert body["data"]["timestamp"][validator]["value"] == timestamp
     status, listing = await api.get(f"/vmboxes/{box['id']}/messages")
     assert listing["data"] == []
+
+
+async def test_a_message_created_with_an_earlier_timestamp_is_stamped_with_the_request_time(
+    api: Api, store: CouchStore
+) -> None:
+    """crossbar_doc:save sets pvt_created/pvt_modified; the message's own time stays in its metadata."""
+    box = await create_box(api, name="stamped", mailbox="1020")
+    earlier = gregorian_now() - 3 * 86_400
+    status, body = await put_message(api, box["id"], {"timestamp": earlier}, fake_mp3())
+    assert status == 201, body
+    doc = await message_doc(store, api.account.id, body["data"]["media_id"])
+    assert doc["metadata"]["timestamp"] == doc["utc_seconds"] == earlier
+    assert doc["pvt_created"] == doc["pvt_modified"]
+    assert abs(doc["pvt_created"] - gregorian_now()) < 120
