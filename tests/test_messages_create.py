@@ -181,13 +181,19 @@ async def test_schema_errors_and_missing_box(api: Api) -> None:
     assert status == 404 and body["message"] == "bad_identifier"
 
 
-async def test_two_audio_parts_are_refused(api: Api) -> None:
+async def test_of_several_audio_parts_the_last_one_is_kept(api: Api, store: CouchStore) -> None:
+    """api_util extract_multipart: each file part replaces the one before (cb_context:set_req_files)."""
     box = await create_box(api)
+    last = fake_wav()
     writer = multipart({}, fake_mp3(), "audio/mpeg")
-    writer.append(fake_mp3(), {"Content-Type": "audio/mpeg"})
+    writer.append(last, {"Content-Type": "audio/wav"})
     status, body = await api.request("PUT", f"/vmboxes/{box['id']}/messages", body=writer)
-    assert status == 400
-    assert body["data"]["file"]["maxItems"]["message"] == "Please provide a single media file"
+    assert status == 201, body
+    message_id = body["data"]["media_id"]
+    doc = await message_doc(store, api.account.id, message_id)
+    assert list(doc["_attachments"]) == [doc["media_filename"]] and doc["media_filename"].endswith(".wav")
+    response, stored = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw")
+    assert response.status == 200 and stored == last
 
 
 async def test_audio_put_requires_a_file(api: Api) -> None:

@@ -180,15 +180,18 @@ async def _parse_multipart(request: web.Request, limit: int) -> tuple[dict[str, 
             body = parse_envelope(raw) if _looks_like_envelope(raw) else {"data": _decode_json(raw)}
             envelope.update(body)
         elif part_type in BASE64_TYPES:
-            files.append(_decode_base64(raw))
+            # Each file part replaces the one before (api_util extract_file → cb_context:set_req_files): the last
+            # audio part of a multipart request is the upload.
+            files = [_decode_base64(raw)]
         else:
-            files.append(
+            upload = (
                 _raw_file(raw, part_type, part.headers.get("Content-Transfer-Encoding"))
                 if part_type
                 else UploadedFile("application/octet-stream", raw)
             )
             if part.filename:
-                files[-1] = UploadedFile(files[-1].content_type, files[-1].data, part.filename)
+                upload = UploadedFile(upload.content_type, upload.data, part.filename)
+            files = [upload]
     return envelope, files
 
 
