@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from helpers import Api, TestAccount, create_box, make_account
+from message_support import new_message
 
 from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
@@ -257,3 +258,23 @@ async def test_a_trailing_slash_names_the_same_resource(api: Api) -> None:
     assert status == 200 and [item["id"] for item in listing["data"]] == [box["id"]]
     status, fetched = await api.get(f"/vmboxes/{box['id']}/")
     assert status == 200 and fetched["data"]["mailbox"] == "4242"
+
+
+async def test_answers_are_gzipped_when_the_client_accepts_it_except_audio(api: Api) -> None:
+    """crossbar.compress_response_body (default true): Cowboy compresses what the client accepts."""
+    box = await create_box(api)
+    path = api.url(f"/vmboxes/{box['id']}")
+    gzipped = await api.client.get(path, headers={**api.account.headers, "Accept-Encoding": "gzip"})
+    assert gzipped.status == 200 and gzipped.headers.get("Content-Encoding") == "gzip"
+    assert (await gzipped.json())["data"]["id"] == box["id"]
+    plain = await api.client.get(path, headers={**api.account.headers, "Accept-Encoding": "identity"})
+    assert plain.status == 200 and "Content-Encoding" not in plain.headers
+    assert (await plain.json())["data"]["id"] == box["id"]
+
+    message = await new_message(api, box["id"])
+    audio = await api.client.get(
+        api.url(f"/vmboxes/{box['id']}/messages/{message['media_id']}/raw"),
+        headers={**api.account.headers, "Accept-Encoding": "gzip"},
+    )
+    assert audio.status == 200 and "Content-Encoding" not in audio.headers
+    assert audio.headers["Content-Type"].startswith("audio/")
