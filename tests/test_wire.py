@@ -278,3 +278,25 @@ async def test_answers_are_gzipped_when_the_client_accepts_it_except_audio(api: 
     )
     assert audio.status == 200 and "Content-Encoding" not in audio.headers
     assert audio.headers["Content-Type"].startswith("audio/")
+
+
+async def test_v1_paths_serve_the_same_api_without_paging(api: Api) -> None:
+    """kazoo-sdk's default base URL ends in /v1; Kazoo 4.3 serves it and never paginates v1 listings."""
+    first = await create_box(api, mailbox="11")
+    await create_box(api, mailbox="12")
+    v1 = f"/v1/accounts/{api.account.id}"
+    response = await api.client.get(f"{v1}/vmboxes?page_size=1", headers=api.account.headers)
+    body = await response.json()
+    assert response.status == 200 and len(body["data"]) == 2
+    assert "next_start_key" not in body
+    status, paged = await api.get("/vmboxes?page_size=1")
+    assert status == 200 and len(paged["data"]) == 1 and "next_start_key" in paged
+    response = await api.client.get(f"{v1}/vmboxes/{first['id']}/", headers=api.account.headers)
+    assert response.status == 200 and (await response.json())["data"]["mailbox"] == "11"
+    for _ in range(2):
+        await new_message(api, first["id"])
+    response = await api.client.get(f"{v1}/vmboxes/{first['id']}/messages?page_size=1", headers=api.account.headers)
+    body = await response.json()
+    assert response.status == 200 and len(body["data"]) == 2 and "next_start_key" not in body
+    response = await api.client.get(f"{v1}/vmboxes", headers={})
+    assert response.status == 401

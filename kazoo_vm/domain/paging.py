@@ -66,10 +66,11 @@ def _view_page_size(raw: Any) -> int:
 
 
 def paging_from(parsed: RequestValues, default_page_size: int, *, view_listing: bool = False) -> Paging:
-    """``paginate=false`` lifts the limit. A ``page_size`` that is not a positive integer falls back to the default
-    in a crossbar_doc listing (the box listing; cb_context.erl L419-431) and is refused in a crossbar_view
-    listing (``view_listing``: the message listings; crossbar_view:get_page_size_from_request)."""
-    paginate = str(parsed.value("paginate")).lower() != "false"
+    """``paginate=false`` and ``/v1/`` paths lift the limit. A ``page_size`` that is not a positive integer
+    falls back to the default in a crossbar_doc listing (the box listing; cb_context.erl L419-431) and is refused
+    in a crossbar_view listing (``view_listing``: the message listings; crossbar_view:get_page_size_from_request)."""
+    # API version 1 never paginates (cb_context:should_paginate/1).
+    paginate = str(parsed.value("paginate")).lower() != "false" and parsed.api_version != 1
     page_size = default_page_size
     raw_size = parsed.value("page_size")
     if view_listing and paginate and raw_size is not None:

@@ -39,6 +39,7 @@ class ParsedRequest:
     content_type: str
     envelope: dict[str, Any] = field(default_factory=dict)
     files: list[UploadedFile] = field(default_factory=list)
+    api_version: int = 2
 
     @property
     def data(self) -> Any:
@@ -234,6 +235,7 @@ async def parse_request(request: web.Request, *, max_body_bytes: int) -> ParsedR
         content_type=content_type,
         envelope=envelope,
         files=files,
+        api_version=1 if request.path.startswith("/v1/") else 2,
     )
     if method == "POST":
         # Verb tunnelling (api_util:get_http_verb): ?verb=PUT or an envelope "verb" turns a POST into another method.
