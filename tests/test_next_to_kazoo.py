@@ -25,6 +25,7 @@ from kazoo_node import (
     kazoo_design_docs,
 )
 from message_support import fake_mp3, new_message, raw
+from migration_support import FIXTURE_BOX, load_fixture_box, migrated_messages, run_migration
 
 from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
@@ -274,6 +275,26 @@ async def test_message_counts_agree_between_the_api_and_kazoos_views(
     listed = await kazoo.view(modb, "mailbox_messages", "listing_by_mailbox", startkey=[box], endkey=[box, {}])
     assert sorted(item["media_id"] for item in messages["data"]) == sorted(row["id"] for row in listed)
     assert len(listed) == 3
+
+
+async def test_the_migrator_migrates_a_box_kazoo_recorded_into_and_leaves_those_messages_alone(
+    api: Api, account: TestAccount, store: CouchStore, kazoo: KazooNode
+) -> None:
+    """Kazoo's legacy fixture box (a 3.x messages array) that a 4.3 node has recorded into since its upgrade."""
+    await load_fixture_box(store, account.id)
+    recorded = await kazoo.record_message(account.id, FIXTURE_BOX, fake_mp3())
+    await run_migration(store, account.id)
+    modb = current_modb(account.id)
+    after = await kazoo.get(modb, recorded["_id"])
+    assert after is not None and after["_rev"] == recorded["_rev"]
+    migrated = await migrated_messages(store, account.id)
+    assert migrated  # the legacy entries were migrated around it
+    status, body = await api.get(f"/vmboxes/{FIXTURE_BOX}/messages?paginate=false")
+    assert status == 200 and recorded["_id"] in [item["media_id"] for item in body["data"]]
+    listed = await kazoo.view(
+        modb, "mailbox_messages", "listing_by_mailbox", startkey=[FIXTURE_BOX], endkey=[FIXTURE_BOX, {}]
+    )
+    assert recorded["_id"] in [row["id"] for row in listed]
 
 
 def test_the_kazoo_node_reads_kazoos_own_files() -> None:
