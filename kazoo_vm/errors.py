@@ -192,3 +192,13 @@ class NothingFound(KazooError):
 
     def __init__(self, cause: str) -> None:
         super().__init__({"message": "not found", "cause": cause})
+
+
+class FaultyRequest(KazooError):
+    """404 ``faulty_request``: crossbar_view refuses a listing's paging parameters (crossbar_view.erl, 4.3)."""
+
+    status = 404
+    message = "faulty_request"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__({"message": reason})

@@ -54,10 +54,19 @@ def by_path(routes: tuple[Route, ...] = ROUTES) -> dict[str, list[Route]]:
     return grouped
 
 
+def v1_path(path: str) -> str:
+    """The same route under API version 1, which Kazoo 4.3 still serves (api_version_constraint accepts v1 and
+    v2); the only difference is that v1 listings are not paginated."""
+    return "/v1/" + path.removeprefix("/v2/")
+
+
 def setup_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
-    """Serve every path with and without a trailing slash: Kazoo splits the path on ``/`` and drops empty tokens."""
+    """Serve every path with and without a trailing slash (Kazoo splits the path on ``/`` and drops empty tokens),
+    under ``/v2/`` and ``/v1/``."""
     app[appkeys.ROUTES] = routes
     for path, served in by_path(routes).items():
         handler = endpoint(served)
         app.router.add_route("*", path, handler, name=served[0].name)
         app.router.add_route("*", path + "/", handler)
+        app.router.add_route("*", v1_path(path), handler)
+        app.router.add_route("*", v1_path(path) + "/", handler)

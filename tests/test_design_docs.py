@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from helpers import TestAccount
 
 from kazoo_vm.storage import naming
@@ -9,6 +11,9 @@ from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import (
     design_docs,
     ensure_database,
+    executed_code,
+    is_current,
+    kazoo_loaded_form,
     query_view,
     sync_all,
 )
@@ -68,3 +73,57 @@ async def test_sync_writes_nothing_when_every_design_document_is_current(
     before = (await store.get_doc(naming.account_db(account.id), "_design/vmboxes"))["_rev"]
     assert await sync_all(store) == 0
     assert (await store.get_doc(naming.account_db(account.id), "_design/vmboxes"))["_rev"] == before
+
+
+def kazoo_doc(ddoc_id: str, **views: str) -> dict[str, Any]:
+    return {"_id": ddoc_id, "language": "javascript", "views": {name: {"map": code} for name, code in views.items()}}
+
+
+def test_kazoos_loader_form_joins_lines_without_a_separator_and_drops_the_kazoo_key() -> None:
+    source = {
+        "_id": "_design/x",
+        "kazoo": {"view_map": [{"classification": "account"}]},
+        "language": "javascript",
+        "views": {
+            "lines": {"map": ["function(doc) {", "  emit(doc._id, null);", "}"], "reduce": "_count"},
+            "text": {"map": "function(doc) { emit(null); }"},
+        },
+    }
+    assert kazoo_loaded_form(source) == {
+        "_id": "_design/x",
+        "language": "javascript",
+        "views": {
+            "lines": {"map": "function(doc) {  emit(doc._id, null);}", "reduce": "_count"},
+            "text": {"map": "function(doc) { emit(null); }"},
+        },
+    }
+
+
+def test_code_is_compared_without_the_whitespace_javascript_ignores() -> None:
+    assert executed_code("function(doc) {\n  var x = 'a  b';\n  emit(x);\n}") == "function(doc){var x='a  b';emit(x);}"
+    assert executed_code("function(doc){  if (a)    return;}") == executed_code("function(doc) {\n if(a)\n return;\n}")
+    assert executed_code("emit('a b')") != executed_code("emit('ab')")
+
+
+def test_a_kazoo_design_document_is_current_when_our_views_mean_the_same_there() -> None:
+    ours = kazoo_doc("_design/vmboxes", listing_by_mailbox="function(doc) {\n  emit(parseInt(doc.mailbox, 10));\n}")
+    reformatted = kazoo_doc("_design/vmboxes", listing_by_mailbox="function(doc) {  emit(parseInt(doc.mailbox, 10));}")
+    reformatted["kazoo"] = {"view_map": []}
+    assert is_current(reformatted, ours)
+    with_more = kazoo_doc("_design/vmboxes", listing_by_mailbox=ours["views"]["listing_by_mailbox"]["map"], extra="x")
+    assert is_current(with_more, ours)  # a Kazoo node of another version may carry more views
+    other_key = kazoo_doc("_design/vmboxes", listing_by_mailbox="function(doc) { emit(doc.name); }")
+    assert not is_current(other_key, ours)
+    assert not is_current(kazoo_doc("_design/vmboxes"), ours)
+
+
+def test_kazoos_design_documents_we_do_not_query_are_current_once_they_exist() -> None:
+    ours = kazoo_doc("_design/attributes", owned="function(doc) { emit(doc.owner_id); }")
+    assert is_current(kazoo_doc("_design/attributes", owned="function(doc) { emit(1); }"), ours)
+
+
+def test_our_own_design_documents_must_mean_exactly_the_same() -> None:
+    ours = kazoo_doc("_design/kazoo_vm_counts", by_box="function(doc) { emit(doc.source_id); }")
+    assert is_current(kazoo_doc("_design/kazoo_vm_counts", by_box="function(doc){emit(doc.source_id);}"), ours)
+    extra = kazoo_doc("_design/kazoo_vm_counts", by_box="function(doc) { emit(doc.source_id); }", old="x")
+    assert not is_current(extra, ours)

@@ -181,13 +181,19 @@ async def test_schema_errors_and_missing_box(api: Api) -> None:
     assert status == 404 and body["message"] == "bad_identifier"
 
 
-async def test_two_audio_parts_are_refused(api: Api) -> None:
+async def test_of_several_audio_parts_the_last_one_is_kept(api: Api, store: CouchStore) -> None:
+    """api_util extract_multipart: each file part replaces the one before (cb_context:set_req_files)."""
     box = await create_box(api)
+    last = fake_wav()
     writer = multipart({}, fake_mp3(), "audio/mpeg")
-    writer.append(fake_mp3(), {"Content-Type": "audio/mpeg"})
+    writer.append(last, {"Content-Type": "audio/wav"})
     status, body = await api.request("PUT", f"/vmboxes/{box['id']}/messages", body=writer)
-    assert status == 400
-    assert body["data"]["file"]["maxItems"]["message"] == "Please provide a single media file"
+    assert status == 201, body
+    message_id = body["data"]["media_id"]
+    doc = await message_doc(store, api.account.id, message_id)
+    assert list(doc["_attachments"]) == [doc["media_filename"]] and doc["media_filename"].endswith(".wav")
+    response, stored = await raw(api, "GET", f"/vmboxes/{box['id']}/messages/{message_id}/raw")
+    assert response.status == 200 and stored == last
 
 
 async def test_audio_put_requires_a_file(api: Api) -> None:
@@ -263,3 +269,17 @@ async def test_a_timestamp_that_names_no_month_is_refused(api: Api, timestamp: i
     assert body["data"]["timestamp"][validator]["value"] == timestamp
     status, listing = await api.get(f"/vmboxes/{box['id']}/messages")
     assert listing["data"] == []
+
+
+async def test_a_message_created_with_an_earlier_timestamp_is_stamped_with_the_request_time(
+    api: Api, store: CouchStore
+) -> None:
+    """crossbar_doc:save sets pvt_created/pvt_modified; the message's own time stays in its metadata."""
+    box = await create_box(api, name="stamped", mailbox="1020")
+    earlier = gregorian_now() - 3 * 86_400
+    status, body = await put_message(api, box["id"], {"timestamp": earlier}, fake_mp3())
+    assert status == 201, body
+    doc = await message_doc(store, api.account.id, body["data"]["media_id"])
+    assert doc["metadata"]["timestamp"] == doc["utc_seconds"] == earlier
+    assert doc["pvt_created"] == doc["pvt_modified"]
+    assert abs(doc["pvt_created"] - gregorian_now()) < 120

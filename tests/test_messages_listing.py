@@ -294,3 +294,34 @@ async def test_a_start_key_outside_the_requested_range_is_clamped_to_it(api: Api
         f"{path}?start_key={key}&ascending=true&created_from={previous}&created_to={previous + 120}"
     )
     assert status == 200 and body["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("page_size", "reason"),
+    [
+        ("abc", "invalid page size"),
+        ("", "invalid page size"),
+        ("0", "page size must be at least 1"),
+        ("-4", "page size must be at least 1"),
+    ],
+)
+async def test_a_message_listing_refuses_a_page_size_that_is_not_a_positive_integer(
+    api: Api, page_size: str, reason: str
+) -> None:
+    """crossbar_view:get_page_size_from_request (the box listing, a crossbar_doc one, falls back instead)."""
+    box = await create_box(api, name="paged", mailbox="100")
+    for path in (f"/vmboxes/{box['id']}/messages", "/vmboxes/messages"):
+        status, body = await api.get(f"{path}?page_size={page_size}")
+        assert status == 404, (path, body)
+        assert body["error"] == "404" and body["message"] == "faulty_request"
+        assert body["data"] == {"message": reason}
+
+
+async def test_a_message_listing_rounds_a_decimal_page_size_and_ignores_it_without_paging(api: Api) -> None:
+    box = await create_box(api, name="paged", mailbox="100")
+    for _ in range(3):
+        await new_message(api, box["id"])
+    status, body = await api.get(f"/vmboxes/{box['id']}/messages?page_size=1.6")
+    assert status == 200 and len(body["data"]) == 2
+    status, body = await api.get(f"/vmboxes/{box['id']}/messages?page_size=abc&paginate=false")
+    assert status == 200 and len(body["data"]) == 3

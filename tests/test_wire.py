@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from helpers import Api, TestAccount, create_box, make_account
+from message_support import new_message
 
 from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
@@ -258,3 +259,45 @@ async def test_a_trailing_slash_names_the_same_resource(api: Api) -> None:
     assert status == 200 and [item["id"] for item in listing["data"]] == [box["id"]]
     status, fetched = await api.get(f"/vmboxes/{box['id']}/")
     assert status == 200 and fetched["data"]["mailbox"] == "4242"
+
+
+async def test_answers_are_gzipped_when_the_client_accepts_it_except_audio(api: Api) -> None:
+    """crossbar.compress_response_body (default true): Cowboy compresses what the client accepts."""
+    box = await create_box(api)
+    path = api.url(f"/vmboxes/{box['id']}")
+    gzipped = await api.client.get(path, headers={**api.account.headers, "Accept-Encoding": "gzip"})
+    assert gzipped.status == 200 and gzipped.headers.get("Content-Encoding") == "gzip"
+    assert (await gzipped.json())["data"]["id"] == box["id"]
+    plain = await api.client.get(path, headers={**api.account.headers, "Accept-Encoding": "identity"})
+    assert plain.status == 200 and "Content-Encoding" not in plain.headers
+    assert (await plain.json())["data"]["id"] == box["id"]
+
+    message = await new_message(api, box["id"])
+    audio = await api.client.get(
+        api.url(f"/vmboxes/{box['id']}/messages/{message['media_id']}/raw"),
+        headers={**api.account.headers, "Accept-Encoding": "gzip"},
+    )
+    assert audio.status == 200 and "Content-Encoding" not in audio.headers
+    assert audio.headers["Content-Type"].startswith("audio/")
+
+
+async def test_v1_paths_serve_the_same_api_without_paging(api: Api) -> None:
+    """kazoo-sdk's default base URL ends in /v1; Kazoo 4.3 serves it and never paginates v1 listings."""
+    first = await create_box(api, mailbox="11")
+    await create_box(api, mailbox="12")
+    v1 = f"/v1/accounts/{api.account.id}"
+    response = await api.client.get(f"{v1}/vmboxes?page_size=1", headers=api.account.headers)
+    body = await response.json()
+    assert response.status == 200 and len(body["data"]) == 2
+    assert "next_start_key" not in body
+    status, paged = await api.get("/vmboxes?page_size=1")
+    assert status == 200 and len(paged["data"]) == 1 and "next_start_key" in paged
+    response = await api.client.get(f"{v1}/vmboxes/{first['id']}/", headers=api.account.headers)
+    assert response.status == 200 and (await response.json())["data"]["mailbox"] == "11"
+    for _ in range(2):
+        await new_message(api, first["id"])
+    response = await api.client.get(f"{v1}/vmboxes/{first['id']}/messages?page_size=1", headers=api.account.headers)
+    body = await response.json()
+    assert response.status == 200 and len(body["data"]) == 2 and "next_start_key" not in body
+    response = await api.client.get(f"{v1}/vmboxes", headers={})
+    assert response.status == 401

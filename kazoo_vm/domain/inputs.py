@@ -23,4 +23,9 @@ class RequestValues(Protocol):
     @property
     def query(self) -> Mapping[str, str]: ...
 
+    @property
+    def api_version(self) -> int:
+        """The API version in the path: 1 for ``/v1/...``, else 2."""
+        ...
+
     def value(self, key: str) -> Any: ...

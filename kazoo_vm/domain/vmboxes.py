@@ -139,16 +139,18 @@ def _claim_id(number: int) -> str:
     return f"{CLAIM_PREFIX}{number}"
 
 
-async def _claim(store: CouchStore, account: Account, number: int, box_id: str) -> None:
-    """Take the claim on ``number`` for ``box_id``; a validation error when a live box holds it.
+async def _claim(store: CouchStore, account: Account, number: int, box_id: str, box_rev: str | None) -> None:
+    """Take the claim on ``number`` for ``box_id`` (whose stored revision is ``box_rev``, None for a new box); a
+    validation error when a live box holds it.
 
     The first attempt writes blindly (one round trip when the number is free); only a 409 makes us read the
-    claim to see whether its holder still uses the number."""
+    claim to see whether its holder still uses the number. The claim remembers the box's revision: a box saved
+    since without the number (by Kazoo, a script or another process) no longer holds it."""
     rev: str | None = None
 
     async def attempt() -> None:
         nonlocal rev
-        claim: JsonDict = {"_id": _claim_id(number), "vmbox_id": box_id, "mailbox": number}
+        claim: JsonDict = {"_id": _claim_id(number), "vmbox_id": box_id, "mailbox": number, "vmbox_rev": box_rev}
         if rev is not None:
             claim["_rev"] = rev
         stamp(claim, doc_type=CLAIM_TYPE, account_id=account.id, db=account.db)
@@ -163,8 +165,11 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str) 
         except DocumentNotFound:
             rev = None
             raise Conflict("released meanwhile: claim it afresh") from None
-        if current.get("vmbox_id") == box_id:
+        if current.get("vmbox_id") == box_id and current.get("vmbox_rev") == box_rev:
             return
+        if current.get("vmbox_id") == box_id and current.get("pvt_type") == CLAIM_TYPE:
+            rev = current["_rev"]  # our own older claim: note the revision this save starts from
+            raise Conflict("refresh the claim")
         if current.get("pvt_type") != CLAIM_TYPE:
             # Some other document sits on the claim's id (written outside the API): never overwrite it.
             raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
@@ -188,7 +193,11 @@ async def claim_is_held(store: CouchStore, account: Account, claim: JsonDict, nu
         return False  # the box was deleted: its number is free
     if mailbox_number(holder.get("mailbox")) == number:
         return True
-    # The box does not show the number (yet): it may be saving its renumbering right now.
+    # The box does not show the number. Saved since the claim was taken (a Kazoo node or a script renumbered
+    # it: vmboxes/listing_by_mailbox is the truth), the number is free; otherwise its claimer may be saving the
+    # renumbering right now.
+    if "vmbox_rev" in claim and holder.get("_rev") != claim["vmbox_rev"]:
+        return False
     age = naming.now_gregorian() - int(claim.get("pvt_created") or 0)
     return age < CLAIM_GRACE_S
 
@@ -216,7 +225,7 @@ async def _save(
     claimed = number is not None and (is_new or number != old_number)
     if claimed:
         assert number is not None
-        await _claim(store, account, number, doc["_id"])
+        await _claim(store, account, number, doc["_id"], doc.get("_rev"))
     try:
         await store.put_doc(account.db, doc)
     except Conflict:

@@ -68,7 +68,24 @@ async def kazoo_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = _error_response(request, exc)
     if not response.prepared:
         finish_headers(request, response)
+        compress(request, response)
     return response
+
+
+# Bodies gzip does not shrink: recordings are compressed already, and ZIPs are streamed (prepared) anyway.
+_INCOMPRESSIBLE_PREFIXES = ("audio/", "application/zip")
+
+
+def compress(request: web.Request, response: web.StreamResponse) -> None:
+    """gzip an answer whose client accepts it, as Kazoo's Cowboy does (``crossbar.compress_response_body``,
+    default true); audio and ZIP excepted."""
+    if not isinstance(response, web.Response) or response.status in (204, 304) or not response.body:
+        return
+    if response.content_type.startswith(_INCOMPRESSIBLE_PREFIXES):
+        return
+    accepted = request.headers.get("Accept-Encoding", "").lower()
+    if any(item.split(";", 1)[0].strip() == "gzip" for item in accepted.split(",")):
+        response.enable_compression(web.ContentCoding.gzip)
 
 
 def _error_response(request: web.Request, exc: BaseException) -> web.Response:

@@ -39,6 +39,7 @@ class ParsedRequest:
     content_type: str
     envelope: dict[str, Any] = field(default_factory=dict)
     files: list[UploadedFile] = field(default_factory=list)
+    api_version: int = 2
 
     @property
     def data(self) -> Any:
@@ -180,15 +181,18 @@ async def _parse_multipart(request: web.Request, limit: int) -> tuple[dict[str, 
             body = parse_envelope(raw) if _looks_like_envelope(raw) else {"data": _decode_json(raw)}
             envelope.update(body)
         elif part_type in BASE64_TYPES:
-            files.append(_decode_base64(raw))
+            # Each file part replaces the one before (api_util extract_file → cb_context:set_req_files): the last
+            # audio part of a multipart request is the upload.
+            files = [_decode_base64(raw)]
         else:
-            files.append(
+            upload = (
                 _raw_file(raw, part_type, part.headers.get("Content-Transfer-Encoding"))
                 if part_type
                 else UploadedFile("application/octet-stream", raw)
             )
             if part.filename:
-                files[-1] = UploadedFile(files[-1].content_type, files[-1].data, part.filename)
+                upload = UploadedFile(upload.content_type, upload.data, part.filename)
+            files = [upload]
     return envelope, files
 
 
@@ -231,6 +235,7 @@ async def parse_request(request: web.Request, *, max_body_bytes: int) -> ParsedR
         content_type=content_type,
         envelope=envelope,
         files=files,
+        api_version=1 if request.path.startswith("/v1/") else 2,
     )
     if method == "POST":
         # Verb tunnelling (api_util:get_http_verb): ?verb=PUT or an envelope "verb" turns a POST into another method.

@@ -1,14 +1,18 @@
 """Design documents from ``couch_design_docs/<class>/``, and keeping databases supplied with them.
 
 A database gets its design documents when it is created; at start-up :func:`sync_all` brings every known
-database's design documents up to date where they differ. A view query that finds its design document missing
-(another process created the database a moment ago) repairs it through :func:`ensure_design_docs`.
+database's design documents up to date where they differ in what CouchDB executes (:func:`is_current`). Kazoo's
+own design documents are written as Kazoo's loader writes them (:func:`kazoo_loaded_form`), so that neither a
+Kazoo node sharing the CouchDB nor this service ever finds the other's copy out of date. A view query that finds
+its design document missing (another process created the database a moment ago) repairs it through
+:func:`ensure_design_docs`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from functools import cache
 from typing import Any
 
@@ -22,20 +26,109 @@ from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound
 log = logging.getLogger(__name__)
 
 DATABASE_CLASSES = ("accounts", "account", "modb")
+# Design documents that are ours alone; every other one is Kazoo's, shipped as Kazoo's source file.
+OWN_PREFIX = "_design/kazoo_vm_"
+# Kazoo's design documents whose views the service queries: a stored one must carry every view of ours with
+# the same meaning. Kazoo's others only need to exist: a Kazoo node of any version keeps them as it wants them.
+QUERIED_KAZOO_DESIGNS = frozenset({"_design/vmboxes", "_design/mailbox_messages"})
+# Keys of a design document that CouchDB does not execute.
+_INERT_KEYS = frozenset({"_id", "_rev", "kazoo"})
+
+
+def kazoo_loaded_form(source: JsonDict) -> JsonDict:
+    """A design document as Kazoo's loader stores it: the ``kazoo`` key dropped (kz_datamgr:maybe_register_view)
+    and each view function given as a list of lines joined without a separator (kz_datamgr:inline_js_fun, an
+    ``iolist_to_binary`` of the lines, applied when the first line starts with ``function``)."""
+    doc = {key: value for key, value in source.items() if key != "kazoo"}
+    views = doc.get("views")
+    if isinstance(views, dict):
+        doc["views"] = {name: {field: _inline(code) for field, code in view.items()} for name, view in views.items()}
+    return doc
+
+
+def _inline(code: Any) -> Any:
+    if isinstance(code, list) and code and isinstance(code[0], str) and code[0].startswith("function"):
+        return "".join(str(line) for line in code)
+    return code
+
+
+def is_kazoos(ddoc_id: str) -> bool:
+    """Whether a design document is one of Kazoo's own (not one only kazoo_vm uses)."""
+    return not ddoc_id.startswith(OWN_PREFIX)
 
 
 @cache
 def design_docs(db_class: str) -> tuple[JsonDict, ...]:
-    """The design documents of a database class, read once from the package's data files."""
+    """The design documents of a database class as they are written to CouchDB, read once from the package's
+    data files: Kazoo's in the form Kazoo's loader writes them, so a Kazoo node's refresh finds them equal."""
     folder = design_docs_dir() / db_class
     if not folder.is_dir():
         return ()
     docs = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))]
-    return tuple(docs)
+    return tuple(kazoo_loaded_form(doc) for doc in docs)
 
 
-def _content(doc: JsonDict) -> dict[str, Any]:
-    return {key: value for key, value in doc.items() if key not in ("_id", "_rev")}
+_TOKEN = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`(?:[^`\\]|\\.)*`|\s+|.""", re.DOTALL)
+
+
+def executed_code(code: str) -> str:
+    """JavaScript source with the whitespace CouchDB's engine ignores taken out: only a space between two word
+    characters is kept (``var x``), string literals untouched. Kazoo's line joining, its reformatting between
+    versions and ours all give the same text for the same function."""
+    out: list[str] = []
+    pending_space = False
+    for token in _TOKEN.findall(code):
+        if token.isspace():
+            pending_space = True
+            continue
+        if pending_space and out and _wordy(out[-1][-1]) and _wordy(token[0]):
+            out.append(" ")
+        pending_space = False
+        out.append(token)
+    return "".join(out)
+
+
+def _wordy(char: str) -> bool:
+    return char.isalnum() or char in "_$"
+
+
+def _meaning(value: Any) -> Any:
+    """What CouchDB executes of a design document's value: code compared by :func:`executed_code`."""
+    if isinstance(value, str):
+        return executed_code(value)
+    if isinstance(value, list):
+        return [_meaning(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _meaning(item) for key, item in value.items()}
+    return value
+
+
+def _views(doc: JsonDict) -> dict[str, Any]:
+    views = doc.get("views")
+    return views if isinstance(views, dict) else {}
+
+
+def is_current(stored: JsonDict, wanted: JsonDict) -> bool:
+    """Whether a stored design document does what ``wanted`` does, so that writing ``wanted`` would change
+    nothing CouchDB executes (the ``kazoo`` key, ``_rev`` and whitespace do not count).
+
+    One of Kazoo's design documents we query is current when each of our views is there with the same meaning
+    (a Kazoo node may carry more views); one of Kazoo's we do not query is current as soon as it exists; ours
+    must mean exactly the same."""
+    ddoc_id = str(wanted["_id"])
+    if is_kazoos(ddoc_id) and ddoc_id not in QUERIED_KAZOO_DESIGNS:
+        return True
+    if stored.get("language", "javascript") != wanted.get("language", "javascript"):
+        return False
+    if is_kazoos(ddoc_id):
+        have = _views(stored)
+        return all(name in have and _meaning(have[name]) == _meaning(view) for name, view in _views(wanted).items())
+    executed: bool = _meaning(_executable(stored)) == _meaning(_executable(wanted))
+    return executed
+
+
+def _executable(doc: JsonDict) -> JsonDict:
+    return {key: value for key, value in doc.items() if key not in _INERT_KEYS}
 
 
 async def ensure_design_docs(store: CouchStore, db: str, db_class: str, *, fresh: bool = False) -> int:
@@ -57,7 +150,7 @@ async def ensure_design_docs(store: CouchStore, db: str, db_class: str, *, fresh
         batch = []
         for ddoc_id in pending:
             have = current.get(ddoc_id)
-            if have is not None and _content(have) == _content(wanted[ddoc_id]):
+            if have is not None and is_current(have, wanted[ddoc_id]):
                 continue
             doc = dict(wanted[ddoc_id])
             if have is not None:

@@ -111,6 +111,7 @@ async def create_message(scope: Scope, box_id: str, data: Any, files: list[Uploa
         default_timezone=scope.settings.default_timezone,
         actor=scope.actor,
         node=scope.settings.node_name,
+        stamped_at=naming.now_gregorian(),
     )
     if recording is not None:
         # One request writes the document and its audio: a failed upload leaves no message without audio.

@@ -132,8 +132,13 @@ def new_message_doc(
     actor: Actor | None = None,
     node: str | None = None,
     description: str = "voicemail message with media",
+    stamped_at: int | None = None,
 ) -> JsonDict:
-    """A new message document for ``box`` (kzd_box_message:new/2 + kz_doc:update_pvt_parameters)."""
+    """A new message document for ``box`` (kzd_box_message:new/2 + kz_doc:update_pvt_parameters).
+
+    ``pvt_created``/``pvt_modified`` are ``stamped_at``, by default the message's own time (as the migrator and
+    kzd_box_message:new/2 set them); a message created through the API is stamped with the time of the request,
+    as crossbar_doc:save does, while its ``timestamp`` stays in the metadata."""
     doc: JsonDict = {
         "_id": message_id,
         "name": message_name(box.get("mailbox"), utc_seconds, box.get("timezone"), default_timezone),
@@ -147,7 +152,8 @@ def new_message_doc(
     }
     if attachment_name:
         doc["media_filename"] = attachment_name
-    return stamp_message(doc, account_id=account_id, actor=actor, node=node, now=utc_seconds)
+    moment = utc_seconds if stamped_at is None else stamped_at
+    return stamp_message(doc, account_id=account_id, actor=actor, node=node, now=moment)
 
 
 def folder_of(doc: JsonDict) -> str | None:

@@ -76,7 +76,7 @@ def is_descending(parsed: RequestValues) -> bool:
 
 
 def listing_query(parsed: RequestValues, settings: Settings) -> ListingQuery:
-    paging = paging_from(parsed, settings.page_size)
+    paging = paging_from(parsed, settings.page_size, view_listing=True)
     return ListingQuery(
         window=time_window(parsed, settings, naming.now_gregorian()),
         descending=is_descending(parsed),
