@@ -332,6 +332,22 @@ def served_paths(app: web.Application) -> list[str]:
     return paths
 
 
+def _v2_twin(path: str) -> str:
+    """The ``/v2/`` path that a ``/v1/`` path serves again (Kazoo 4.3 answers both versions)."""
+    return "/v2/" + path.removeprefix("/v1/") if path.startswith("/v1/") else path
+
+
+def _as_v1(operation: JsonSchema) -> JsonSchema:
+    """The ``/v1/`` twin of an operation: its own id, and the one difference said (no paging in v1)."""
+    first, rest = operation["operationId"][0], operation["operationId"][1:]
+    note = "API version 1: the same operation as under /v2/, except that listings are never paginated."
+    return {
+        **operation,
+        "operationId": "v1" + first.upper() + rest,
+        "description": f"{operation['description']}\n\n{note}" if "description" in operation else note,
+    }
+
+
 def _route_table(app: web.Application) -> dict[str, list[Route]]:
     grouped: dict[str, list[Route]] = {}
     for route in app.get(appkeys.ROUTES, ()):
@@ -354,8 +370,9 @@ def _operations_of(
 ) -> dict[str, Operation | None]:
     """The methods of ``path`` and their operations (None: served but not described): the route table's methods
     for Kazoo's routes, the operations table's for the service's own."""
-    described = operations.get(path, {})
-    routes = _route_table(app).get(path)
+    twin = _v2_twin(path)
+    described = operations.get(twin, {})
+    routes = _route_table(app).get(twin)
     if routes is None:
         return dict(described)
     found: dict[str, Operation | None] = {}
@@ -392,7 +409,10 @@ def describe(
         if not ops:
             continue
         names = _path_names(path)
-        paths[path] = {method.lower(): _operation(path, method, op, names) for method, op in ops.items()}
+        described = {method.lower(): _operation(path, method, op, names) for method, op in ops.items()}
+        if path != _v2_twin(path):
+            described = {method: _as_v1(operation) for method, operation in described.items()}
+        paths[path] = described
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
