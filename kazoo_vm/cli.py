@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import getpass
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -19,7 +22,7 @@ from kazoo_vm.config import ConfigError, Settings, load_settings
 from kazoo_vm.domain import accounts
 from kazoo_vm.errors import KazooError
 from kazoo_vm.migrate.cli import add_command as add_migrate_command
-from kazoo_vm.runtime import couch_for, prepare_couch, wait_for_couch
+from kazoo_vm.runtime import couch_for, masked_url, prepare_couch, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import StorageError
 
@@ -30,12 +33,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = dataclasses.replace(
         settings, host=args.host or settings.host, port=args.port if args.port is not None else settings.port
     )
-    with couch_for(settings, announce=True) as ready:
+    couch_died: list[int] = []
+
+    def bundled_couch_died(code: int) -> None:
+        # No silent half-service: stop serving and exit non-zero, so a supervisor restarts the whole.
+        log.error("the bundled CouchDB exited (code %s) while serving; shutting down", code)
+        couch_died.append(code)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with couch_for(settings, announce=True, on_couch_exit=bundled_couch_died) as ready:
+        assert ready.couch_url is not None
         app = create_app(ready)
         base = f"http://{ready.host}:{ready.port}"
         print(
             f"kazoo_vm serving the Kazoo 4.3 vmboxes API on {base}/v2\n"
-            f"CouchDB: {ready.couch_url}\n"
+            f"CouchDB: {masked_url(ready.couch_url)}\n"
             "Get a token:\n"
             "  kazoo-vm accounts create --name 'My Company'      # prints account_id and api_key\n"
             f'  curl -s -X PUT {base}/v2/api_auth -d \'{{"data":{{"api_key":"<api_key>"}}}}\'\n'
@@ -43,7 +55,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             flush=True,
         )
         web.run_app(app, host=ready.host, port=ready.port, print=None)
-    return 0
+    return 3 if couch_died else 0
 
 
 def _run(settings: Settings, work: Callable[[CouchStore], Awaitable[Any]]) -> Any:
@@ -52,7 +64,7 @@ def _run(settings: Settings, work: Callable[[CouchStore], Awaitable[Any]]) -> An
         couch_url = ready.couch_url
 
         async def main() -> Any:
-            store = CouchStore(couch_url)
+            store = CouchStore(couch_url, timeout_s=settings.couch_timeout_s)
             try:
                 await wait_for_couch(store)
                 await prepare_couch(store)
@@ -72,11 +84,27 @@ def _accounts_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_password(args: argparse.Namespace) -> str:
+    """The password from ``--password-file`` (its first line), ``--password``, or a prompt (asked twice)."""
+    if args.password_file is not None:
+        with open(args.password_file, encoding="utf-8") as file:
+            password = file.readline().rstrip("\r\n")
+    elif args.password is not None:
+        password = str(args.password)
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("password again: ") != password:
+            raise SystemExit("error: the passwords differ")
+    if not password:
+        raise SystemExit("error: the password is empty")
+    return password
+
+
 def _users_create(settings: Settings, args: argparse.Namespace) -> int:
+    password = _new_password(args)
+
     async def work(store: CouchStore) -> dict[str, Any]:
-        user = await accounts.create_user(
-            store, account_id=args.account, username=args.username, password=args.password
-        )
+        user = await accounts.create_user(store, account_id=args.account, username=args.username, password=password)
         return {"user_id": user["_id"], "account_id": args.account, "username": user["username"]}
 
     print(json.dumps(_run(settings, work), indent=2))
@@ -105,7 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     create_user = user_cmd.add_parser("create", help="create a user; prints user_id")
     create_user.add_argument("--account", required=True)
     create_user.add_argument("--username", required=True)
-    create_user.add_argument("--password", required=True)
+    secret = create_user.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password-file", help="read the password from the first line of this file ('-' is not special)"
+    )
+    secret.add_argument(
+        "--password",
+        help="the password itself: visible to every user of this machine (ps, /proc, shell history); "
+        "prefer --password-file or the prompt (neither given)",
+    )
     create_user.set_defaults(run=_users_create)
 
     add_migrate_command(commands)

@@ -60,6 +60,18 @@ class Settings:
     migrate_batch_size: int = 100
     migrate_workers: int = 10
 
+    # -- hardening: bounded work, slow clients, a hanging CouchDB, keys kept out of the database --
+    # KAZOO_VM_MAX_BULK_MESSAGES (default 1000): most message ids in one bulk change, bulk delete or ZIP download.
+    max_bulk_messages: int = 1000
+    # KAZOO_VM_BODY_READ_TIMEOUT_S (default 60): a request body not fully received in this time is cut off (408).
+    body_read_timeout_s: float = 60.0
+    # KAZOO_VM_KEEPALIVE_TIMEOUT_S (default 15): an idle keep-alive connection is closed after this long.
+    keepalive_timeout_s: float = 15.0
+    # KAZOO_VM_COUCH_TIMEOUT_S (default 5): CouchDB silent this long (connect, or between two reads) → 503.
+    couch_timeout_s: float = 5.0
+    # KAZOO_VM_TOKEN_KEY_FILE (default unset): PEM private key signing tokens, instead of the one in system_auth.
+    token_key_file: Path | None = None
+
     @property
     def uses_bundled_couch(self) -> bool:
         return self.couch_url is None
@@ -113,6 +125,20 @@ def _non_empty(raw: str) -> str:
     return raw.strip()
 
 
+def _seconds(raw: str) -> float:
+    value = float(raw.strip())
+    if not 0 < value < 86_400:
+        raise ValueError("must be a number of seconds above 0 and below 86400")
+    return value
+
+
+def _readable_file(raw: str) -> Path:
+    path = Path(raw.strip()).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ValueError("must name a readable file")
+    return path
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build :class:`Settings` from ``environ`` (default: the process environment).
 
@@ -151,6 +177,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     read("sync_design_docs", _bool)
     read("migrate_batch_size", _int(1))
     read("migrate_workers", _int(1))
+    # hardening block (see the Settings fields of the same names)
+    read("max_bulk_messages", _int(1))
+    read("body_read_timeout_s", _seconds)
+    read("keepalive_timeout_s", _seconds)
+    read("couch_timeout_s", _seconds)
+    read("token_key_file", _readable_file)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     values.update({key: value for key, value in overrides.items() if value is not None})

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import stat
+import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,16 +51,37 @@ def test_a_duplicate_realm_or_unknown_parent_fails_with_a_clear_error(
     assert "bad_identifier" in capsys.readouterr().err
 
 
-def test_without_a_couch_url_the_cli_uses_the_bundled_server_of_a_running_serve(
-    couch_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_without_a_couch_url_the_cli_uses_the_bundled_server_of_a_running_serve_with_its_admin_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("KAZOO_VM_COUCH_URL", raising=False)
-    monkeypatch.setenv("KAZOO_VM_DATA_DIR", str(tmp_path))
-    # What `kazoo-vm serve` leaves behind while its bundled server runs.
-    devserver.write_state(load_settings(), couch_url)
-    assert devserver.running_url(load_settings()) == couch_url
-    code, account = run(capsys, "accounts", "create", "--name", "Bundled Co")
-    assert code == 0 and account["account_id"]
+    monkeypatch.setenv("KAZOO_VM_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("KAZOO_VM_COUCH_PORT", "0")
+    monkeypatch.setenv("KAZOO_VM_DEVSERVER_CACHE", str(Path(tempfile.gettempdir()) / "kazoo-vm-devserver"))
+    settings = load_settings()
+    # What `kazoo-vm serve` does and leaves behind while its bundled server runs.
+    bundled = devserver.start_for(settings)
+    try:
+        devserver.write_state(settings, bundled.url)
+        password_file = settings.data_dir / devserver.PASSWORD_FILE
+        password = password_file.read_text().strip()
+        assert len(password) >= 24 and password in bundled.url
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE((settings.data_dir / "couchdb").stat().st_mode) == 0o700
+        assert password not in devserver.state_path(settings).read_text()
+        for path in (settings.data_dir / "couchdb").rglob("*"):
+            assert not stat.S_IMODE(path.stat().st_mode) & 0o077, path
+        # The bundled server is not open: no credentials, no access.
+        bare = bundled.url.replace(f"admin:{password}@", "")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{bare}/_all_dbs", timeout=5)
+        assert refused.value.code == 401
+        assert devserver.running_url(settings) == bundled.url
+        code, account = run(capsys, "accounts", "create", "--name", "Bundled Co")
+        assert code == 0 and account["account_id"]
+    finally:
+        bundled.stop()
 
 
 def test_invalid_configuration_exits_2_naming_the_variable(
