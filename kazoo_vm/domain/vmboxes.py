@@ -140,16 +140,19 @@ def _claim_id(number: int) -> str:
     return f"{CLAIM_PREFIX}{number}"
 
 
-async def _claim(store: CouchStore, account: Account, number: int, box_id: str) -> None:
-    """Take the claim on ``number`` for ``box_id``; a validation error when a live box holds it.
+async def _claim(store: CouchStore, account: Account, number: int, box_id: str, box_rev: str | None) -> None:
+    """Take the claim on ``number`` for ``box_id`` (at revision ``box_rev``, None for a new box); a validation
+    error when a live box holds it.
 
     The first attempt writes blindly (one round trip when the number is free); only a 409 makes us read the
-    claim to see whether its holder still uses the number."""
+    claim to see whether its holder still uses the number. The claim records the box revision it was taken
+    at: a box written since then that does not carry the number has given it up (renumbered, even directly in
+    CouchDB), so the claim is stale."""
     rev: str | None = None
 
     async def attempt() -> None:
         nonlocal rev
-        claim: JsonDict = {"_id": _claim_id(number), "vmbox_id": box_id, "mailbox": number}
+        claim: JsonDict = {"_id": _claim_id(number), "vmbox_id": box_id, "mailbox": number, "vmbox_rev": box_rev}
         if rev is not None:
             claim["_rev"] = rev
         stamp(claim, doc_type=CLAIM_TYPE, account_id=account.id, db=account.db)
@@ -165,7 +168,10 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str) 
             rev = None
             raise Conflict("released meanwhile: claim it afresh") from None
         if current.get("vmbox_id") == box_id:
-            return
+            if current.get("vmbox_rev") == box_rev:
+                return
+            rev = current["_rev"]
+            raise Conflict("ours, taken at an older revision of the box: record the current one")
         if current.get("pvt_type") != CLAIM_TYPE:
             # Some other document sits on the claim's id (written outside the API): never overwrite it.
             raise ValidationFailed({"mailbox": {"unique": {"message": UNIQUE_MESSAGE}}})
@@ -189,6 +195,8 @@ async def _claim_is_held(store: CouchStore, account: Account, claim: JsonDict, n
         return False  # the box was deleted: its number is free
     if mailbox_number(holder.get("mailbox")) == number:
         return True
+    if "vmbox_rev" in claim and holder.get("_rev") != claim["vmbox_rev"]:
+        return False  # written since the claim was taken, without the number: given up
     # The box does not show the number (yet): it may be saving its renumbering right now.
     age = naming.now_gregorian() - int(claim.get("pvt_created") or 0)
     return age < CLAIM_GRACE_S
@@ -217,7 +225,7 @@ async def _save(
     claimed = number is not None and (is_new or number != old_number)
     if claimed:
         assert number is not None
-        await _claim(store, account, number, doc["_id"])
+        await _claim(store, account, number, doc["_id"], doc.get("_rev") if not is_new else None)
     try:
         await store.put_doc(account.db, doc)
     except Exception:
