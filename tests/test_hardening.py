@@ -44,7 +44,7 @@ async def test_non_finite_or_huge_numbers_are_a_400_that_leaves_nothing_behind(
     api: Api, store: CouchStore, number: str
 ) -> None:
     before = await box_ids(store, api)
-    body = '{"data": {"name": "N", "mailbox": "3100", "pin": "1234", "media": {"x": %s}}}' % number
+    body = '{"data": {"name": "N", "mailbox": "3100", "pin": "1234", "media": {"x": NUMBER}}}'.replace("NUMBER", number)
     response, text = await raw(api, "PUT", "/vmboxes", data=body, headers={"Content-Type": "application/json"})
     assert response.status == 400
     answer = strict(text.decode())
@@ -58,7 +58,10 @@ async def test_non_finite_or_huge_numbers_are_a_400_that_leaves_nothing_behind(
 async def test_deep_nesting_in_a_body_a_multipart_part_or_a_start_key_is_a_400(api: Api) -> None:
     deep = "[" * 500 + "]" * 500
     status, body = await api.request(
-        "PUT", "/vmboxes", body='{"data": {"name": "D", "x": %s}}' % deep, headers={"Content-Type": "application/json"}
+        "PUT",
+        "/vmboxes",
+        body='{"data": {"name": "D", "x": DEEP}}'.replace("DEEP", deep),
+        headers={"Content-Type": "application/json"},
     )
     assert status == 400 and "nested" in body["data"]["json"]["invalid"]["message"]
     very_deep = '{"data": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
@@ -187,9 +190,11 @@ async def test_system_auth_admits_admins_only(client: TestClient[Any, Any], couc
     store: CouchStore = client.app[appkeys.STORE]
     import aiohttp
 
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{couch_url}/{naming.SYSTEM_AUTH_DB}/_security") as response:
-            assert await response.json() == ADMINS_ONLY
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{couch_url}/{naming.SYSTEM_AUTH_DB}/_security") as response,
+    ):
+        assert await response.json() == ADMINS_ONLY
     assert await store.get_doc(naming.SYSTEM_AUTH_DB, KEY_DOC_ID)
 
 
