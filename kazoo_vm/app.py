@@ -54,7 +54,9 @@ def create_app(
         middlewares=[kazoo_middleware],
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
         # Idle keep-alive connections are closed after this long (aiohttp's default is 75 s).
-        handler_args={"keepalive_timeout": settings.keepalive_timeout_s},
+        # What a client still sends after its answer (a body cut off with 408) is read and dropped for at most
+        # lingering_time, then the connection is closed (aiohttp's default is 10 s).
+        handler_args={"keepalive_timeout": settings.keepalive_timeout_s, "lingering_time": 2.0},
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.EVENTS] = Events(listeners)

@@ -168,7 +168,7 @@ def start(
         except json.JSONDecodeError:
             continue
         if isinstance(ready, dict) and ready.get("ready"):
-            return BundledCouch(url=with_credentials(str(ready["url"]), admin), process=process)
+            return BundledCouch(url=str(ready["url"]), process=process)
     process.kill()
     raise DevServerError(f"the CouchDB development server did not start (exit code {process.poll()})")
 
@@ -247,10 +247,12 @@ def start_for(settings: Settings) -> BundledCouch:
     """Start the bundled server on the configured address with data under ``data_dir/couchdb`` (0700), its admin
     the one of :func:`admin_credentials`."""
     admin = admin_credentials(settings)
-    return start(
+    bundled = start(
         host=settings.couch_host,
         port=settings.couch_port,
         data_dir=private_dir(settings.data_dir / "couchdb"),
         cache_dir=settings.devserver_cache,
         admin=admin,
     )
+    bundled.url = with_credentials(bundled.url, admin)
+    return bundled

@@ -78,7 +78,22 @@ async def test_a_body_trickling_in_is_cut_off_with_a_408(aiohttp_server: Any, co
     )
     await writer.drain()
     started = time.monotonic()
-    answer = await asyncio.wait_for(reader.read(), timeout=10)  # read() ends when the server closes
-    assert time.monotonic() - started < 5
+    answer = await asyncio.wait_for(reader.read(4096), timeout=10)
+    assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # the server closed the connection
+    assert time.monotonic() - started < 6
     assert answer.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in answer
+    writer.close()
+
+
+async def test_an_idle_keep_alive_connection_is_closed(aiohttp_server: Any, couch_url: str, tmp_path: Path) -> None:
+    settings = load_settings({"KAZOO_VM_KEEPALIVE_TIMEOUT_S": "1"}, couch_url=couch_url, data_dir=tmp_path)
+    server = await aiohttp_server(create_app(settings, sync_design_docs=False))
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(b"GET /v2/nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), timeout=10)
+    assert answer.startswith(b"HTTP/1.1 404") and b"Connection: close" not in answer
+    started = time.monotonic()
+    assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed by the server, idle
+    assert time.monotonic() - started < 5
     writer.close()
