@@ -14,6 +14,9 @@ import pytest
 
 from kazoo_vm import cli, devserver
 from kazoo_vm.config import load_settings
+from kazoo_vm.domain.accounts import credentials_hash
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, str]]:
@@ -90,3 +93,45 @@ def test_invalid_configuration_exits_2_naming_the_variable(
     monkeypatch.setenv("KAZOO_VM_PORT", "not-a-port")
     assert cli.main(["accounts", "create", "--name", "x"]) == 2
     assert "KAZOO_VM_PORT" in capsys.readouterr().err
+
+
+def test_users_create_reads_the_password_from_a_file_or_a_prompt(
+    couch_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAZOO_VM_COUCH_URL", couch_url)
+    code, account = run(capsys, "accounts", "create", "--name", "Secret Co")
+    assert code == 0
+    secret_file = tmp_path / "password"
+    secret_file.write_text("from-a-file\n")
+    code, user = run(
+        capsys,
+        "users",
+        "create",
+        "--account",
+        account["account_id"],
+        "--username",
+        "f",
+        "--password-file",
+        str(secret_file),
+    )
+    assert code == 0 and user["username"] == "f"
+    answers = iter(["from-a-prompt", "from-a-prompt"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    code, user = run(capsys, "users", "create", "--account", account["account_id"], "--username", "p")
+    assert code == 0 and user["username"] == "p"
+    db = naming.account_db(account["account_id"])
+    import asyncio
+
+    async def stored_hashes() -> list[str]:
+        store = CouchStore(couch_url)
+        try:
+            rows = await store.all_docs(db, include_docs=True)
+            return [str(row.doc.get("pvt_md5_auth")) for row in rows if row.doc and row.doc.get("username")]
+        finally:
+            await store.close()
+
+    hashes = asyncio.run(stored_hashes())
+    assert credentials_hash("f", "from-a-file", "md5") in hashes
+    assert credentials_hash("p", "from-a-prompt", "md5") in hashes
+    parsed = cli.build_parser().parse_args(["users", "create", "--account", "a", "--username", "u"])
+    assert parsed.password is None and parsed.password_file is None
