@@ -97,3 +97,22 @@ async def test_an_idle_keep_alive_connection_is_closed(aiohttp_server: Any, couc
     assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed by the server, idle
     assert time.monotonic() - started < 5
     writer.close()
+
+
+async def test_requests_the_http_parser_refuses_are_a_4xx(aiohttp_server: Any, app: Any) -> None:
+    server = await aiohttp_server(app)
+    heads = [
+        b"get /v2/api_auth HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /v2/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /v2/nothing HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: 1\r\n" % n for n in range(300)) + b"\r\n",
+        b"GET /v2/nothing HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+    ]
+    for head in heads:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(head)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+        status = int(answer.split(b" ", 2)[1])
+        assert 400 <= status < 500, (head[:40], answer[:200])
+        writer.close()
