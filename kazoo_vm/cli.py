@@ -41,6 +41,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         couch_died.append(code)
         os.kill(os.getpid(), signal.SIGTERM)
 
+    def terminated_early(signum: int, frame: object) -> None:
+        # Until run_app installs its own handler: SIGTERM (ours or an operator's) still shuts down cleanly.
+        raise SystemExit(3 if couch_died else 128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated_early)
     with couch_for(settings, announce=True, on_couch_exit=bundled_couch_died) as ready:
         assert ready.couch_url is not None
         app = create_app(ready)

@@ -79,6 +79,7 @@ def test_without_a_couch_url_the_cli_uses_the_bundled_server_of_a_running_serve_
         bare = bundled.url.replace(f"admin:{password}@", "")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{bare}/_all_dbs", timeout=5)
+        refused.value.close()
         assert refused.value.code == 401
         assert devserver.running_url(settings) == bundled.url
         code, account = run(capsys, "accounts", "create", "--name", "Bundled Co")

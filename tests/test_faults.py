@@ -83,6 +83,7 @@ async def test_a_body_trickling_in_is_cut_off_with_a_408(aiohttp_server: Any, co
     assert time.monotonic() - started < 6
     assert answer.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in answer
     writer.close()
+    await writer.wait_closed()
 
 
 async def test_an_idle_keep_alive_connection_is_closed(aiohttp_server: Any, couch_url: str, tmp_path: Path) -> None:
@@ -97,6 +98,7 @@ async def test_an_idle_keep_alive_connection_is_closed(aiohttp_server: Any, couc
     assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed by the server, idle
     assert time.monotonic() - started < 5
     writer.close()
+    await writer.wait_closed()
 
 
 async def test_requests_the_http_parser_refuses_are_a_4xx(aiohttp_server: Any, app: Any) -> None:
@@ -116,3 +118,5 @@ async def test_requests_the_http_parser_refuses_are_a_4xx(aiohttp_server: Any, a
         status = int(answer.split(b" ", 2)[1])
         assert 400 <= status < 500, (head[:40], answer[:200])
         writer.close()
+        await writer.wait_closed()
+    await writer.wait_closed()

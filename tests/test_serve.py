@@ -93,6 +93,7 @@ def test_serve_starts_the_bundled_couchdb_and_the_cli_shares_it(tmp_path: Path) 
         view = f"http://127.0.0.1:{couch_port}/{db}/_design/vmboxes/_view/crossbar_listing"
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(view, timeout=5)
+        refused.value.close()
         assert refused.value.code == 401  # the bundled CouchDB is not open to anyone on the machine
         password = (tmp_path / devserver.PASSWORD_FILE).read_text().strip()
         assert not any(password in line for line in seen)  # never on the terminal
@@ -123,12 +124,25 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def start_serve(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
-    """``kazoo-vm serve`` with its bundled CouchDB; returns the process and the CouchDB's pid once it serves."""
+def api_answers(port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/nothing", timeout=1)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def start_serve(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """``kazoo-vm serve`` with its bundled CouchDB; returns the process, the CouchDB's pid and the API port once
+    the banner is out."""
+    api_port = free_port()
     env = {
         **{key: value for key, value in os.environ.items() if not key.startswith("KAZOO_VM_")},
         "KAZOO_VM_DATA_DIR": str(tmp_path),
-        "KAZOO_VM_PORT": str(free_port()),
+        "KAZOO_VM_PORT": str(api_port),
         "KAZOO_VM_COUCH_PORT": str(free_port()),
     }
     serve = subprocess.Popen(
@@ -146,7 +160,7 @@ def start_serve(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
             break
     couch = children_of(serve.pid)
     assert len(couch) == 1, couch
-    return serve, couch[0]
+    return serve, couch[0], api_port
 
 
 def wait_until(condition: Any, timeout_s: float = 10.0) -> bool:
@@ -159,7 +173,7 @@ def wait_until(condition: Any, timeout_s: float = 10.0) -> bool:
 
 
 def test_the_bundled_couchdb_never_outlives_serve_even_killed_with_sigkill(tmp_path: Path) -> None:
-    serve, couch = start_serve(tmp_path)
+    serve, couch, _ = start_serve(tmp_path)
     try:
         os.kill(serve.pid, signal.SIGKILL)
         serve.wait(timeout=10)
@@ -171,9 +185,12 @@ def test_the_bundled_couchdb_never_outlives_serve_even_killed_with_sigkill(tmp_p
             serve.stdout.close()
 
 
-def test_serve_exits_non_zero_when_its_bundled_couchdb_dies(tmp_path: Path) -> None:
-    serve, couch = start_serve(tmp_path)
+@pytest.mark.parametrize("serving", [False, True], ids=["starting", "serving"])
+def test_serve_exits_non_zero_when_its_bundled_couchdb_dies(tmp_path: Path, serving: bool) -> None:
+    serve, couch, api_port = start_serve(tmp_path)
     try:
+        if serving:
+            assert wait_until(lambda: api_answers(api_port))
         os.kill(couch, signal.SIGKILL)
         assert serve.wait(timeout=30) == 3
     finally:
