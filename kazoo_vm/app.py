@@ -53,17 +53,26 @@ def create_app(
     if settings.couch_url is None:
         raise ValueError("create_app needs settings.couch_url (kazoo-vm serve starts the bundled CouchDB first)")
     couch_url = settings.couch_url
-    app = web.Application(middlewares=[kazoo_middleware], client_max_size=settings.max_upload_bytes + 1024 * 1024)
+    app = web.Application(
+        middlewares=[kazoo_middleware],
+        client_max_size=settings.max_upload_bytes + 1024 * 1024,
+        # Idle keep-alive connections are closed after this long (aiohttp's default is 75 s).
+        # What a client still sends after its answer (a body cut off with 408) is read and dropped for at most
+        # lingering_time, then the connection is closed (aiohttp's default is 10 s).
+        handler_args={"keepalive_timeout": settings.keepalive_timeout_s, "lingering_time": 2.0},
+    )
     app[appkeys.SETTINGS] = settings
     app[appkeys.EVENTS] = Events(listeners)
 
     async def couch_context(app: web.Application) -> AsyncIterator[None]:
-        store = CouchStore(couch_url)
+        store = CouchStore(couch_url, timeout_s=settings.couch_timeout_s)
         try:
             await wait_for_couch(store)
             await prepare_couch(store)
             app[appkeys.STORE] = store
-            app[appkeys.TOKENS] = TokenService(await load_or_create_signing_key(store), settings.token_expiry_s)
+            app[appkeys.TOKENS] = TokenService(
+                await load_or_create_signing_key(store, key_file=settings.token_key_file), settings.token_expiry_s
+            )
             sync = settings.sync_design_docs if sync_design_docs is None else sync_design_docs
             # Walking every database can take a while on a big cluster: serve meanwhile.
             syncing = asyncio.create_task(_sync_design_docs(store)) if sync else None

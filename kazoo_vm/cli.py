@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import getpass
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
@@ -52,7 +55,20 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else settings.port,
         workers=args.workers or settings.workers,
     )
-    with couch_for(settings, announce=True) as ready:
+    couch_died: list[int] = []
+
+    def bundled_couch_died(code: int) -> None:
+        # No silent half-service: stop serving and exit non-zero, so a supervisor restarts the whole.
+        log.error("the bundled CouchDB exited (code %s) while serving; shutting down", code)
+        couch_died.append(code)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def terminated_early(signum: int, frame: object) -> None:
+        # Until run_app installs its own handler: SIGTERM (ours or an operator's) still shuts down cleanly.
+        raise SystemExit(3 if couch_died else 128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated_early)
+    with couch_for(settings, announce=True, on_couch_exit=bundled_couch_died) as ready:
         base = f"http://{ready.host}:{ready.port}"
         print(
             f"kazoo_vm serving the Kazoo 4.3 vmboxes API on {base}/v2\n"
@@ -63,7 +79,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "  # the token is the response's auth_token; send it as X-Auth-Token",
             flush=True,
         )
-        return serving.serve(ready, create_app)
+        code = serving.serve(ready, create_app)
+    return 3 if couch_died else code
 
 
 def _run(settings: Settings, work: Callable[[CouchStore], Awaitable[Any]]) -> Any:
@@ -72,7 +89,7 @@ def _run(settings: Settings, work: Callable[[CouchStore], Awaitable[Any]]) -> An
         couch_url = ready.couch_url
 
         async def main() -> Any:
-            store = CouchStore(couch_url)
+            store = CouchStore(couch_url, timeout_s=settings.couch_timeout_s)
             try:
                 await wait_for_couch(store)
                 await prepare_couch(store)
@@ -92,11 +109,27 @@ def _accounts_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_password(args: argparse.Namespace) -> str:
+    """The password from ``--password-file`` (its first line), ``--password``, or a prompt (asked twice)."""
+    if args.password_file is not None:
+        with open(args.password_file, encoding="utf-8") as file:
+            password = file.readline().rstrip("\r\n")
+    elif args.password is not None:
+        password = str(args.password)
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("password again: ") != password:
+            raise SystemExit("error: the passwords differ")
+    if not password:
+        raise SystemExit("error: the password is empty")
+    return password
+
+
 def _users_create(settings: Settings, args: argparse.Namespace) -> int:
+    password = _new_password(args)
+
     async def work(store: CouchStore) -> dict[str, Any]:
-        user = await accounts.create_user(
-            store, account_id=args.account, username=args.username, password=args.password
-        )
+        user = await accounts.create_user(store, account_id=args.account, username=args.username, password=password)
         return {"user_id": user["_id"], "account_id": args.account, "username": user["username"]}
 
     print(json.dumps(_run(settings, work), indent=2))
@@ -129,7 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     create_user = user_cmd.add_parser("create", help="create a user; prints user_id")
     create_user.add_argument("--account", required=True)
     create_user.add_argument("--username", required=True)
-    create_user.add_argument("--password", required=True)
+    secret = create_user.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password-file", help="read the password from the first line of this file ('-' is not special)"
+    )
+    secret.add_argument(
+        "--password",
+        help="the password itself: visible to every user of this machine (ps, /proc, shell history); "
+        "prefer --password-file or the prompt (neither given)",
+    )
     create_user.set_defaults(run=_users_create)
 
     add_migrate_command(commands)

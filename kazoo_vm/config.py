@@ -91,6 +91,20 @@ def _non_empty(raw: str) -> str:
     return raw.strip()
 
 
+def _seconds(raw: str) -> float:
+    value = float(raw.strip())
+    if not 0 < value < 86_400:  # also refuses nan
+        raise ValueError("must be a number of seconds above 0 and below 86400")
+    return value
+
+
+def _readable_file(raw: str) -> Path:
+    path = Path(raw.strip()).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ValueError("must name a readable file")
+    return path
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -283,6 +297,42 @@ class Settings:
             "How long a `GET /readyz` result is reused, so that load balancers polling every second cost CouchDB "
             "at most one light read per period.",
             _float(0),
+        ),
+    )
+
+    max_bulk_messages: int = field(
+        default=1000,
+        metadata=doc(
+            SERVICE,
+            "Most message ids in one bulk change, bulk delete or ZIP download (400 `maxItems` beyond).",
+            _int(1),
+        ),
+    )
+    body_read_timeout_s: float = field(
+        default=60.0,
+        metadata=doc(SERVICE, "A request body not fully received in this many seconds is cut off (408).", _seconds),
+    )
+    keepalive_timeout_s: float = field(
+        default=15.0,
+        metadata=doc(SERVICE, "Seconds an idle keep-alive connection is kept open.", _seconds),
+    )
+    couch_timeout_s: float = field(
+        default=5.0,
+        metadata=doc(
+            COUCHDB,
+            "Seconds CouchDB may stay silent (connecting, or between two reads of an answer) before a request "
+            "answers 503 `datastore_unreachable`. Raise it where first queries of new views on big databases are "
+            "slow.",
+            _seconds,
+        ),
+    )
+    token_key_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            SERVICE,
+            "PEM file with the RSA private key that signs tokens, for keys kept out of the database. Unset: the key "
+            "is generated once and kept in CouchDB's `system_auth` database (admins only).",
+            _readable_file,
         ),
     )
 

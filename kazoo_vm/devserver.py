@@ -11,14 +11,18 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from kazoo_vm.config import Settings
 from kazoo_vm.resources import devserver_dir
@@ -26,6 +30,9 @@ from kazoo_vm.resources import devserver_dir
 log = logging.getLogger(__name__)
 
 STATE_FILE = "bundled-couch.json"
+# The bundled server's admin: a password generated on first start, kept in the data directory (mode 0600).
+ADMIN_USER = "admin"
+PASSWORD_FILE = "couchdb-admin-password"
 _SERVER_FILES = ("package.json", "package-lock.json")
 
 
@@ -102,12 +109,27 @@ def prepare(cache_dir: Path) -> Path:
 
 @dataclass
 class BundledCouch:
-    """One running development server process."""
+    """One running development server process. It exits when this process does: it watches the pipe on its
+    stdin, which only this process holds (``--exit-with-stdin``)."""
 
     url: str
     process: subprocess.Popen[str]
+    stopping: bool = field(default=False, repr=False)
+
+    def watch(self, on_exit: Callable[[int], None]) -> None:
+        """Call ``on_exit(returncode)`` (from a thread) if the server exits without :meth:`stop` being called."""
+
+        def wait() -> None:
+            code = self.process.wait()
+            if not self.stopping:
+                on_exit(code)
+
+        threading.Thread(target=wait, name="bundled-couch-watch", daemon=True).start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        self.stopping = True
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -138,7 +160,11 @@ def start(
         command += ["--data-dir", str(data_dir.resolve())]
     if admin:
         command += ["--admin", admin]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, text=True)
+    command.append("--exit-with-stdin")
+    # umask 077: the database files are the service's alone.
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=None, stdin=subprocess.PIPE, text=True, umask=0o077
+    )
     assert process.stdout is not None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -163,13 +189,51 @@ def _answers(url: str) -> bool:
         return False
 
 
+def with_credentials(url: str, admin: str | None) -> str:
+    """``url`` carrying ``admin`` (``USER:PASS``) as its user info."""
+    if not admin:
+        return url
+    user, _, password = admin.partition(":")
+    parts = urlsplit(url)
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` created if needed, readable by its owner only (0700)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def admin_credentials(settings: Settings) -> str:
+    """``USER:PASS`` of the bundled server's admin: the password generated on first use and kept in
+    ``data_dir/couchdb-admin-password`` (0600, in a 0700 directory); the service and the CLI read it there."""
+    private_dir(settings.data_dir)
+    path = settings.data_dir / PASSWORD_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+        password = path.read_text(encoding="utf-8").strip()
+        if not password:
+            raise DevServerError(f"{path} is empty: delete it to have a new password generated") from None
+    else:
+        password = secrets.token_urlsafe(24)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(password + "\n")
+    return f"{ADMIN_USER}:{password}"
+
+
 def state_path(settings: Settings) -> Path:
     return settings.data_dir / STATE_FILE
 
 
 def write_state(settings: Settings, url: str) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    state_path(settings).write_text(json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8")
+    private_dir(settings.data_dir)
+    parts = urlsplit(url)
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    state_path(settings).write_text(json.dumps({"url": bare, "pid": os.getpid()}), encoding="utf-8")
 
 
 def clear_state(settings: Settings) -> None:
@@ -182,14 +246,21 @@ def running_url(settings: Settings) -> str | None:
         url = str(json.loads(state_path(settings).read_text(encoding="utf-8"))["url"])
     except (OSError, ValueError, KeyError):
         return None
-    return url if _answers(url) else None
+    # The state file names the address only; the credentials stay in their own file.
+    bare = urlunsplit(urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[2]))
+    return with_credentials(bare, admin_credentials(settings)) if _answers(bare) else None
 
 
 def start_for(settings: Settings) -> BundledCouch:
-    """Start the bundled server on the configured address with data under ``data_dir/couchdb``."""
-    return start(
+    """Start the bundled server on the configured address with data under ``data_dir/couchdb`` (0700), its admin
+    the one of :func:`admin_credentials`."""
+    admin = admin_credentials(settings)
+    bundled = start(
         host=settings.couch_host,
         port=settings.couch_port,
-        data_dir=settings.data_dir / "couchdb",
+        data_dir=private_dir(settings.data_dir / "couchdb"),
         cache_dir=settings.devserver_cache,
+        admin=admin,
     )
+    bundled.url = with_credentials(bundled.url, admin)
+    return bundled

@@ -12,6 +12,7 @@
     ├── MethodNotAllowed            405 "invalid_method"
     ├── NotAcceptable               406 "not_acceptable"
     ├── DatastoreConflict           409 "datastore_conflict"
+    ├── RequestTimeout              408 "request_timeout" (the body did not arrive in time)
     ├── PayloadTooLarge             413 "payload_too_large"
     ├── UnsupportedMediaType        415 "unsupported_media_type"
     ├── UnspecifiedFault            500 "unspecified_fault"
@@ -155,6 +156,16 @@ class PayloadTooLarge(KazooError):
                 }
             }
         )
+
+
+class RequestTimeout(KazooError):
+    """The request body did not arrive within the body read timeout; the connection is closed after the answer."""
+
+    status = 408
+    message = "request_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__({"message": f"the request body was not received within {seconds:g} seconds"})
 
 
 class UnsupportedMediaType(KazooError):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from kazoo_vm import devserver
 from kazoo_vm.config import Settings
+from kazoo_vm.config_reference import mask_url
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import ensure_database
@@ -17,9 +18,13 @@ from kazoo_vm.storage.errors import StorageUnreachable
 
 
 @contextmanager
-def couch_for(settings: Settings, *, announce: bool = False) -> Iterator[Settings]:
+def couch_for(
+    settings: Settings, *, announce: bool = False, on_couch_exit: Callable[[int], None] | None = None
+) -> Iterator[Settings]:
     """Settings whose ``couch_url`` is reachable: the configured CouchDB, the bundled server of a running
-    ``kazoo-vm serve``, or a bundled server started here (and stopped on exit)."""
+    ``kazoo-vm serve``, or a bundled server started here (and stopped on exit; it also exits by itself when
+    this process dies). ``on_couch_exit(code)`` is called, from another thread, if a bundled server started
+    here dies first."""
     if settings.couch_url is not None:
         yield settings
         return
@@ -29,9 +34,12 @@ def couch_for(settings: Settings, *, announce: bool = False) -> Iterator[Setting
         return
     bundled = devserver.start_for(settings)
     devserver.write_state(settings, bundled.url)
+    if on_couch_exit is not None:
+        bundled.watch(on_couch_exit)
     if announce:
         print(
-            f"bundled CouchDB (development server) at {bundled.url}, data in {settings.data_dir / 'couchdb'}",
+            f"bundled CouchDB (development server) at {mask_url(bundled.url)}, data in "
+            f"{settings.data_dir / 'couchdb'}, admin password in {settings.data_dir / devserver.PASSWORD_FILE}",
             flush=True,
         )
     try:

@@ -19,6 +19,7 @@ FLOORS: dict[str, int] = {
     "kazoo_vm.model": 0,
     "kazoo_vm.events": 0,
     "kazoo_vm.concurrency": 0,
+    "kazoo_vm.jsontext": 0,
     "kazoo_vm.resources": 0,
     "kazoo_vm.observability": 0,
     "kazoo_vm.logs": 0,

@@ -14,6 +14,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -55,8 +56,34 @@ def _new_key_doc() -> dict[str, Any]:
     }
 
 
-async def load_or_create_signing_key(store: CouchStore) -> SigningKey:
+# system_auth holds the signing key: only server admins (the service's own credentials) may read or write it.
+ADMINS_ONLY: dict[str, Any] = {
+    "admins": {"names": [], "roles": ["_admin"]},
+    "members": {"names": [], "roles": ["_admin"]},
+}
+_IDENTITY_LABEL = b"kazoo_vm token identity secret"
+
+
+def key_from_file(path: Path) -> SigningKey:
+    """The signing key an operator keeps in a PEM file (``KAZOO_VM_TOKEN_KEY_FILE``) instead of in CouchDB; the
+    identity secret is derived from it, so every process reading the same file accepts the same tokens."""
+    pem = path.read_bytes()
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path} is not an unencrypted PEM private key: {exc}") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError(f"{path} holds no RSA private key (tokens are signed with {ALGORITHM})")
+    secret = hmac.new(_IDENTITY_LABEL, pem, hashlib.sha256).hexdigest().encode()
+    return SigningKey(private_pem=pem, identity_secret=secret)
+
+
+async def load_or_create_signing_key(store: CouchStore, key_file: Path | None = None) -> SigningKey:
+    """The key in ``key_file`` when given, else the one kept in ``system_auth`` (created on first start)."""
     await ensure_database(store, naming.SYSTEM_AUTH_DB, "system_auth")
+    await store.put_security(naming.SYSTEM_AUTH_DB, ADMINS_ONLY)
+    if key_file is not None:
+        return key_from_file(key_file)
     try:
         doc = await store.get_doc(naming.SYSTEM_AUTH_DB, KEY_DOC_ID)
     except DocumentNotFound:

@@ -76,6 +76,9 @@ def stamp(
         doc["pvt_created"] = moment
     doc["pvt_modified"] = moment
     if actor is not None:
+        # The fields say who wrote last: what this actor lacks is dropped rather than left from an earlier writer.
+        for key in ("pvt_request_id", "pvt_is_authenticated", "pvt_auth_account_id", "pvt_auth_user_id"):
+            doc.pop(key, None)
         if actor.request_id:
             doc["pvt_request_id"] = actor.request_id
         if actor.account_id:

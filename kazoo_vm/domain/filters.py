@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kazoo_vm import jsontext
 from kazoo_vm.model import JsonDict
 
 _MISSING = object()
@@ -56,8 +57,8 @@ def _wanted(raw: str) -> list[str]:
     text = raw.strip()
     if text.startswith("["):
         try:
-            values = json.loads(text)
-        except json.JSONDecodeError:
+            values = jsontext.loads(text)
+        except ValueError:
             return [raw]
         if isinstance(values, list):
             return [as_text(value) for value in values]

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from kazoo_vm import jsontext
 from kazoo_vm.domain.inputs import RequestValues
 from kazoo_vm.errors import FaultyRequest
 
@@ -28,8 +29,9 @@ def encode_start_key(key: Any) -> str:
 def decode_start_key(value: str) -> Any:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        return json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return jsontext.loads(raw)
+    except (binascii.Error, ValueError):
+        # Not base64 of JSON we accept (malformed, too deep, non-finite numbers): a literal key.
         return value
 
 

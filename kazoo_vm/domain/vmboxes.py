@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import boxes as stored_boxes
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.errors import Conflict, DocumentNotFound
+from kazoo_vm.storage.errors import Conflict, DocumentNotFound, StorageError
 from kazoo_vm.storage.updates import retry_on_conflict
 
 BOX_TYPE = "vmbox"
@@ -225,12 +226,14 @@ async def _save(
     claimed = number is not None and (is_new or number != old_number)
     if claimed:
         assert number is not None
-        await _claim(store, account, number, doc["_id"], doc.get("_rev"))
+        await _claim(store, account, number, doc["_id"], doc.get("_rev") if not is_new else None)
     try:
         await store.put_doc(account.db, doc)
-    except Conflict:
+    except Exception:
+        # Whatever failed the write (a conflict, a refused document, CouchDB gone), the number stays free.
         if claimed:
-            await _release(store, account, number, doc["_id"])
+            with suppress(StorageError):
+                await _release(store, account, number, doc["_id"])
         raise
     if old_number is not None and old_number != number:
         await _release(store, account, old_number, doc["_id"])
@@ -341,6 +344,10 @@ async def delete_box(
         return current
 
     stored = await retry_on_conflict(attempt, what=f"box {box_id}")
+    if before_delete is not None:
+        # Messages moved or copied in while the box was being deleted: those written before this sweep are found
+        # here, those written after it see the deleted box themselves (messages.transit.follow_box).
+        await before_delete(scope, stored)
     await _release(store, account, mailbox_number(stored.get("mailbox")), box_id)
     return stored
 

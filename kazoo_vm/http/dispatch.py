@@ -30,7 +30,9 @@ def endpoint(routes: Sequence[Route]) -> Handler:
         if request.method == "OPTIONS":
             return web.Response(status=200)  # CORS preflight: no authentication (api_util.erl L903-906)
         settings = request.app[appkeys.SETTINGS]
-        parsed = await parse_request(request, max_body_bytes=settings.max_upload_bytes)
+        parsed = await parse_request(
+            request, max_body_bytes=settings.max_upload_bytes, read_timeout_s=settings.body_read_timeout_s
+        )
         request[appkeys.PARSED] = parsed
         route = by_method.get(parsed.method)
         if route is None:

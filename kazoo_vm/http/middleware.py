@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from kazoo_vm import appkeys
-from kazoo_vm.errors import MethodNotAllowed, UnspecifiedFault
+from kazoo_vm.errors import MethodNotAllowed, RequestTimeout, UnspecifiedFault
 from kazoo_vm.http.envelope import error_body, render
 from kazoo_vm.http.error_handlers import to_kazoo_error
 from kazoo_vm.http.request import request_id_of
@@ -100,4 +100,6 @@ def _error_response(request: web.Request, exc: BaseException) -> web.Response:
         request[appkeys.ALLOWED_METHODS] = error.allowed
     response = render(request, error_body(request, error), error.status)
     add_cors_headers(request, response)
+    if isinstance(error, RequestTimeout):
+        response.force_close()  # the rest of the body may still trickle in: never read it
     return response

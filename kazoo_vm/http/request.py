@@ -7,6 +7,7 @@ anything else → a file); base64 bodies are decoded; any other body is one file
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -17,10 +18,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiMapping
 
+from kazoo_vm import jsontext
 from kazoo_vm.domain.inputs import UploadedFile
-from kazoo_vm.errors import InvalidJson, PayloadTooLarge, ValidationFailed
+from kazoo_vm.errors import InvalidJson, PayloadTooLarge, RequestTimeout, ValidationFailed
 
 JSON_TYPES = frozenset({"application/json", "application/x-json"})
 BASE64_TYPES = frozenset({"application/base64", "application/x-base64"})
@@ -91,11 +94,13 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
 
 def _decode_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return jsontext.loads(raw)
     except UnicodeDecodeError as exc:
         raise InvalidJson("All JSON must be valid UTF-8") from exc
     except json.JSONDecodeError as exc:
         raise InvalidJson(f"{exc.msg} around {exc.pos}") from exc
+    except jsontext.JsonRejected as exc:
+        raise InvalidJson(str(exc)) from exc
 
 
 def parse_envelope(raw: bytes) -> dict[str, Any]:
@@ -198,35 +203,54 @@ async def _parse_multipart(request: web.Request, limit: int) -> tuple[dict[str, 
 
 def _looks_like_envelope(raw: bytes) -> bool:
     try:
-        body = json.loads(raw) if raw.strip() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return True  # let parse_envelope report the JSON error
+        body = jsontext.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return True  # let parse_envelope report the JSON error (JSONDecodeError, UnicodeDecodeError, JsonRejected)
     return isinstance(body, dict) and ("data" in body or not body)
 
 
-async def parse_request(request: web.Request, *, max_body_bytes: int) -> ParsedRequest:
-    """Decode ``request`` into a :class:`ParsedRequest` (raises Kazoo-shaped errors for bad bodies)."""
+async def _parse_body(
+    request: web.Request, content_type: str, max_body_bytes: int
+) -> tuple[dict[str, Any], list[UploadedFile]]:
+    envelope: dict[str, Any] = {}
+    files: list[UploadedFile] = []
+    if content_type.startswith("multipart/"):
+        try:
+            return await _parse_multipart(request, max_body_bytes)
+        except (ValueError, HttpProcessingError) as exc:
+            # aiohttp's multipart reader: no boundary, no starting boundary, a body cut short, a part whose
+            # header block is malformed or too long (BadHttpMessage, LineTooLong). JSON errors are KazooErrors.
+            reason = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+            raise ValidationFailed.single("multipart", "invalid", str(reason)[:200], target="body") from exc
+    raw = await _read_limited(request, max_body_bytes)
+    if content_type in ("", *JSON_TYPES):
+        envelope = parse_envelope(raw)
+    elif content_type == FORM_TYPE:
+        envelope = _parse_form(raw)
+    elif content_type in BASE64_TYPES:
+        if raw:
+            files.append(_decode_base64(raw))
+    elif raw:
+        files.append(_raw_file(raw, content_type, request.headers.get("Content-Transfer-Encoding")))
+    return envelope, files
+
+
+async def parse_request(
+    request: web.Request, *, max_body_bytes: int, read_timeout_s: float | None = None
+) -> ParsedRequest:
+    """Decode ``request`` into a :class:`ParsedRequest` (raises Kazoo-shaped errors for bad bodies).
+
+    The whole body must arrive within ``read_timeout_s``: a client trickling it in holds a connection and a
+    buffer, so it is answered 408 and cut off."""
     content_type = media_type(request.headers.get("Content-Type"))
     envelope: dict[str, Any] = {}
     files: list[UploadedFile] = []
     if request.can_read_body or request.body_exists:
-        if content_type.startswith("multipart/"):
-            try:
-                envelope, files = await _parse_multipart(request, max_body_bytes)
-            except ValueError as exc:
-                # aiohttp's multipart reader: no boundary, no starting boundary, a body cut short.
-                raise ValidationFailed.single("multipart", "invalid", str(exc), target="body") from exc
-        else:
-            raw = await _read_limited(request, max_body_bytes)
-            if content_type in ("", *JSON_TYPES):
-                envelope = parse_envelope(raw)
-            elif content_type == FORM_TYPE:
-                envelope = _parse_form(raw)
-            elif content_type in BASE64_TYPES:
-                if raw:
-                    files.append(_decode_base64(raw))
-            elif raw:
-                files.append(_raw_file(raw, content_type, request.headers.get("Content-Transfer-Encoding")))
+        try:
+            async with asyncio.timeout(read_timeout_s):
+                envelope, files = await _parse_body(request, content_type, max_body_bytes)
+        except TimeoutError:
+            raise RequestTimeout(read_timeout_s or 0) from None
     method = request.method.upper()
     parsed = ParsedRequest(
         method=method,

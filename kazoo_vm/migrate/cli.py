@@ -105,7 +105,8 @@ async def _migrate(
 ) -> Report:
     # No prepare_couch here: a dry run must not write, and the migrator creates only the MODBs it fills.
     assert settings.couch_url is not None
-    store = CouchStore(settings.couch_url)
+    # Batch work with no client waiting: view builds over big legacy databases may take a while to answer.
+    store = CouchStore(settings.couch_url, timeout_s=max(60.0, settings.couch_timeout_s))
     try:
         await wait_for_couch(store)
         return await migrate(

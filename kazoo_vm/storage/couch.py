@@ -134,14 +134,17 @@ def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
 class CouchStore:
     """A CouchDB server: databases, documents, views and attachments, with typed errors."""
 
-    def __init__(self, url: str, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+        """``timeout_s``: how long CouchDB may stay silent (to connect, or between two reads of an answer)
+        before the request fails as :class:`StorageUnreachable`. A hung server (stopped process, black-holed
+        network) is noticed after that long; a long answer that keeps flowing (a big attachment) is not cut."""
         base, user, password = _split_credentials(url)
         self.base_url = base
         self._couch = aiocouch.CouchDB(
             base,
             user=user,
             password=password,
-            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s),
             auto_decompress=True,
         )
         self._remote = self._couch._server
@@ -197,6 +200,10 @@ class CouchStore:
         except AlreadyExists:
             return False
         return True
+
+    async def put_security(self, db: str, security: JsonDict) -> None:
+        """Replace the database's ``_security`` object (who may read and write it)."""
+        await self._json("PUT", f"/{quote_name(db)}/_security", body=security)
 
     async def db_exists(self, db: str) -> bool:
         try:

@@ -5,6 +5,7 @@
 //
 //   node server.js --host 127.0.0.1 --port PORT (--in-memory | --data-dir DIR)
 //                  [--admin USER:PASS] [--log-level LEVEL] [--request-timeout SECONDS]
+//                  [--exit-with-stdin]
 //
 // When ready it prints one line to stdout,
 //   {"ready": true, "url": "http://127.0.0.1:<port>"}
@@ -22,7 +23,8 @@ const VENDOR_NAME = 'kazoo_vm CouchDB-compatible development server ' +
   '(express-pouchdb 4.2.0 + PouchDB 7.3.1); not Apache CouchDB';
 
 const USAGE = 'usage: node server.js --host HOST --port PORT (--in-memory | --data-dir DIR) ' +
-  '[--admin USER:PASS] [--log-level debug|info|warning|error|none] [--request-timeout SECONDS]';
+  '[--admin USER:PASS] [--log-level debug|info|warning|error|none] [--request-timeout SECONDS] ' +
+  '[--exit-with-stdin]';
 
 // ---------------------------------------------------------------- arguments
 
@@ -40,6 +42,7 @@ function parseArgs(argv) {
     admin: null,
     logLevel: 'warning',
     requestTimeout: 120,
+    exitWithStdin: false,
   };
   const withValue = new Set(['--host', '--port', '--data-dir', '--admin', '--log-level',
     '--request-timeout']);
@@ -65,6 +68,9 @@ function parseArgs(argv) {
         break;
       case '--in-memory':
         out.inMemory = true;
+        break;
+      case '--exit-with-stdin':
+        out.exitWithStdin = true;
         break;
       case '--data-dir':
         out.dataDir = value;
@@ -98,6 +104,15 @@ function parseArgs(argv) {
 }
 
 const args = parseArgs(process.argv.slice(2));
+
+// The parent holds our stdin open for as long as it lives: when the pipe ends (the parent exited, even killed
+// with SIGKILL), so do we. A server owned by nobody would keep the data directory and the port.
+if (args.exitWithStdin) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('close', () => process.exit(0));
+  process.stdin.on('error', () => process.exit(0));
+  process.stdin.resume();
+}
 
 // A parent that closed our pipes must not turn every later log line into
 // an EPIPE exception.

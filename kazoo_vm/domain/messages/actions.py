@@ -80,7 +80,7 @@ async def change_message(scope: Scope, box_id: str, raw_id: str, data: JsonDict,
 
 async def change_messages(scope: Scope, box_id: str, data: JsonDict, folder: Any) -> JsonDict:
     """Many messages (``data.messages``): the bulk result."""
-    raw_ids = message_changes.message_ids(data)
+    raw_ids = message_changes.message_ids(data, scope.settings.max_bulk_messages)
     box = await load_box(scope, box_id)
     dest = await destinations(scope, data.get("source_id"))
     if dest is None:

@@ -74,11 +74,20 @@ def delete_selection(value: Any) -> str | None:
     )
 
 
-def message_ids(data: JsonDict) -> list[str]:
-    """``data.messages``: a non-empty list of ids, else Kazoo's ``messages.required`` error."""
+def message_ids(data: JsonDict, limit: int) -> list[str]:
+    """``data.messages``: a non-empty list of at most ``limit`` ids, else Kazoo's ``messages.required`` error
+    (or ``maxItems``: every id may cost a lookup in each month of the retention period)."""
     ids = data.get("messages")
     if not isinstance(ids, list) or not ids:
         raise ValidationFailed.single("messages", "required", MESSAGES_REQUIRED)
+    return _within_limit(ids, limit)
+
+
+def _within_limit(ids: list[Any], limit: int) -> list[str]:
+    if len(ids) > limit:
+        raise ValidationFailed.single(
+            "messages", "maxItems", f"The list is more than {limit} items", target=limit, cause=len(ids)
+        )
     return list(dict.fromkeys(str(item) for item in ids))
 
 
@@ -271,7 +280,7 @@ async def delete_requested(scope: Scope, box_id: str, data: JsonDict, folder: An
     box = await load_box(scope, box_id)
     listed = data.get("messages")
     if isinstance(listed, list):
-        return await delete_messages(scope, box, [str(item) for item in listed], None)
+        return await delete_messages(scope, box, _within_limit(listed, scope.settings.max_bulk_messages), None)
     return await delete_messages(scope, box, None, delete_selection(folder))
 
 

@@ -30,6 +30,7 @@ from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNSAFE_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 def media_file_name(caller_id_number: Any, gregorian_seconds: Any, extension: str, timezone: str | None) -> str:
@@ -45,8 +46,17 @@ def media_file_name(caller_id_number: Any, gregorian_seconds: Any, extension: st
     tz = zone(timezone, "")
     if tz is not None:
         moment = moment.astimezone(tz)
-    name = f"{caller}_{moment:%Y-%m-%d_%H:%M:%S}{extension}"
+    name = f"{_path_safe(caller)}_{moment:%Y-%m-%d_%H:%M:%S}{extension}"
     return _CONTROL.sub("", name)  # a header value must not break the response's header block
+
+
+def _path_safe(caller: str) -> str:
+    """A caller id as part of a file name that names no path when saved or unzipped: no separators (``/``,
+    ``\\``), no ``..``, no control characters (a caller id is whatever the calling network sent)."""
+    text = _UNSAFE_IN_NAME.sub("_", caller)
+    while ".." in text:
+        text = text.replace("..", "_")
+    return text or "unknown"
 
 
 NO_AUDIO = "voicemail message does not have any audio file"
@@ -122,7 +132,7 @@ async def zip_entries(scope: Scope, box_id: str, data: JsonDict) -> list[ZipEntr
     """``POST /{B}/messages/raw``: the archive entries for the box's messages among ``data.messages`` that have
     audio, in request order, named as single downloads are; ids that name nothing are skipped, none at all is
     404 (cb_vmboxes load_messages_binaries)."""
-    raw_ids = message_ids(data)
+    raw_ids = message_ids(data, scope.settings.max_bulk_messages)
     box = await load_box(scope, box_id)
     resolved = (await resolve_ids(scope, box_id, raw_ids, box)).ids
     docs = await read_settled(scope, list(resolved))

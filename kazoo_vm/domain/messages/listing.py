@@ -47,13 +47,21 @@ class Position:
         return encode_start_key([self.yyyymm, self.key, self.doc_id])
 
 
+def _is_timestamp(value: Any) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and naming.EARLIEST_TIMESTAMP <= value <= naming.LATEST_TIMESTAMP
+    )
+
+
 def decode_position(raw: Any, view: ListingView, box_id: str | None) -> Position:
     """A client's start key: ours ``[YYYYMM, key, id]``, or Kazoo's ``[box, timestamp]`` for a box listing."""
     if isinstance(raw, list) and len(raw) == 3 and isinstance(raw[0], int) and isinstance(raw[1], list):
         ts = view.timestamp_of(raw[1])
-        if isinstance(ts, int) and (raw[2] is None or isinstance(raw[2], str)):
+        if _is_timestamp(ts) and (raw[2] is None or isinstance(raw[2], str)):
             return Position(raw[0], raw[1], raw[2])
-    if box_id is not None and isinstance(raw, list) and len(raw) == 2 and raw[0] == box_id and isinstance(raw[1], int):
+    if box_id is not None and isinstance(raw, list) and len(raw) == 2 and raw[0] == box_id and _is_timestamp(raw[1]):
         year, month = naming.year_month(raw[1])
         return Position(year * 100 + month, box_key(box_id, raw[1]), None)
     raise ValidationFailed.single("start_key", "invalid", BAD_START_KEY)

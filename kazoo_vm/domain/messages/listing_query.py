@@ -42,6 +42,19 @@ def _positive_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
+def _in_range(name: str, value: int) -> int:
+    """A bound no message can lie beyond (the Unix epoch .. year 9999, what a MODB name can say) is refused
+    rather than turned into a database name."""
+    if not naming.EARLIEST_TIMESTAMP <= value <= naming.LATEST_TIMESTAMP:
+        raise ValidationFailed.single(
+            name,
+            "date_range",
+            f"{name} must lie between {naming.EARLIEST_TIMESTAMP} and {naming.LATEST_TIMESTAMP}",
+            cause=value,
+        )
+    return value
+
+
 def time_window(parsed: RequestValues, settings: Settings, now: int) -> Window:
     """``created_from``/``created_to`` with Kazoo's rules (cb_vmboxes get_max_range, crossbar_view time_range).
 
@@ -51,8 +64,8 @@ def time_window(parsed: RequestValues, settings: Settings, now: int) -> Window:
     max_range = settings.maximum_range_s
     if parsed.value("created_from") is None:
         max_range = retention.retention_seconds(settings)
-    high = _positive_int(parsed.value("created_to")) or now
-    low = _positive_int(parsed.value("created_from")) or high - max_range
+    high = _in_range("created_to", _positive_int(parsed.value("created_to")) or now)
+    low = _in_range("created_from", _positive_int(parsed.value("created_from")) or high - max_range)
     if high < low:
         raise ValidationFailed.single(
             "created_from", "date_range", f"created_to {high} is prior to created_from {low}", cause=low

@@ -106,6 +106,7 @@ async def copy_message(
         zone = await transit.destination_zone(scope, dest)
         target = transit.transformed(scope, source, new_id, box_id, dest, zone, now)
         await put_new_message(scope, transit.with_audio(target, inline))
+        target = await transit.follow_box(scope, target, str(dest["_id"]))
         created.append(new_id)
         await scope.events.announce(
             scope.event(MessageChange.COPIED, dest["_id"], new_id, previous_id=message_id, folder=folder_of(target))

@@ -19,14 +19,23 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 from typing import Any
 
 from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.domain.context import Scope
+from kazoo_vm.domain.documents import Actor
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages.documents import NO_REALM, apply_folder, message_name
-from kazoo_vm.domain.messages.records import MOVE_MARKER, MessageGone, move_plan, put_new_message, read_message
+from kazoo_vm.domain.messages.records import (
+    MOVE_MARKER,
+    MessageGone,
+    move_plan,
+    put_new_message,
+    read_message,
+    update_message,
+)
 from kazoo_vm.model import JsonDict, MovePlan
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.errors import Conflict, NotFound, StorageError
@@ -131,7 +140,45 @@ async def finish(scope: Scope, source: JsonDict, plan: MovePlan, dest: JsonDict 
     except Conflict:
         target = await read_message(scope, target_id) or target  # an earlier or concurrent run created it
     await _remove(scope, source)
-    return target
+    return await follow_box(scope, target, str(dest["_id"]))
+
+
+# The folder of a soft-deleted message (kzd_box_message's ?VM_FOLDER_DELETED).
+_DELETED_FOLDER = "deleted"
+
+
+async def follow_box(scope: Scope, target: JsonDict, box_id: str) -> JsonDict:
+    """A message just written into box ``box_id`` (moved or copied there) shares the box's fate.
+
+    Deleting a box soft-deletes its messages, then the box, then sweeps its messages once more; a message
+    written into the box after that last sweep listed it is caught here instead: the box is read after the
+    message was written, and when it is deleted by now the message is soft-deleted with it, stamped with the
+    deleting request's ``pvt_request_id``/``pvt_auth_*`` (kept on the box). Either way no live message is
+    left in a deleted box, and the move or copy the client is told about did happen, before the deletion."""
+    try:
+        box: JsonDict | None = await scope.store.get_doc(scope.account.db, box_id)
+    except NotFound:
+        box = None  # removed outright (a hard delete)
+    if box is not None and box.get("pvt_type") == "vmbox" and not box.get("pvt_deleted"):
+        return target
+    actor = scope.actor
+    if box is not None:
+        actor = Actor(
+            account_id=box.get("pvt_auth_account_id"),
+            user_id=box.get("pvt_auth_user_id"),
+            request_id=box.get("pvt_request_id"),
+        )
+
+    def bury(doc: JsonDict) -> bool:
+        if doc.get("pvt_deleted"):
+            return False
+        apply_folder(doc, _DELETED_FOLDER, soft_delete=True)
+        return True
+
+    try:
+        return await update_message(dataclasses.replace(scope, actor=actor), str(target["_id"]), bury)
+    except MessageGone:
+        return target
 
 
 async def settle(scope: Scope, source: JsonDict) -> JsonDict | None:
