@@ -60,6 +60,14 @@ class Settings:
     migrate_batch_size: int = 100
     migrate_workers: int = 10
 
+    # -- fast path --
+    # KAZOO_VM_ACCOUNT_CACHE_S (default 5): seconds an account read to authorise requests is reused; an account
+    # changed, disabled or deleted through any process is seen within this bound (0: read on every request).
+    account_cache_s: float = 5.0
+    # KAZOO_VM_SIGNING_KEY_CHECK_S (default 30): seconds the token signing key is used before CouchDB is asked
+    # again whether it changed; a new key is used by every process within this bound.
+    signing_key_check_s: float = 30.0
+
     @property
     def uses_bundled_couch(self) -> bool:
         return self.couch_url is None
@@ -107,6 +115,13 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _seconds(raw: str) -> float:
+    value = float(raw.strip())
+    if not 0 <= value <= 3600:
+        raise ValueError("must be a number of seconds from 0 to 3600")
+    return value
+
+
 def _non_empty(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -151,6 +166,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     read("sync_design_docs", _bool)
     read("migrate_batch_size", _int(1))
     read("migrate_workers", _int(1))
+    # -- fast path --
+    read("account_cache_s", _seconds)
+    read("signing_key_check_s", _seconds)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     values.update({key: value for key, value in overrides.items() if value is not None})

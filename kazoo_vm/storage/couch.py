@@ -11,7 +11,10 @@ and documents by path ourselves, because:
 * aiocouch's public calls replace a failure by an exception carrying their own message, CouchDB's ``reason`` (which
   tells a missing database from a missing document) only on its chained cause, and raise ``ValueError`` for any
   status their table does not list (416, 5xx); its request primitive gives us status and reason as they are;
-* aiocouch reads attachments whole into memory (pinned too): audio and ZIPs are streamed through its session here.
+* aiocouch reads attachments whole into memory (pinned too): audio and ZIPs are streamed through its session here;
+* aiocouch's request primitive (``RemoteServer._request``) decodes every response body twice, once to look for
+  ``reason`` (even on success) and once for the result (pinned too): JSON requests go through its session here and
+  decode the body once.
 
 Every failure leaves this module as a :mod:`kazoo_vm.storage.errors` type.
 """
@@ -19,7 +22,7 @@ Every failure leaves this module as a :mod:`kazoo_vm.storage.errors` type.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +30,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiocouch
 import aiohttp
-from aiocouch.exception import RemoteResponseError
 
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage.errors import (
@@ -41,6 +43,9 @@ from kazoo_vm.storage.errors import (
 
 # View query parameters whose values CouchDB expects JSON-encoded.
 _JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key"})
+_JSON_HEADERS = {"Content-Type": "application/json"}
+# Database names remembered as existing, at most (the memo is emptied beyond it).
+_MAX_SEEN_DATABASES = 100_000
 
 
 def quote_name(name: str) -> str:
@@ -135,12 +140,19 @@ class CouchStore:
     def __init__(self, url: str, *, timeout_s: float = 30.0) -> None:
         base, user, password = _split_credentials(url)
         self.base_url = base
+        # Every HTTP request this store sends, counted where aiohttp starts it (JSON calls, attachments, views):
+        # what tests and benchmarks compare with the CouchDB work an API request needs.
+        self.requests_sent = 0
+        self._seen_databases: set[str] = set()
+        counting = aiohttp.TraceConfig()
+        counting.on_request_start.append(self._count_request)
         self._couch = aiocouch.CouchDB(
             base,
             user=user,
             password=password,
             timeout=aiohttp.ClientTimeout(total=timeout_s),
             auto_decompress=True,
+            trace_configs=[counting],
         )
         self._remote = self._couch._server
 
@@ -152,6 +164,9 @@ class CouchStore:
     async def close(self) -> None:
         await self._couch.close()
 
+    async def _count_request(self, session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+        self.requests_sent += 1
+
     # -- the request primitive -------------------------------------------------------------------------
 
     async def _json(
@@ -162,17 +177,30 @@ class CouchStore:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
     ) -> Any:
+        """One JSON request through aiocouch's session (its auth and headers), the body decoded once."""
         kwargs: dict[str, Any] = {}
         if body is not None:
-            kwargs["json"] = body
+            kwargs["data"] = json.dumps(body, separators=(",", ":"))
+            kwargs["headers"] = _JSON_HEADERS
         try:
-            _, result = await self._remote._request(method, path, params=_encode_params(params or {}), **kwargs)
-        except RemoteResponseError as exc:
-            raise error_for_status(exc.status, exc.reason, f"{method} {path}") from exc
+            async with self._session.request(
+                method, self.base_url + path, params=_encode_params(params or {}), **kwargs
+            ) as response:
+                raw = await response.read()
+                status = response.status
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
         except aiohttp.ClientError as exc:
             raise StorageError(f"CouchDB request {method} {path} failed: {exc!r}") from exc
+        try:
+            result = json.loads(raw) if raw else None
+        except ValueError as exc:
+            if status >= 400:
+                raise error_for_status(status, None, f"{method} {path}") from exc
+            raise StorageError(f"CouchDB answered {method} {path} with a body that is not JSON") from exc
+        if status >= 400:
+            reason = result.get("reason") if isinstance(result, dict) else None
+            raise error_for_status(status, reason, f"{method} {path}")
         return result
 
     # -- server ------------------------------------------------------------------------------------------
@@ -192,8 +220,25 @@ class CouchStore:
         try:
             await self._json("PUT", f"/{quote_name(db)}")
         except AlreadyExists:
+            self._saw_databases([db])
             return False
+        self._saw_databases([db])
         return True
+
+    async def existing_databases(self, names: Sequence[str]) -> list[str]:
+        """Those of ``names`` that exist. A database once seen existing is taken to exist from then on (one deleted
+        since answers its queries with ``DatabaseNotFound``, which callers read as empty); the rest cost one
+        ``_all_dbs`` request over their range together, nothing when every one is already known."""
+        unknown = [name for name in names if name not in self._seen_databases]
+        if unknown:
+            found = set(await self.all_dbs_between(min(unknown), max(unknown)))
+            self._saw_databases(name for name in unknown if name in found)
+        return [name for name in names if name in self._seen_databases]
+
+    def _saw_databases(self, names: Iterable[str]) -> None:
+        if len(self._seen_databases) > _MAX_SEEN_DATABASES:
+            self._seen_databases.clear()
+        self._seen_databases.update(names)
 
     async def db_exists(self, db: str) -> bool:
         try:

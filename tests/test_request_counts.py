@@ -1,0 +1,84 @@
+"""How many CouchDB requests each API request sends (counted by the store where aiohttp starts them): as many as
+the work needs and not one more, so a change that adds a round trip fails here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from helpers import Api, create_box
+from message_support import fake_mp3, new_message, put_message, raw
+
+from kazoo_vm.storage.couch import CouchStore
+
+
+async def couch_requests(store: CouchStore, call: Callable[[], Awaitable[Any]]) -> tuple[int, Any]:
+    before = store.requests_sent
+    result = await call()
+    return store.requests_sent - before, result
+
+
+async def warm(api: Api) -> None:
+    """One authorised request, so the account is in the authorisation cache as it is for a busy account."""
+    status, _ = await api.get("/vmboxes")
+    assert status == 200
+
+
+async def test_get_box_reads_the_box_only(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    await warm(api)
+    sent, (status, _) = await couch_requests(store, lambda: api.get(f"/vmboxes/{box['id']}"))
+    assert status == 200
+    assert sent == 1
+
+
+async def test_get_message_reads_the_message_only(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    message = await new_message(api, box["id"])
+    await warm(api)
+    path = f"/vmboxes/{box['id']}/messages/{message['media_id']}"
+    sent, (status, _) = await couch_requests(store, lambda: api.get(path))
+    assert status == 200
+    assert sent == 1
+
+
+async def test_a_folder_change_reads_and_writes_the_message_once(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    message = await new_message(api, box["id"])
+    await warm(api)
+    path = f"/vmboxes/{box['id']}/messages/{message['media_id']}"
+    sent, (status, body) = await couch_requests(store, lambda: api.post(path, {"folder": "saved"}))
+    assert status == 200, body
+    assert sent == 2
+
+
+async def test_raw_audio_is_one_attachment_read(api: Api, store: CouchStore) -> None:
+    box = await create_box(api, timezone="Europe/Paris")
+    message = await new_message(api, box["id"])
+    await warm(api)
+    path = f"/vmboxes/{box['id']}/messages/{message['media_id']}/raw"
+    sent, (response, audio) = await couch_requests(store, lambda: raw(api, "GET", path))
+    assert response.status == 200 and audio
+    assert sent == 1
+
+
+async def test_a_new_message_with_audio_counts_only_existing_monthly_databases(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    await new_message(api, box["id"])
+    await warm(api)
+    sent, (status, body) = await couch_requests(
+        store, lambda: put_message(api, box["id"], {"caller_id_number": "555"}, fake_mp3())
+    )
+    assert status == 201, body
+    # the box, the monthly databases there are, the box's new and saved messages this month, the document
+    assert sent == 5
+
+
+async def test_box_listing_asks_only_existing_monthly_databases(api: Api, store: CouchStore) -> None:
+    box = await create_box(api)
+    await new_message(api, box["id"])
+    await warm(api)
+    sent, (status, body) = await couch_requests(store, lambda: api.get("/vmboxes"))
+    assert status == 200, body
+    # the listing, the monthly databases there are, this month's counts (the whole month, less its future part)
+    assert sent == 4
