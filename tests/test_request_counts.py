@@ -52,14 +52,22 @@ async def test_a_folder_change_reads_and_writes_the_message_once(api: Api, store
     assert sent == 2
 
 
-async def test_raw_audio_is_one_attachment_read(api: Api, store: CouchStore) -> None:
+async def test_raw_audio_is_one_request_for_the_message_and_its_audio(api: Api, store: CouchStore) -> None:
     box = await create_box(api, timezone="Europe/Paris")
-    message = await new_message(api, box["id"])
-    await warm(api)
-    path = f"/vmboxes/{box['id']}/messages/{message['media_id']}/raw"
-    sent, (response, audio) = await couch_requests(store, lambda: raw(api, "GET", path))
-    assert response.status == 200 and audio
+    audio = fake_mp3(200_000)
+    status, body = await put_message(api, box["id"], {}, audio)
+    assert status == 201, body
+    path = f"/vmboxes/{box['id']}/messages/{body['data']['media_id']}/raw"
+    await raw(api, "GET", path)  # the box's time zone is now known, as for a box in use
+    sent, (response, received) = await couch_requests(store, lambda: raw(api, "GET", path))
+    assert response.status == 200 and received == audio
+    assert response.headers["Content-Length"] == str(len(audio))
     assert sent == 1
+    sent, (response, received) = await couch_requests(
+        store, lambda: raw(api, "GET", path, headers={"Range": "bytes=10-19"})
+    )
+    assert response.status == 206 and received == audio[10:20]
+    assert sent == 2  # the message, then the range of its audio
 
 
 async def test_a_new_message_with_audio_counts_only_existing_monthly_databases(api: Api, store: CouchStore) -> None:

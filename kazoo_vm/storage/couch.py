@@ -21,6 +21,7 @@ Every failure leaves this module as a :mod:`kazoo_vm.storage.errors` type.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -110,6 +111,40 @@ class AttachmentStream:
     async def _raw_chunks(self, size: int) -> AsyncIterator[bytes]:
         async for chunk in self.response.content.iter_chunked(size):
             yield chunk
+
+
+class DocWithAttachments:
+    """A document read with its attachments (:meth:`CouchStore.open_doc_with_attachments`)."""
+
+    def __init__(self, doc: JsonDict, reader: aiohttp.MultipartReader | None) -> None:
+        self.doc = doc
+        self._reader = reader
+
+    async def attachment(self, name: str) -> tuple[AsyncIterator[bytes], int | None] | None:
+        """The bytes of attachment ``name`` and its length, or None when the document has no such attachment.
+        The multipart parts come in order: an attachment passed over cannot be read afterwards."""
+        if self._reader is None:
+            stub = (self.doc.get("_attachments") or {}).get(name)
+            if not isinstance(stub, dict) or not isinstance(stub.get("data"), str):
+                return None
+            data = base64.b64decode(stub["data"])
+            return _once(data), len(data)
+        while True:
+            part = await self._reader.next()
+            if part is None:
+                return None
+            if isinstance(part, aiohttp.BodyPartReader) and part.filename == name:
+                length = part.headers.get("Content-Length")
+                return _part_chunks(part), int(length) if length and length.isdigit() else None
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _part_chunks(part: aiohttp.BodyPartReader, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(size):
+        yield chunk
 
 
 async def sliced(chunks: AsyncIterator[bytes], start: int, length: int) -> AsyncIterator[bytes]:
@@ -328,6 +363,34 @@ class CouchStore:
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
 
+    @asynccontextmanager
+    async def open_doc_with_attachments(self, db: str, doc_id: str) -> AsyncIterator[DocWithAttachments]:
+        """A document and its attachments in one request (``attachments=true``): CouchDB answers
+        ``multipart/related``, the document first, then each attachment, read while they arrive; a server that
+        answers JSON instead (the development server) inlines them as base64. Everything must be read inside
+        this context."""
+        url = self.base_url + doc_path(db, doc_id)
+        headers = {"Accept": "multipart/related, application/json"}
+        try:
+            async with self._session.get(
+                url, params={"attachments": "true"}, headers=headers, auto_decompress=False
+            ) as response:
+                if response.status >= 400:
+                    reason = None
+                    with suppress(ValueError, aiohttp.ClientError):
+                        reason = (await response.json(content_type=None)).get("reason")
+                    raise error_for_status(response.status, reason, f"GET {doc_id} with attachments")
+                if response.content_type == "multipart/related":
+                    reader = aiohttp.MultipartReader(response.headers, response.content)
+                    first = await reader.next()
+                    if not isinstance(first, aiohttp.BodyPartReader):
+                        raise StorageError(f"CouchDB sent no document part for {doc_id}")
+                    yield DocWithAttachments(json.loads(await first.read()), reader)
+                else:
+                    yield DocWithAttachments(json.loads(await response.read()), None)
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
+
     async def read_attachment(self, db: str, doc_id: str, name: str) -> bytes:
         async with self.open_attachment(db, doc_id, name) as stream:
             return await stream.response.read()
@@ -370,6 +433,7 @@ __all__ = [
     "AttachmentStream",
     "Conflict",
     "CouchStore",
+    "DocWithAttachments",
     "JsonDict",
     "ViewRow",
     "doc_path",
