@@ -9,6 +9,8 @@ from typing import Any
 from helpers import Api, create_box
 from message_support import fake_mp3, new_message, put_message, raw
 
+from kazoo_vm.domain.filters import build_filter
+from kazoo_vm.domain.messages.listing import ROW_METADATA_PATHS
 from kazoo_vm.storage.couch import CouchStore
 
 
@@ -90,3 +92,10 @@ async def test_box_listing_asks_only_existing_monthly_databases(api: Api, store:
     assert status == 200, body
     # the listing, the monthly databases there are, this month's counts (the whole month, less its future part)
     assert sent == 4
+
+
+def test_folder_and_caller_filters_are_checked_on_listing_rows_without_reading_documents() -> None:
+    on_rows = build_filter({"filter_folder": "new", "filter_not_caller_id_number": "5"}, key_prefix="metadata.")
+    assert on_rows.reads_only(ROW_METADATA_PATHS)
+    beyond_rows = build_filter({"filter_folder": "new", "has_key": "transcription"}, key_prefix="metadata.")
+    assert not beyond_rows.reads_only(ROW_METADATA_PATHS)
