@@ -130,3 +130,14 @@ async def test_a_list_answer_is_the_same_json_as_a_plain_serialisation(api: Api)
     assert body["data"][0]["name"] == 'Quote " and \\u0000 inside'
     plain = await (await api.client.get(api.url("/vmboxes?pretty_print=true"), headers=api.account.headers)).json()
     assert plain["data"] == body["data"] and plain["revision"] == body["revision"]
+
+
+async def test_a_remembered_token_still_expires() -> None:
+    doc = _new_key_doc()
+    tokens = TokenService(SigningKey(doc["pvt_private_key_pem"].encode(), doc["pvt_identity_secret"].encode()), 60)
+    token = tokens.issue("c" * 32, None, "cb_api_auth", lifetime_s=1)
+    assert tokens.verify(token).account_id == "c" * 32
+    assert tokens.verify(token).account_id == "c" * 32  # remembered
+    await asyncio.sleep(2.1)  # "exp" has whole seconds
+    with pytest.raises(InvalidCredentials):
+        tokens.verify(token)

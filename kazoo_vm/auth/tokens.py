@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 KEY_DOC_ID = "kazoo_vm_token_signing_key"
 ISSUER = "kazoo"
 ALGORITHM = "RS256"
+# Verified tokens remembered per process, at most (emptied beyond it).
+_MAX_VERIFIED = 10_000
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,10 @@ class TokenService:
         self.lifetime_s = lifetime_s
         self._key = key
         self._public_key = key.public_key
+        # Tokens this key has verified, with their expiry: a client sends the same token again and again, and an
+        # RSA signature check costs more CPU than the rest of a small request. A token stays valid until its
+        # ``exp`` whoever checks it, so keeping the answer adds no staleness; a new key empties it.
+        self._verified: dict[str, tuple[float, AuthContext]] = {}
 
     @property
     def key(self) -> SigningKey:
@@ -128,6 +134,7 @@ class TokenService:
             return
         self._public_key = key.public_key
         self._key = key
+        self._verified = {}
 
     def _identity_sig(self, account_id: str, owner_id: str | None) -> str:
         message = f"{account_id}:{owner_id or ''}".encode()
@@ -148,6 +155,9 @@ class TokenService:
 
     def verify(self, token: str) -> AuthContext:
         """Check algorithm, signature, expiry and identity signature; any failure is 401."""
+        kept = self._verified.get(token)
+        if kept is not None and time.time() < kept[0]:
+            return kept[1]
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -164,8 +174,12 @@ class TokenService:
             str(claims.get("identity_sig", "")), self._identity_sig(account_id, owner_id)
         ):
             raise InvalidCredentials()
-        return AuthContext(
+        auth = AuthContext(
             token=token,
             account_id=account_id,
             owner_id=owner_id if isinstance(owner_id, str) else None,
         )
+        if len(self._verified) >= _MAX_VERIFIED:
+            self._verified.clear()
+        self._verified[token] = (float(claims["exp"]), auth)
+        return auth

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from kazoo_vm.errors import KazooError
 EXPIRES = "Fri, 01 Jan 1999 00:00:00 GMT"  # Kazoo's default resp_expires
 
 
+@cache
 def node_id(node_name: str) -> str:
     """base64url(md5(node name)) without padding, as Kazoo's kz_nodes:node_encoded."""
     digest = hashlib.md5(node_name.encode()).digest()
