@@ -186,17 +186,17 @@ async def check(response: aiohttp.ClientResponse, *expected: int) -> bytes:
 class Fixture:
     api: str
     couch: str
-    auth: aiohttp.BasicAuth | None
+    couch_headers: dict[str, str]  # CouchDB's credentials, as a header
     account: accounts.Account
     token: str
     box: str
     messages: list[str]  # one per worker
 
 
-def split(url: str) -> tuple[str, aiohttp.BasicAuth | None]:
+def split(url: str) -> tuple[str, dict[str, str]]:
     parsed = aiohttp.client.URL(url)
-    auth = aiohttp.BasicAuth(parsed.user or "", parsed.password or "") if parsed.user else None
-    return str(parsed.with_user(None).with_password(None)).rstrip("/"), auth
+    headers = {"Authorization": aiohttp.BasicAuth(parsed.user, parsed.password or "").encode()} if parsed.user else {}
+    return str(parsed.with_user(None).with_password(None)).rstrip("/"), headers
 
 
 async def multipart_message(session: aiohttp.ClientSession, url: str, token: str, data: JsonDict) -> JsonDict:
@@ -231,8 +231,8 @@ async def prepare(api: str, couch_url: str, store: CouchStore, workers: int) -> 
         for _ in range(workers):
             created = await multipart_message(session, f"{boxes}/{box}/messages", token, {"folder": "new"})
             messages.append(created["data"]["media_id"])
-    couch, auth = split(couch_url)
-    return Fixture(api, couch, auth, account, token, box, messages)
+    couch, couch_headers = split(couch_url)
+    return Fixture(api, couch, couch_headers, account, token, box, messages)
 
 
 async def fill_box(
@@ -288,7 +288,7 @@ def pairs(f: Fixture) -> list[tuple[str, Call, Call]]:
             await check(response, 200)
 
     async def bare_get_box(session: aiohttp.ClientSession, worker: int) -> None:
-        async with session.get(box_doc, auth=f.auth) as response:
+        async with session.get(box_doc, headers=f.couch_headers) as response:
             await check(response, 200)
 
     async def get_message(session: aiohttp.ClientSession, worker: int) -> None:
@@ -296,7 +296,7 @@ def pairs(f: Fixture) -> list[tuple[str, Call, Call]]:
             await check(response, 200)
 
     async def bare_get_message(session: aiohttp.ClientSession, worker: int) -> None:
-        async with session.get(message_doc(worker), auth=f.auth) as response:
+        async with session.get(message_doc(worker), headers=f.couch_headers) as response:
             await check(response, 200)
 
     async def change_folder(session: aiohttp.ClientSession, worker: int) -> None:
@@ -305,10 +305,10 @@ def pairs(f: Fixture) -> list[tuple[str, Call, Call]]:
             await check(response, 200)
 
     async def bare_change_folder(session: aiohttp.ClientSession, worker: int) -> None:
-        async with session.get(message_doc(worker), auth=f.auth) as response:
+        async with session.get(message_doc(worker), headers=f.couch_headers) as response:
             doc = json.loads(await check(response, 200))
         doc["metadata"]["folder"] = toggled(worker)
-        async with session.put(message_doc(worker), json=doc, auth=f.auth) as response:
+        async with session.put(message_doc(worker), json=doc, headers=f.couch_headers) as response:
             await check(response, 201, 202)
 
     async def get_audio(session: aiohttp.ClientSession, worker: int) -> None:
@@ -317,7 +317,7 @@ def pairs(f: Fixture) -> list[tuple[str, Call, Call]]:
 
     async def bare_get_audio(session: aiohttp.ClientSession, worker: int) -> None:
         message_id = f.messages[worker]
-        async with session.get(f"{message_doc(worker)}/{message_id[7:]}.mp3", auth=f.auth) as response:
+        async with session.get(f"{message_doc(worker)}/{message_id[7:]}.mp3", headers=f.couch_headers) as response:
             await check(response, 200)
 
     return [
@@ -346,7 +346,7 @@ def put_pair(f: Fixture, box: str) -> tuple[Call, Call]:
             "_attachments": {f"{message_id[7:]}.mp3": {"content_type": "audio/mpeg", "data": AUDIO_B64}},
         }
         url = f.couch + doc_path(naming.message_db(f.account.id, message_id), message_id)
-        async with session.put(url, json=doc, auth=f.auth) as response:
+        async with session.put(url, json=doc, headers=f.couch_headers) as response:
             await check(response, 201, 202)
 
     return put_message, bare_put
