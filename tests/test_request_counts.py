@@ -4,14 +4,23 @@ the work needs and not one more, so a change that adds a round trip fails here."
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import Api, create_box
 from message_support import fake_mp3, new_message, put_message, raw
 
+from kazoo_vm.config import Settings, load_settings
 from kazoo_vm.domain.filters import build_filter
 from kazoo_vm.domain.messages.listing import ROW_METADATA_PATHS
 from kazoo_vm.storage.couch import CouchStore
+
+
+@pytest.fixture
+def settings(couch_url: str, tmp_path: Path) -> Settings:
+    # A bound far longer than a test: what is counted does not depend on how busy the machine is.
+    return load_settings({}, couch_url=couch_url, data_dir=tmp_path, account_cache_s=600.0)
 
 
 async def couch_requests(store: CouchStore, call: Callable[[], Awaitable[Any]]) -> tuple[int, Any]:
