@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator, Iterable
 from aiohttp import web
 
 from kazoo_vm import appkeys
-from kazoo_vm.auth.tokens import TokenService, load_or_create_signing_key
+from kazoo_vm.auth.tokens import TokenService, follow_signing_key, load_or_create_signing_key
 from kazoo_vm.config import Settings
+from kazoo_vm.domain.accounts import AccountCache
 from kazoo_vm.domain.messages import changes as message_changes
 from kazoo_vm.domain.messages import counts as message_counts
 from kazoo_vm.events import Events, Listener
@@ -63,6 +64,7 @@ def create_app(
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.EVENTS] = Events(listeners)
+    app[appkeys.ACCOUNTS] = AccountCache(settings.account_cache_s)
 
     async def couch_context(app: web.Application) -> AsyncIterator[None]:
         store = CouchStore(couch_url, timeout_s=settings.couch_timeout_s)
@@ -70,17 +72,24 @@ def create_app(
             await wait_for_couch(store)
             await prepare_couch(store)
             app[appkeys.STORE] = store
-            app[appkeys.TOKENS] = TokenService(
+            tokens = TokenService(
                 await load_or_create_signing_key(store, key_file=settings.token_key_file), settings.token_expiry_s
+            )
+            app[appkeys.TOKENS] = tokens
+            following = (
+                asyncio.create_task(follow_signing_key(store, tokens, settings.signing_key_check_s))
+                if settings.signing_key_check_s > 0 and settings.token_key_file is None
+                else None
             )
             sync = settings.sync_design_docs if sync_design_docs is None else sync_design_docs
             # Walking every database can take a while on a big cluster: serve meanwhile.
             syncing = asyncio.create_task(_sync_design_docs(store)) if sync else None
             health.track_startup_sync(app, syncing)
             yield
-            if syncing is not None:
-                syncing.cancel()
-                await asyncio.gather(syncing, return_exceptions=True)
+            background = [task for task in (syncing, following) if task is not None]
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
         finally:
             await store.close()
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from kazoo_vm.config import Settings
-from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.accounts import Account, AccountCache
 from kazoo_vm.domain.vmboxes import BoxDeletedHook, CountsProvider
 from kazoo_vm.events import Events
 from kazoo_vm.http.route import Route
@@ -22,6 +22,8 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", CouchStore)
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 EVENTS = web.AppKey("events", Events)
+# Accounts read to authorise requests, kept for at most Settings.account_cache_s seconds.
+ACCOUNTS = web.AppKey("accounts", AccountCache)
 # Per-box message counts merged into the box listing, and what happens to a box's messages when it is deleted:
 # message rules the box module cannot import (the message modules import it), wired in by kazoo_vm.app.
 COUNTS: web.AppKey[CountsProvider] = web.AppKey("vmbox_counts")

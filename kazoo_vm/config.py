@@ -51,6 +51,16 @@ def _float(minimum: float) -> Callable[[str], float]:
     return cast
 
 
+def _float_range(minimum: float, maximum: float) -> Callable[[str], float]:
+    def cast(raw: str) -> float:
+        value = float(raw.strip())
+        if not minimum <= value <= maximum:  # also refuses nan
+            raise ValueError(f"must be a number from {minimum:g} to {maximum:g}")
+        return value
+
+    return cast
+
+
 def _url(raw: str) -> str:
     parts = urlsplit(raw.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -324,6 +334,24 @@ class Settings:
             "answers 503 `datastore_unreachable`. Raise it where first queries of new views on big databases are "
             "slow.",
             _seconds,
+        ),
+    )
+    account_cache_s: float = field(
+        default=5.0,
+        metadata=doc(
+            SERVICE,
+            "Seconds an account read to authorise requests is reused; an account changed, disabled or deleted "
+            "through any process is seen within this bound (0: read it on every request).",
+            _float_range(0, 3600),
+        ),
+    )
+    signing_key_check_s: float = field(
+        default=30.0,
+        metadata=doc(
+            SERVICE,
+            "Seconds the token signing key is used before CouchDB is asked whether it changed; a new key is used by "
+            "every process within this bound (0: never asked again).",
+            _float_range(0, 3600),
         ),
     )
     token_key_file: Path | None = field(

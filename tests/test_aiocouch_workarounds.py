@@ -53,3 +53,10 @@ async def test_the_session_internals_our_store_relies_on_are_still_there() -> No
         assert "_http_session" in vars(store._couch._server)
     finally:
         await store.close()
+
+
+def test_aiocouch_request_primitive_decodes_every_body_twice() -> None:
+    # It parses the body to look for "reason" even on success, then parses it again for the result: our store
+    # sends JSON requests through the session itself and decodes each body once.
+    source = inspect.getsource(RemoteServer._request)
+    assert source.count("await resp.json()") == 2

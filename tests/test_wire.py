@@ -213,7 +213,7 @@ async def test_an_unexpected_exception_is_logged_and_answered_500_unspecified_fa
 
 async def test_couchdb_unreachable_is_503_datastore_unreachable(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     store = api.client.app[appkeys.STORE]
-    monkeypatch.setattr(store._remote, "_server", "http://127.0.0.1:9")
+    monkeypatch.setattr(store, "base_url", "http://127.0.0.1:9")
     status, body = await api.get("/vmboxes")
     assert status == 503
     assert (

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from kazoo_vm.auth.context import AuthContext
 from kazoo_vm.auth.tokens import TokenService
 from kazoo_vm.domain import accounts
-from kazoo_vm.domain.accounts import Account
+from kazoo_vm.domain.accounts import Account, AccountCache
 from kazoo_vm.domain.inputs import RequestValues
 from kazoo_vm.errors import BadIdentifier, Forbidden, InvalidCredentials
 from kazoo_vm.storage.couch import CouchStore
@@ -60,12 +60,12 @@ async def authenticate(
     raise InvalidCredentials()
 
 
-async def authorize(store: CouchStore, auth: AuthContext, account: Account) -> None:
+async def authorize(store: CouchStore, cache: AccountCache, auth: AuthContext, account: Account) -> None:
     """The token's account must be the path account or one of its ancestors (or a superduper admin)."""
     if auth.account_id == account.id or auth.account_id in account.tree:
         return
     try:
-        caller = await accounts.load_account(store, auth.account_id)
+        caller = await cache.load(store, auth.account_id)
     except (BadIdentifier, ValueError):
         raise Forbidden() from None
     if not caller.is_superduper_admin:

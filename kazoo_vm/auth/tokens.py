@@ -8,12 +8,15 @@ which then reads the winner's key).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,15 @@ from kazoo_vm.errors import InvalidCredentials
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import ensure_database
-from kazoo_vm.storage.errors import Conflict, DocumentNotFound
+from kazoo_vm.storage.errors import Conflict, DocumentNotFound, NotFound, StorageError
+
+log = logging.getLogger(__name__)
 
 KEY_DOC_ID = "kazoo_vm_token_signing_key"
 ISSUER = "kazoo"
 ALGORITHM = "RS256"
+# Verified tokens remembered per process, at most (emptied beyond it).
+_MAX_VERIFIED = 10_000
 
 
 @dataclass(frozen=True)
@@ -38,9 +45,14 @@ class SigningKey:
     private_pem: bytes
     identity_secret: bytes
 
+    @cached_property
+    def private_key(self) -> Any:
+        """The key parsed from PEM, once per key (parsing costs tens of milliseconds of CPU)."""
+        return serialization.load_pem_private_key(self.private_pem, password=None)
+
     @property
     def public_key(self) -> Any:
-        return serialization.load_pem_private_key(self.private_pem, password=None).public_key()
+        return self.private_key.public_key()
 
 
 def _new_key_doc() -> dict[str, Any]:
@@ -92,17 +104,64 @@ async def load_or_create_signing_key(store: CouchStore, key_file: Path | None = 
             await store.put_doc(naming.SYSTEM_AUTH_DB, doc)
         except Conflict:
             doc = await store.get_doc(naming.SYSTEM_AUTH_DB, KEY_DOC_ID)
+    return _key_of(doc)
+
+
+async def current_signing_key(store: CouchStore) -> SigningKey | None:
+    """The signing key as CouchDB holds it now (one GET), or None when its document is gone."""
+    try:
+        doc = await store.get_doc(naming.SYSTEM_AUTH_DB, KEY_DOC_ID)
+    except NotFound:
+        return None
+    return _key_of(doc)
+
+
+def _key_of(doc: dict[str, Any]) -> SigningKey:
     return SigningKey(
         private_pem=str(doc["pvt_private_key_pem"]).encode(),
         identity_secret=str(doc["pvt_identity_secret"]).encode(),
     )
 
 
+async def follow_signing_key(store: CouchStore, tokens: TokenService, every_s: float) -> None:
+    """Re-read the signing key every ``every_s`` seconds and use it when it changed; runs until cancelled. A
+    failed read keeps the key in use (CouchDB being away must not stop tokens being checked)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            key = await current_signing_key(store)
+        except StorageError:
+            log.warning("could not re-read the token signing key; the key in use is kept", exc_info=True)
+            continue
+        if key is not None:
+            tokens.use(key)
+
+
 class TokenService:
+    """Issues and checks tokens with the current signing key, parsed once; :meth:`use` swaps in a new key (the
+    app re-reads the key document every ``Settings.signing_key_check_s`` seconds, so a key changed in CouchDB
+    is used by every process within that bound)."""
+
     def __init__(self, key: SigningKey, lifetime_s: int) -> None:
+        self.lifetime_s = lifetime_s
         self._key = key
         self._public_key = key.public_key
-        self.lifetime_s = lifetime_s
+        # Tokens this key has verified, with their expiry: a client sends the same token again and again, and an
+        # RSA signature check costs more CPU than the rest of a small request. A token stays valid until its
+        # ``exp`` whoever checks it, so keeping the answer adds no staleness; a new key empties it.
+        self._verified: dict[str, tuple[float, AuthContext]] = {}
+
+    @property
+    def key(self) -> SigningKey:
+        return self._key
+
+    def use(self, key: SigningKey) -> None:
+        """Sign and verify with ``key`` from now on (nothing is parsed again when it is the same key)."""
+        if key == self._key:
+            return
+        self._public_key = key.public_key
+        self._key = key
+        self._verified = {}
 
     def _identity_sig(self, account_id: str, owner_id: str | None) -> str:
         message = f"{account_id}:{owner_id or ''}".encode()
@@ -119,10 +178,13 @@ class TokenService:
         }
         if owner_id:
             claims["owner_id"] = owner_id
-        return jwt.encode(claims, self._key.private_pem, algorithm=ALGORITHM)
+        return jwt.encode(claims, self._key.private_key, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> AuthContext:
         """Check algorithm, signature, expiry and identity signature; any failure is 401."""
+        kept = self._verified.get(token)
+        if kept is not None and time.time() < kept[0]:
+            return kept[1]
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -139,8 +201,12 @@ class TokenService:
             str(claims.get("identity_sig", "")), self._identity_sig(account_id, owner_id)
         ):
             raise InvalidCredentials()
-        return AuthContext(
+        auth = AuthContext(
             token=token,
             account_id=account_id,
             owner_id=owner_id if isinstance(owner_id, str) else None,
         )
+        if len(self._verified) >= _MAX_VERIFIED:
+            self._verified.clear()
+        self._verified[token] = (float(claims["exp"]), auth)
+        return auth

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +80,39 @@ async def load_account(store: CouchStore, account_id: str) -> Account:
     if doc.get("pvt_type") != "account" or doc.get("pvt_deleted"):
         raise BadIdentifier(account_id)
     return Account.from_doc(doc)
+
+
+class AccountCache:
+    """Accounts read to authorise requests, each kept at most ``max_age_s`` seconds after it was read.
+
+    Several service processes share one CouchDB, so this cache is only a bounded shortcut: an account changed,
+    disabled or deleted through any process is seen by every process within ``max_age_s`` (the age counts from
+    before the read, so the bound holds however slow the read was). Unknown accounts are not kept (a new account
+    is usable at once), and at most ``max_entries`` accounts are kept, the oldest read dropped first.
+    ``max_age_s`` 0 reads the account on every request."""
+
+    def __init__(
+        self, max_age_s: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_age_s = max_age_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Account]] = {}
+
+    async def load(self, store: CouchStore, account_id: str) -> Account:
+        """:func:`load_account`, answered from the cache while the account read is younger than the bound."""
+        if self.max_age_s <= 0:
+            return await load_account(store, account_id)
+        now = self._clock()
+        kept = self._entries.get(account_id)
+        if kept is not None and now - kept[0] < self.max_age_s:
+            return kept[1]
+        self._entries.pop(account_id, None)
+        account = await load_account(store, account_id)
+        self._entries[account_id] = (now, account)
+        while len(self._entries) > self.max_entries:
+            del self._entries[next(iter(self._entries))]
+        return account
 
 
 async def create_account(

@@ -9,7 +9,7 @@ Every filter present must match. Message listings point the key filters under ``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,10 +82,16 @@ Predicate = Callable[[JsonDict], bool]
 @dataclass(frozen=True)
 class DocFilter:
     predicates: tuple[Predicate, ...]
+    # The dot paths the predicates read (a document holding only these is filtered as the whole one would be).
+    paths: frozenset[str] = frozenset()
 
     @property
     def active(self) -> bool:
         return bool(self.predicates)
+
+    def reads_only(self, paths: Collection[str]) -> bool:
+        """Whether every predicate reads a path among ``paths`` (and nothing below them)."""
+        return self.paths <= set(paths)
 
     def matches(self, doc: JsonDict) -> bool:
         return all(predicate(doc) for predicate in self.predicates)
@@ -127,18 +133,25 @@ def _key_test(path: str, test: Callable[[Any], bool]) -> Predicate:
 
 def build_filter(query: Mapping[str, str], *, key_prefix: str = "", time_filters: bool = True) -> DocFilter:
     predicates: list[Predicate] = []
+    paths: set[str] = set()
     for name, raw in query.items():
         if name.startswith("filter_not_"):
-            predicates.append(_equals(key_prefix + name[len("filter_not_") :], _wanted(raw), True))
+            path = key_prefix + name[len("filter_not_") :]
+            predicates.append(_equals(path, _wanted(raw), True))
         elif name.startswith("filter_"):
-            predicates.append(_equals(key_prefix + name[len("filter_") :], _wanted(raw), False))
+            path = key_prefix + name[len("filter_") :]
+            predicates.append(_equals(path, _wanted(raw), False))
         elif name in _KEY_TESTS:
-            predicates.append(_key_test(key_prefix + raw, _KEY_TESTS[name]))
+            path = key_prefix + raw
+            predicates.append(_key_test(path, _KEY_TESTS[name]))
         elif time_filters and name in TIME_FILTERS:
             try:
                 bound = int(raw)
             except ValueError:
                 continue  # Kazoo ignores non-numeric bounds
-            field, direction = TIME_FILTERS[name]
-            predicates.append(_time_bound(field, bound, direction))
-    return DocFilter(tuple(predicates))
+            path, direction = TIME_FILTERS[name]
+            predicates.append(_time_bound(path, bound, direction))
+        else:
+            continue
+        paths.add(path)
+    return DocFilter(tuple(predicates), frozenset(paths))

@@ -63,6 +63,13 @@ def load_schema(name: str) -> JsonDict:
     return schema
 
 
+@cache
+def _validator(name: str) -> Draft4Validator:
+    """One validator per schema, built once: the schema files are part of the installed package and never change
+    while a process runs (a validator keeps no state between validations)."""
+    return DefaultingValidator(load_schema(name), registry=_registry(), format_checker=FormatChecker())
+
+
 def schema_default(schema_name: str, field: str) -> Any:
     return copy.deepcopy(load_schema(schema_name)["properties"][field].get("default"))
 
@@ -137,7 +144,7 @@ def validate(schema_name: str, data: JsonDict, *, extra_errors: Errors | None = 
     errors, since Kazoo continues validating after a module check fails.
     """
     instance = copy.deepcopy(data)
-    validator = DefaultingValidator(load_schema(schema_name), registry=_registry(), format_checker=FormatChecker())
+    validator = _validator(schema_name)
     for _attempt in range(32):
         errors = list(validator.iter_errors(instance))
         castable = []

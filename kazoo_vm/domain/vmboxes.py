@@ -10,6 +10,7 @@ it, so the guarantee holds across any number of service processes.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
@@ -367,20 +368,39 @@ async def list_boxes(
     scope: Scope,
     paging: Paging,
     doc_filter: DocFilter,
-    counts: Mapping[str, Mapping[str, int]] | None = None,
+    counts: Awaitable[Mapping[str, Mapping[str, int]]] | None = None,
 ) -> BoxPage:
-    """Box summaries in box-id order (4.3's ``crossbar_listing`` key); filtered-out rows do not use up the page."""
+    """Box summaries in box-id order (4.3's ``crossbar_listing`` key); filtered-out rows do not use up the page.
+    ``counts`` (the message counts to merge in) are fetched while the listing is read."""
+    counting = asyncio.ensure_future(counts) if counts is not None else None
+    try:
+        return await _list_boxes(scope, paging, doc_filter, counting)
+    finally:
+        if counting is not None and not counting.done():
+            counting.cancel()
+            await asyncio.gather(counting, return_exceptions=True)
+
+
+async def _list_boxes(
+    scope: Scope,
+    paging: Paging,
+    doc_filter: DocFilter,
+    counting: asyncio.Future[Mapping[str, Mapping[str, int]]] | None,
+) -> BoxPage:
     store, account = scope.store, scope.account
     items: list[JsonDict] = []
     start_key = paging.start_key
     skip_first = False
     batch = (paging.page_size + 1) if paging.paginate else None
     next_key: Any = None
+    counts: Mapping[str, Mapping[str, int]] | None = None
     while True:
         limit = batch + (1 if skip_first else 0) if batch is not None else None
         rows = await stored_boxes.box_listing(
             store, account.db, after=start_key, limit=limit, with_docs=doc_filter.active
         )
+        if counts is None:
+            counts = await counting if counting is not None else {}
         if skip_first and rows:
             rows = rows[1:]
         for row in rows:
@@ -389,8 +409,7 @@ async def list_boxes(
                 break
             if doc_filter.active and not (row.doc is not None and doc_filter.matches(row.doc)):
                 continue
-            box_counts = (counts or {}).get(row.box_id)
-            items.append(summary(row.summary, box_counts))
+            items.append(summary(row.summary, counts.get(row.box_id)))
         if next_key is not None or batch is None or len(rows) < batch:
             break
         start_key = rows[-1].key

@@ -129,13 +129,16 @@ async def _send(request: web.Request, response: web.StreamResponse, chunks: Asyn
 async def get_audio(request: web.Request) -> web.StreamResponse:
     _accepting(request, http_downloads.AUDIO_DOWNLOAD_TYPES)
     scope = context(request)
-    download = await downloads.single_download(scope, request.match_info["box_id"], request.match_info["message_id"])
-    ref = download.audio
-    wanted = http_downloads.byte_range(request.headers.get("Range"), ref.length) if ref.length is not None else None
-    part = (wanted.start, wanted.end) if wanted is not None and wanted.partial else None
-    async with downloads.open_audio(scope, ref, part) as body:
-        response = http_downloads.audio_response(download.file_name, ref.content_type, wanted, body)
-        return await _send(request, response, body.chunks)
+    asked = request.headers.get("Range")
+    async with downloads.single_download(
+        scope, request.match_info["box_id"], request.match_info["message_id"], whole=asked is None
+    ) as download:
+        ref = download.audio
+        wanted = http_downloads.byte_range(asked, ref.length) if ref.length is not None else None
+        part = (wanted.start, wanted.end) if wanted is not None and wanted.partial else None
+        async with download.open(scope, part) as body:
+            response = http_downloads.audio_response(download.file_name, ref.content_type, wanted, body)
+            return await _send(request, response, body.chunks)
 
 
 async def put_audio(request: web.Request) -> web.StreamResponse:

@@ -29,8 +29,8 @@ async def list_boxes(request: web.Request) -> web.StreamResponse:
     req = parsed(request)
     paging = paging_from(req, request.app[appkeys.SETTINGS].page_size)
     scope = context(request)
-    counts = await request.app[appkeys.COUNTS](scope)
-    page = await vmboxes.list_boxes(scope, paging, build_filter(req.query), counts)
+    doc_filter = build_filter(req.query)
+    page = await vmboxes.list_boxes(scope, paging, doc_filter, request.app[appkeys.COUNTS](scope))
     # crossbar_doc paging: start_key is echoed only when the client sent one.
     start_key = req.value("start_key") if paging.start_key_given else None
     return envelope.page(

@@ -12,7 +12,6 @@ from aiohttp import web
 
 from kazoo_vm import appkeys
 from kazoo_vm.auth.authenticate import authenticate, authorize
-from kazoo_vm.domain.accounts import load_account
 from kazoo_vm.errors import MethodNotAllowed, UnsupportedMediaType
 from kazoo_vm.http.request import parse_request
 from kazoo_vm.http.route import Handler, Route
@@ -41,11 +40,12 @@ def endpoint(routes: Sequence[Route]) -> Handler:
             raise UnsupportedMediaType(parsed.content_type, JSON_CONTENT_TYPES)
         if route.auth == "account":
             store = request.app[appkeys.STORE]
-            account = await load_account(store, request.match_info["account_id"])
+            cache = request.app[appkeys.ACCOUNTS]
+            account = await cache.load(store, request.match_info["account_id"])
             request[appkeys.ACCOUNT] = account
             auth = await authenticate(store, request.app[appkeys.TOKENS], request.headers, parsed)
             request[appkeys.AUTH] = auth
-            await authorize(store, auth, account)
+            await authorize(store, cache, auth, account)
         return await route.handler(request)
 
     return handle

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from kazoo_vm.errors import KazooError
 EXPIRES = "Fri, 01 Jan 1999 00:00:00 GMT"  # Kazoo's default resp_expires
 
 
+@cache
 def node_id(node_name: str) -> str:
     """base64url(md5(node name)) without padding, as Kazoo's kz_nodes:node_encoded."""
     digest = hashlib.md5(node_name.encode()).digest()
@@ -65,16 +67,31 @@ def _wants_pretty(request: web.Request) -> bool:
     return parsed.flag("pretty_print") if parsed is not None else request.query.get("pretty_print") == "true"
 
 
+# Stands for ``data`` while the rest of a list envelope is serialised; its encoded form never occurs elsewhere as
+# ``"data":<it>`` (quotes inside a JSON string are escaped), so one replace puts the data's own text in its place.
+_DATA_SLOT = "\u0000data\u0000"
+_DATA_SLOT_TEXT = '"data":' + json.dumps(_DATA_SLOT)
+
+
+def _dumps(body: dict[str, Any], pretty: bool) -> str:
+    return json.dumps(body, indent=2 if pretty else None, separators=None if pretty else (",", ":"), sort_keys=True)
+
+
 def render(
-    request: web.Request, body: dict[str, Any], status: int, headers: dict[str, str] | None = None
+    request: web.Request,
+    body: dict[str, Any],
+    status: int,
+    headers: dict[str, str] | None = None,
+    *,
+    data_text: str | None = None,
 ) -> web.Response:
-    """Serialise an envelope, honouring ``pretty_print`` and ``jsonp`` as Kazoo does."""
-    text = json.dumps(
-        body,
-        indent=2 if _wants_pretty(request) else None,
-        separators=None if _wants_pretty(request) else (",", ":"),
-        sort_keys=True,
-    )
+    """Serialise an envelope, honouring ``pretty_print`` and ``jsonp`` as Kazoo does. ``data_text``: ``data``
+    already serialised (compact, sorted keys), put in as it is rather than serialised again."""
+    pretty = _wants_pretty(request)
+    if data_text is not None and not pretty:
+        text = _dumps({**body, "data": _DATA_SLOT}, pretty).replace(_DATA_SLOT_TEXT, '"data":' + data_text, 1)
+    else:
+        text = _dumps(body, pretty)
     parsed = request.get(appkeys.PARSED)
     callback = parsed.value("jsonp") if parsed is not None else request.query.get("jsonp")
     content_type = "application/json"
@@ -82,6 +99,16 @@ def render(
         text = f"{callback}({text});"
         content_type = "application/javascript"
     return web.Response(text=text, status=status, content_type=content_type, headers=headers)
+
+
+def list_revision(data_text: str, paging: dict[str, Any] | None) -> str:
+    """A list answer's revision: the md5 of its data (and paging keys), so the same content gives the same value
+    on every request and ``If-None-Match`` can match (Kazoo hashes the whole encoded response, request id and
+    timestamp included, so its list revisions never repeat)."""
+    digest = hashlib.md5(data_text.encode())
+    if paging:
+        digest.update(json.dumps(paging, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()
 
 
 def success(
@@ -98,11 +125,13 @@ def success(
     body.update(extra or {})
     body["data"] = data
     body["status"] = "success"
-    if paging:
-        body.update({key: value for key, value in paging.items() if value is not None})
+    shown_paging = {key: value for key, value in (paging or {}).items() if value is not None}
+    body.update(shown_paging)
+    data_text = None
     if revision is None and isinstance(data, list):
-        # Lists have no revision of their own: Kazoo uses the md5 of the encoded response.
-        revision = hashlib.md5(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        # Lists have no revision of their own: the data is serialised once, for the hash and for the answer.
+        data_text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+        revision = list_revision(data_text, shown_paging)
     if revision is not None:
         body["revision"] = revision
     all_headers = dict(headers or {})
@@ -112,7 +141,7 @@ def success(
             return web.Response(status=304, headers={"ETag": etag})
         all_headers["ETag"] = etag
         all_headers["Expires"] = EXPIRES
-    return render(request, body, status, all_headers)
+    return render(request, body, status, all_headers, data_text=data_text)
 
 
 def error_body(request: web.Request, error: KazooError) -> dict[str, Any]:

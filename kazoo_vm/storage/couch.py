@@ -11,15 +11,19 @@ and documents by path ourselves, because:
 * aiocouch's public calls replace a failure by an exception carrying their own message, CouchDB's ``reason`` (which
   tells a missing database from a missing document) only on its chained cause, and raise ``ValueError`` for any
   status their table does not list (416, 5xx); its request primitive gives us status and reason as they are;
-* aiocouch reads attachments whole into memory (pinned too): audio and ZIPs are streamed through its session here.
+* aiocouch reads attachments whole into memory (pinned too): audio and ZIPs are streamed through its session here;
+* aiocouch's request primitive (``RemoteServer._request``) decodes every response body twice, once to look for
+  ``reason`` (even on success) and once for the result (pinned too): JSON requests go through its session here and
+  decode the body once.
 
 Every failure leaves this module as a :mod:`kazoo_vm.storage.errors` type.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +31,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiocouch
 import aiohttp
-from aiocouch.exception import RemoteResponseError
 
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage.errors import (
@@ -42,6 +45,9 @@ from kazoo_vm.storage.instrument import audio_sent, couch_call
 
 # View query parameters whose values CouchDB expects JSON-encoded.
 _JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key"})
+_JSON_HEADERS = {"Content-Type": "application/json"}
+# Database names remembered as existing, at most (the memo is emptied beyond it).
+_MAX_SEEN_DATABASES = 100_000
 
 
 def quote_name(name: str) -> str:
@@ -109,6 +115,40 @@ class AttachmentStream:
             yield chunk
 
 
+class DocWithAttachments:
+    """A document read with its attachments (:meth:`CouchStore.open_doc_with_attachments`)."""
+
+    def __init__(self, doc: JsonDict, reader: aiohttp.MultipartReader | None) -> None:
+        self.doc = doc
+        self._reader = reader
+
+    async def attachment(self, name: str) -> tuple[AsyncIterator[bytes], int | None] | None:
+        """The bytes of attachment ``name`` and its length, or None when the document has no such attachment.
+        The multipart parts come in order: an attachment passed over cannot be read afterwards."""
+        if self._reader is None:
+            stub = (self.doc.get("_attachments") or {}).get(name)
+            if not isinstance(stub, dict) or not isinstance(stub.get("data"), str):
+                return None
+            data = base64.b64decode(stub["data"])
+            return _once(data), len(data)
+        while True:
+            part = await self._reader.next()
+            if part is None:
+                return None
+            if isinstance(part, aiohttp.BodyPartReader) and part.filename == name:
+                length = part.headers.get("Content-Length")
+                return _part_chunks(part), int(length) if length and length.isdigit() else None
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _part_chunks(part: aiohttp.BodyPartReader, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(size):
+        yield chunk
+
+
 async def sliced(chunks: AsyncIterator[bytes], start: int, length: int) -> AsyncIterator[bytes]:
     """Bytes ``start`` .. ``start + length - 1`` of a stream: serves a range when CouchDB answered the request
     for it with the whole attachment (CouchDB versions and proxies that ignore ``Range``)."""
@@ -140,12 +180,19 @@ class CouchStore:
         network) is noticed after that long; a long answer that keeps flowing (a big attachment) is not cut."""
         base, user, password = _split_credentials(url)
         self.base_url = base
+        # Every HTTP request this store sends, counted where aiohttp starts it (JSON calls, attachments, views):
+        # what tests and benchmarks compare with the CouchDB work an API request needs.
+        self.requests_sent = 0
+        self._seen_databases: set[str] = set()
+        counting = aiohttp.TraceConfig()
+        counting.on_request_start.append(self._count_request)
         self._couch = aiocouch.CouchDB(
             base,
             user=user,
             password=password,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s),
             auto_decompress=True,
+            trace_configs=[counting],
         )
         self._remote = self._couch._server
 
@@ -157,6 +204,9 @@ class CouchStore:
     async def close(self) -> None:
         await self._couch.close()
 
+    async def _count_request(self, session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+        self.requests_sent += 1
+
     # -- the request primitive -------------------------------------------------------------------------
 
     async def _json(
@@ -167,18 +217,31 @@ class CouchStore:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
     ) -> Any:
+        """One JSON request through aiocouch's session (its auth and headers), the body decoded once."""
         kwargs: dict[str, Any] = {}
         if body is not None:
-            kwargs["json"] = body
+            kwargs["data"] = json.dumps(body, separators=(",", ":"))
+            kwargs["headers"] = _JSON_HEADERS
         with couch_call(method, path):
             try:
-                _, result = await self._remote._request(method, path, params=_encode_params(params or {}), **kwargs)
-            except RemoteResponseError as exc:
-                raise error_for_status(exc.status, exc.reason, f"{method} {path}") from exc
+                async with self._session.request(
+                    method, self.base_url + path, params=_encode_params(params or {}), **kwargs
+                ) as response:
+                    raw = await response.read()
+                    status = response.status
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
                 raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
             except aiohttp.ClientError as exc:
                 raise StorageError(f"CouchDB request {method} {path} failed: {exc!r}") from exc
+            try:
+                result = json.loads(raw) if raw else None
+            except ValueError as exc:
+                if status >= 400:
+                    raise error_for_status(status, None, f"{method} {path}") from exc
+                raise StorageError(f"CouchDB answered {method} {path} with a body that is not JSON") from exc
+            if status >= 400:
+                reason = result.get("reason") if isinstance(result, dict) else None
+                raise error_for_status(status, reason, f"{method} {path}")
         return result
 
     # -- server ------------------------------------------------------------------------------------------
@@ -198,12 +261,29 @@ class CouchStore:
         try:
             await self._json("PUT", f"/{quote_name(db)}")
         except AlreadyExists:
+            self._saw_databases([db])
             return False
+        self._saw_databases([db])
         return True
 
     async def put_security(self, db: str, security: JsonDict) -> None:
         """Replace the database's ``_security`` object (who may read and write it)."""
         await self._json("PUT", f"/{quote_name(db)}/_security", body=security)
+
+    async def existing_databases(self, names: Sequence[str]) -> list[str]:
+        """Those of ``names`` that exist. A database once seen existing is taken to exist from then on (one deleted
+        since answers its queries with ``DatabaseNotFound``, which callers read as empty); the rest cost one
+        ``_all_dbs`` request over their range together, nothing when every one is already known."""
+        unknown = [name for name in names if name not in self._seen_databases]
+        if unknown:
+            found = set(await self.all_dbs_between(min(unknown), max(unknown)))
+            self._saw_databases(name for name in unknown if name in found)
+        return [name for name in names if name in self._seen_databases]
+
+    def _saw_databases(self, names: Iterable[str]) -> None:
+        if len(self._seen_databases) > _MAX_SEEN_DATABASES:
+            self._seen_databases.clear()
+        self._seen_databases.update(names)
 
     async def db_exists(self, db: str) -> bool:
         try:
@@ -295,6 +375,35 @@ class CouchStore:
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
                 raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
 
+    @asynccontextmanager
+    async def open_doc_with_attachments(self, db: str, doc_id: str) -> AsyncIterator[DocWithAttachments]:
+        """A document and its attachments in one request (``attachments=true``): CouchDB answers
+        ``multipart/related``, the document first, then each attachment, read while they arrive; a server that
+        answers JSON instead (the development server) inlines them as base64. Everything must be read inside
+        this context."""
+        url = self.base_url + doc_path(db, doc_id)
+        headers = {"Accept": "multipart/related, application/json"}
+        with couch_call("GET", url, kind="attachment"):
+            try:
+                async with self._session.get(
+                    url, params={"attachments": "true"}, headers=headers, auto_decompress=False
+                ) as response:
+                    if response.status >= 400:
+                        reason = None
+                        with suppress(ValueError, aiohttp.ClientError):
+                            reason = (await response.json(content_type=None)).get("reason")
+                        raise error_for_status(response.status, reason, f"GET {doc_id} with attachments")
+                    if response.content_type == "multipart/related":
+                        reader = aiohttp.MultipartReader(response.headers, response.content)
+                        first = await reader.next()
+                        if not isinstance(first, aiohttp.BodyPartReader):
+                            raise StorageError(f"CouchDB sent no document part for {doc_id}")
+                        yield DocWithAttachments(json.loads(await first.read()), reader)
+                    else:
+                        yield DocWithAttachments(json.loads(await response.read()), None)
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
+
     async def read_attachment(self, db: str, doc_id: str, name: str) -> bytes:
         async with self.open_attachment(db, doc_id, name) as stream:
             return await stream.response.read()
@@ -338,6 +447,7 @@ __all__ = [
     "AttachmentStream",
     "Conflict",
     "CouchStore",
+    "DocWithAttachments",
     "JsonDict",
     "ViewRow",
     "doc_path",

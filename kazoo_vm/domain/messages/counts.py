@@ -25,7 +25,10 @@ def _window(settings: Settings) -> tuple[int, int]:
     return retention.cutoff(settings, now), now
 
 
-def _months(account: Account, settings: Settings) -> list[tuple[str, int, int, tuple[int, int]]]:
+_Month = tuple[str, int, int, tuple[int, int]]
+
+
+def _months(account: Account, settings: Settings) -> list[_Month]:
     """``(MODB, first second, last second, month span)`` for every month of the retention window."""
     low, high = _window(settings)
     months = []
@@ -35,8 +38,15 @@ def _months(account: Account, settings: Settings) -> list[tuple[str, int, int, t
     return months
 
 
-async def _per_modb(store: CouchStore, settings: Settings, account: Account) -> list[tuple[str, Counts]]:
+async def _existing_months(store: CouchStore, settings: Settings, account: Account) -> list[_Month]:
+    """The months of the retention window whose MODB exists: a missing one is never queried."""
     months = _months(account, settings)
+    existing = set(await store.existing_databases([month[0] for month in months]))
+    return [month for month in months if month[0] in existing]
+
+
+async def _per_modb(store: CouchStore, settings: Settings, account: Account) -> list[tuple[str, Counts]]:
+    months = await _existing_months(store, settings, account)
     counted = await asyncio.gather(
         *(stored_messages.modb_counts(store, db, low, high, span) for db, low, high, span in months)
     )
@@ -65,10 +75,13 @@ async def account_counts(scope: Scope) -> dict[str, dict[str, int]]:
     return result
 
 
-async def box_count(scope: Scope, box_id: str) -> int:
-    """New + saved messages of one box within retention: what the mailbox-full check compares
-    (kvm_messages count/2). Messages on their way out of the box do not count."""
-    store, settings, account = scope.store, scope.settings, scope.account
-    months = _months(account, settings)
-    counted = [stored_messages.box_modb_count(store, db, box_id, low, high, span) for db, low, high, span in months]
-    return sum(await asyncio.gather(*counted))
+async def box_count(scope: Scope, box_id: str, at_most: int) -> int:
+    """New + saved messages of one box within retention, counted up to ``at_most``: what the mailbox-full check
+    compares (kvm_messages count/2), at a cost bounded by ``at_most`` rather than by the size of the box.
+    Messages on their way out of the box do not count."""
+    months = await _existing_months(scope.store, scope.settings, scope.account)
+    counted = [
+        stored_messages.box_modb_count(scope.store, db, box_id, low, high, at_most=at_most)
+        for db, low, high, _span in months
+    ]
+    return min(at_most, sum(await asyncio.gather(*counted)))

@@ -69,7 +69,7 @@ async def ensure_room(scope: Scope, box: JsonDict) -> None:
     limit = scope.settings.max_message_count
     if limit <= 0:
         return
-    count = await message_counts.box_count(scope, box["_id"])
+    count = await message_counts.box_count(scope, box["_id"], at_most=limit)
     if count >= limit:
         raise ValidationFailed.single("messages", "maxItems", BOX_FULL_MESSAGE, target=limit, cause=count)
 

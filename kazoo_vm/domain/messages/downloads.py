@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.domain.context import Scope
-from kazoo_vm.domain.messages import audio
+from kazoo_vm.domain.messages import audio, retention
 from kazoo_vm.domain.messages.audio import AudioRef
 from kazoo_vm.domain.messages.bulk import read_settled
 from kazoo_vm.domain.messages.changes import fetch_message, message_ids
-from kazoo_vm.domain.messages.documents import zone
+from kazoo_vm.domain.messages.documents import folder_of, zone
 from kazoo_vm.domain.messages.lookup import may_exist, resolve_ids
 from kazoo_vm.domain.messages.records import is_box_message
 from kazoo_vm.domain.messages.zip_download import ZipEntry, unique_names
@@ -28,6 +29,8 @@ from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, NothingFound
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import DocWithAttachments
+from kazoo_vm.storage.errors import NotFound
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -84,10 +87,21 @@ async def open_audio(scope: Scope, ref: AudioRef, part: tuple[int, int] | None =
 
 @dataclass(frozen=True)
 class Download:
-    """A recording ready to be served: where it is and the file name clients see."""
+    """A recording ready to be served: where it is and the file name clients see; ``whole`` the recording itself
+    when it arrived with the message (see :func:`single_download`)."""
 
     audio: AudioRef
     file_name: str
+    whole: AudioBody | None = None
+
+    @asynccontextmanager
+    async def open(self, scope: Scope, part: tuple[int, int] | None = None) -> AsyncIterator[AudioBody]:
+        """The bytes to send: what already arrived when the whole recording is wanted, else a read of ``part``."""
+        if self.whole is not None and part is None:
+            yield self.whole
+            return
+        async with open_audio(scope, self.audio, part) as body:
+            yield body
 
 
 def _caller_and_time(doc: JsonDict) -> tuple[Any, Any]:
@@ -99,22 +113,79 @@ def _caller_and_time(doc: JsonDict) -> tuple[Any, Any]:
     return metadata.get("caller_id_number"), timestamp
 
 
-async def single_download(scope: Scope, box_id: str, raw_id: str) -> Download:
-    """``GET /{B}/messages/{M}/raw``: the message (fetched as for GET, so a folderless one is saved as ``new``)
-    and its box (for the time zone of the file name) are read at the same time."""
+# Box time zones for file names, ``(account id, box id) -> (when read, zone)``: Kazoo reads the box through its
+# document cache too (cb_vmboxes load_message_binary, kz_datamgr:open_cache_doc). Kept at most
+# Settings.account_cache_s seconds, so a zone changed through any process names files within that bound.
+_ZONES: dict[tuple[str, str], tuple[float, str]] = {}
+_MAX_ZONES = 10_000
+
+
+async def _box_zone(scope: Scope, box_id: str) -> str:
+    key = (scope.account.id, box_id)
+    now = time.monotonic()
+    kept = _ZONES.get(key)
+    if kept is not None and now - kept[0] < scope.settings.account_cache_s:
+        return kept[1]
+    zone_name = await box_timezone(scope, await load_box(scope, box_id))
+    if scope.settings.account_cache_s > 0:
+        if len(_ZONES) >= _MAX_ZONES:
+            _ZONES.clear()
+        _ZONES[key] = (now, zone_name)
+    return zone_name
+
+
+@asynccontextmanager
+async def single_download(scope: Scope, box_id: str, raw_id: str, *, whole: bool = False) -> AsyncIterator[Download]:
+    """``GET /{B}/messages/{M}/raw``: what to send. When the ``whole`` recording is wanted and the id names its
+    MODB, the message and its audio come in one request (the box's time zone from the bounded cache above);
+    anything unusual (a legacy id, a folderless, expired or moving message, linked audio, an error) takes the
+    general way. The bytes must be read inside this context."""
     if not may_exist(raw_id):
         raise BadIdentifier(raw_id)  # before the box is read: an id that names nothing costs no request
-    fetched, box = await asyncio.gather(
-        fetch_message(scope, box_id, raw_id), load_box(scope, box_id), return_exceptions=True
+    if whole and naming.is_message_id(raw_id):
+        try:
+            async with scope.store.open_doc_with_attachments(scope.db(raw_id), raw_id) as read:
+                found = await _with_audio(scope, box_id, read)
+                if found is not None:
+                    yield found
+                    return
+        except NotFound:
+            pass
+    yield await _download(scope, box_id, raw_id)
+
+
+async def _with_audio(scope: Scope, box_id: str, read: DocWithAttachments) -> Download | None:
+    """The download of a message read with its attachments, or None when the general way must answer."""
+    doc = read.doc
+    if not is_box_message(doc, box_id) or folder_of(doc) is None or retention.is_prior(doc, scope.oldest()):
+        return None
+    ref = await audio.locate(scope.store, scope.db(doc["_id"]), doc)
+    if ref is None or ref.doc_id != doc["_id"]:
+        return None
+    timezone = await _box_zone(scope, box_id)
+    found = await read.attachment(ref.name)
+    if found is None:
+        return None
+    chunks, length = found
+    if ref.length is None and length is not None:
+        ref = replace(ref, length=length)
+    caller, timestamp = _caller_and_time(doc)
+    return Download(ref, media_file_name(caller, timestamp, ref.extension, timezone), AudioBody(chunks, length))
+
+
+async def _download(scope: Scope, box_id: str, raw_id: str) -> Download:
+    """The message (fetched as for GET, so a folderless one is saved as ``new``) and its box's time zone (for the
+    file name), read at the same time; the audio is read later, as a whole or in part."""
+    fetched, timezone = await asyncio.gather(
+        fetch_message(scope, box_id, raw_id), _box_zone(scope, box_id), return_exceptions=True
     )
-    for outcome in (fetched, box):
+    for outcome in (fetched, timezone):
         if isinstance(outcome, BaseException):
             raise outcome
-    assert isinstance(fetched, dict) and isinstance(box, dict)
+    assert isinstance(fetched, dict) and isinstance(timezone, str)
     ref = await audio.locate(scope.store, scope.db(fetched["_id"]), fetched)
     if ref is None:
         raise BadIdentifier(NO_AUDIO)
-    timezone = await box_timezone(scope, box)
     caller, timestamp = _caller_and_time(fetched)
     return Download(ref, media_file_name(caller, timestamp, ref.extension, timezone))
 

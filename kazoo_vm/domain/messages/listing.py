@@ -32,6 +32,11 @@ from kazoo_vm.storage.couch import ViewRow
 from kazoo_vm.storage.messages import ListingView, account_listing_view, box_key, box_listing_view
 
 MAX_BATCH = 500
+# The metadata fields the listing views emit as each row's value (couch_design_docs/modb/mailbox_messages.json).
+ROW_METADATA_PATHS = frozenset(
+    f"metadata.{field}"
+    for field in ("timestamp", "from", "to", "caller_id_number", "caller_id_name", "call_id", "folder", "length")
+)
 BAD_START_KEY = "start_key is not a key this listing handed out"
 
 
@@ -175,7 +180,8 @@ async def view_entries(
                     continue
                 if transit.in_transit_row(str(row.id), row.value) and await transit.settle_quietly(scope, str(row.id)):
                     continue  # a source on its way to another box: finished now, listed there from here on
-                yield Entry(yyyymm, row.key, str(row.id), dict(row.value or {}), row.doc)
+                value = dict(row.value or {})
+                yield Entry(yyyymm, row.key, str(row.id), value, row.doc if docs else {"metadata": value})
             if len(rows) < limit:
                 break
 
@@ -267,7 +273,9 @@ async def list_messages(
     window, descending, paging, doc_filter = query.window, query.descending, query.paging, query.doc_filter
     start = decode_position(paging.start_key, view, box_id) if paging.start_key_given else None
     demand = Demand(paging, doc_filter.active)
-    rows = view_entries(scope, view, window, descending, start, demand, doc_filter.active)
+    # Filters on the metadata the listing rows carry are checked on the rows: no document is read for them.
+    docs = doc_filter.active and not doc_filter.reads_only(ROW_METADATA_PATHS)
+    rows = view_entries(scope, view, window, descending, start, demand, docs)
     extra = legacy_entries(legacy_items, str(box_id), window, descending, start) if legacy_items else []
     stream = merged(rows, extra, descending) if extra else rows
     try:
