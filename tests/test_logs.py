@@ -102,7 +102,8 @@ async def test_a_session_of_requests_logs_json_lines_without_any_credential(
     assert fetched["route"] == "/v2/accounts/{account_id}/vmboxes/{box_id}"
     assert fetched["account_id"] == account.id
     assert fetched["request_id"] == envelope["request_id"] == response.headers["X-Request-Id"]
-    assert fetched["couch_requests"] >= 2  # the account, the box (and the token's checks)
+    # The box, and the account unless it was read within the account cache's bound.
+    assert fetched["couch_requests"] in (1, 2)
     assert fetched["level"] == "info"
     refused = next(r for r in requests if r["status"] == 400)
     assert refused["level"] == "warning" and refused["error"] == "validation error"

@@ -141,11 +141,13 @@ class DocWithAttachments:
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
+    audio_sent(len(data))
     yield data
 
 
 async def _part_chunks(part: aiohttp.BodyPartReader, size: int = 64 * 1024) -> AsyncIterator[bytes]:
     while chunk := await part.read_chunk(size):
+        audio_sent(len(chunk))
         yield chunk
 
 
