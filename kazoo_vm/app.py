@@ -16,8 +16,11 @@ from kazoo_vm.domain.messages import changes as message_changes
 from kazoo_vm.domain.messages import counts as message_counts
 from kazoo_vm.events import Events, Listener
 from kazoo_vm.http.middleware import kazoo_middleware
+from kazoo_vm.notify.listener import outbox_listener
+from kazoo_vm.notify.worker import Worker
 from kazoo_vm.routes import setup_routes
 from kazoo_vm.runtime import prepare_couch, wait_for_couch
+from kazoo_vm.storage import outbox
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import sync_all
 from kazoo_vm.storage.errors import StorageError
@@ -52,7 +55,9 @@ def create_app(
     couch_url = settings.couch_url
     app = web.Application(middlewares=[kazoo_middleware], client_max_size=settings.max_upload_bytes + 1024 * 1024)
     app[appkeys.SETTINGS] = settings
-    app[appkeys.EVENTS] = Events(listeners)
+    # Notifications: every message event that is one is written to the outbox first (durable), then delivered by
+    # the workers of whichever process claims it.
+    app[appkeys.EVENTS] = Events([outbox_listener(lambda: app[appkeys.STORE], settings.notifications_db), *listeners])
 
     async def couch_context(app: web.Application) -> AsyncIterator[None]:
         store = CouchStore(couch_url)
@@ -64,7 +69,12 @@ def create_app(
             sync = settings.sync_design_docs if sync_design_docs is None else sync_design_docs
             # Walking every database can take a while on a big cluster: serve meanwhile.
             syncing = asyncio.create_task(_sync_design_docs(store)) if sync else None
+            await outbox.prepare(store, settings.notifications_db)
+            workers = [asyncio.create_task(Worker(store, settings).run()) for _ in range(settings.notify_workers)]
             yield
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
             if syncing is not None:
                 syncing.cancel()
                 await asyncio.gather(syncing, return_exceptions=True)

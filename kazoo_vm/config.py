@@ -60,6 +60,31 @@ class Settings:
     migrate_batch_size: int = 100
     migrate_workers: int = 10
 
+    # -- notifications (voicemail-to-email and webhooks) --
+    # KAZOO_VM_NOTIFY_WORKERS (1): delivery workers in each serve process; 0 only queues (another process delivers).
+    notify_workers: int = 1
+    # KAZOO_VM_NOTIFICATIONS_DB (kazoo_vm_notifications): the outbox database.
+    notifications_db: str = "kazoo_vm_notifications"
+    # KAZOO_VM_NOTIFY_MAX_ATTEMPTS (5): attempts of one email before it is marked failed.
+    notify_max_attempts: int = 5
+    # KAZOO_VM_NOTIFY_BACKOFF_S (30): the pause after a first failed attempt; doubled each time, ±50% jitter.
+    notify_backoff_s: float = 30.0
+    # KAZOO_VM_NOTIFY_BACKOFF_MAX_S (3600): the longest pause between two attempts.
+    notify_backoff_max_s: float = 3600.0
+    # KAZOO_VM_NOTIFY_LEASE_S (120): how long a claimed item is its worker's before another may take it.
+    notify_lease_s: float = 120.0
+    # KAZOO_VM_WEBHOOK_TIMEOUT_S (10): how long a webhook receiver may take to answer.
+    webhook_timeout_s: float = 10.0
+    # KAZOO_VM_WEBHOOK_DISABLE_AFTER (6): consecutive failed deliveries that disable a hook (Kazoo's
+    # webhooks.attempt_failure_count).
+    webhook_disable_after: int = 6
+    # KAZOO_VM_SMTP_URL (none: no email): smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465.
+    smtp_url: str | None = None
+    # KAZOO_VM_SMTP_FROM (no_reply@<node host>): the From address of voicemail-to-email.
+    smtp_from: str = field(default_factory=lambda: f"no_reply@{socket.gethostname()}")
+    # KAZOO_VM_TEMPLATES_DIR (none): a folder whose voicemail_to_email.{subject,text,html} override the bundled ones.
+    templates_dir: Path | None = None
+
     @property
     def uses_bundled_couch(self) -> bool:
         return self.couch_url is None
@@ -113,6 +138,20 @@ def _non_empty(raw: str) -> str:
     return raw.strip()
 
 
+def _seconds(raw: str) -> float:
+    value = float(raw.strip())
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _smtp_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must be an smtp:// or smtps:// URL such as smtp://user:secret@mail.example.com:587")
+    return raw.strip()
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build :class:`Settings` from ``environ`` (default: the process environment).
 
@@ -151,6 +190,18 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     read("sync_design_docs", _bool)
     read("migrate_batch_size", _int(1))
     read("migrate_workers", _int(1))
+    # notifications
+    read("notify_workers", _int(0))
+    read("notifications_db", _non_empty)
+    read("notify_max_attempts", _int(1))
+    read("notify_backoff_s", _seconds)
+    read("notify_backoff_max_s", _seconds)
+    read("notify_lease_s", _seconds)
+    read("webhook_timeout_s", _seconds)
+    read("webhook_disable_after", _int(1))
+    read("smtp_url", _smtp_url)
+    read("smtp_from", _non_empty)
+    read("templates_dir", lambda raw: Path(raw).expanduser())
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     values.update({key: value for key, value in overrides.items() if value is not None})

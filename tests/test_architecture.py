@@ -25,6 +25,7 @@ FLOORS: dict[str, int] = {
     "kazoo_vm.domain": 2,
     "kazoo_vm.auth": 3,
     "kazoo_vm.migrate": 3,
+    "kazoo_vm.notify": 3,
     "kazoo_vm.runtime": 3,
     "kazoo_vm.appkeys": 4,
     "kazoo_vm.http": 4,

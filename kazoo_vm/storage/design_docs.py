@@ -21,7 +21,7 @@ from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound
 
 log = logging.getLogger(__name__)
 
-DATABASE_CLASSES = ("accounts", "account", "modb")
+DATABASE_CLASSES = ("accounts", "account", "modb", "notifications")
 
 
 @cache
