@@ -19,7 +19,7 @@ VOICEMAIL_DELETED = "voicemail_deleted"
 NAMES = (VOICEMAIL_NEW, VOICEMAIL_FULL, VOICEMAIL_SAVED, VOICEMAIL_DELETED)
 
 # Why a message was deleted (voicemail_deleted requires a Reason).
-REASON_API = "api"
+REASON_API = "crossbar_action"
 REASON_AFTER_NOTIFY = "delete_after_notify"
 
 

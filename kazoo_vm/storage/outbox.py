@@ -147,12 +147,16 @@ async def next_due(store: CouchStore, db: str) -> float | None:
 async def listing(
     store: CouchStore, db: str, *, state: State | None = None, account_id: str | None = None, limit: int = 1000
 ) -> list[Item]:
-    """Items by state (all states when None), of one account or all, oldest first within a state."""
-    found: list[Item] = []
+    """Items by state (all states when None), of one account or all, oldest first within a state. One query per
+    state: an item that changed state between two of them is listed once, as last seen."""
+    found: dict[str, Item] = {}
     for one in (state,) if state else STATES:
         low: list[object] = [one] if account_id is None else [one, account_id]
         rows = await query_view(
             store, db, DB_CLASS, DESIGN, "by_state", startkey=low, endkey=[*low, {}], include_docs=True, limit=limit
         )
-        found.extend(Item.from_doc(row.doc) for row in rows if row.doc is not None)
-    return found
+        for row in rows:
+            if row.doc is not None:
+                found.pop(row.doc["_id"], None)
+                found[row.doc["_id"]] = Item.from_doc(row.doc)
+    return list(found.values())
