@@ -1,4 +1,4 @@
-"""``kazoo-vm``: serve the API, manage accounts and users, migrate legacy voicemail."""
+"""``kazoo-vm``: serve the API, manage accounts and users, migrate legacy voicemail, see notifications."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from kazoo_vm.config import ConfigError, Settings, load_settings
 from kazoo_vm.domain import accounts
 from kazoo_vm.errors import KazooError
 from kazoo_vm.migrate.cli import add_command as add_migrate_command
+from kazoo_vm.notify.cli import add_command as add_notifications_command
 from kazoo_vm.runtime import couch_for, prepare_couch, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import StorageError
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.set_defaults(run=_users_create)
 
     add_migrate_command(commands)
+    add_notifications_command(commands)
     return parser
 
 

@@ -43,6 +43,7 @@ def new_item(
     max_attempts: int = 1,
     hook_id: str | None = None,
     hook_account_id: str | None = None,
+    next_attempt_at: float | None = None,
 ) -> Item:
     now = time.time()
     return Item(
@@ -53,7 +54,7 @@ def new_item(
         payload=payload,
         created=now,
         max_attempts=max_attempts,
-        next_attempt_at=now,
+        next_attempt_at=now if next_attempt_at is None else next_attempt_at,
         hook_id=hook_id,
         hook_account_id=hook_account_id,
     )
