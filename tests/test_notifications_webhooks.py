@@ -4,6 +4,8 @@ another account's hook."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,16 @@ def app(settings: Settings) -> web.Application:
 
 def db(api: Api) -> str:
     return str(api.client.app[appkeys.SETTINGS].notifications_db)
+
+
+def documented_verifier() -> Callable[..., bool]:
+    """The verification snippet of docs/webhooks.md, run as a receiver would."""
+    text = (Path(__file__).parents[1] / "docs" / "webhooks.md").read_text()
+    code = text.split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    verify: Callable[..., bool] = namespace["verify"]
+    return verify
 
 
 async def create_hook(api: Api, uri: str, **fields: Any) -> dict[str, Any]:
@@ -102,6 +114,15 @@ async def test_a_new_message_reaches_the_hook_signed_with_kazoos_fields(api: Api
     assert signing.verify(hook["secret"], timestamp, call.body, call.headers[signing.SIGNATURE_HEADER])
     assert not signing.verify("another secret", timestamp, call.body, call.headers[signing.SIGNATURE_HEADER])
     assert call.headers[signing.EVENT_HEADER] == "voicemail_new"
+    verify = documented_verifier()
+    assert verify(
+        hook["secret"], call.body, call.headers[signing.TIMESTAMP_HEADER], call.headers[signing.SIGNATURE_HEADER]
+    )
+    assert not verify(
+        hook["secret"], call.body + b" ", call.headers[signing.TIMESTAMP_HEADER], call.headers[signing.SIGNATURE_HEADER]
+    )
+    stale = str(timestamp - 3600)
+    assert not verify(hook["secret"], call.body, stale, signing.signature(hook["secret"], int(stale), call.body))
 
     done = await settled(api.client.app[appkeys.STORE], db(api))
     assert sorted((item.kind, item.state) for item in done) == [("event", "delivered"), ("webhook", "delivered")]
