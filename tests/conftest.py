@@ -36,7 +36,8 @@ def couch_url() -> Iterator[str]:
 
 @pytest.fixture
 def settings(couch_url: str, tmp_path: Path) -> Settings:
-    return load_settings({}, couch_url=couch_url, data_dir=tmp_path)
+    # No delivery workers: tests that look at CouchDB traffic would see theirs. The notification tests start them.
+    return load_settings({}, couch_url=couch_url, data_dir=tmp_path, notify_workers=0)
 
 
 @pytest.fixture
