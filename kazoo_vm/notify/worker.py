@@ -18,6 +18,7 @@ import aiohttp
 
 from kazoo_vm.config import Settings
 from kazoo_vm.errors import KazooError
+from kazoo_vm.model import JsonDict
 from kazoo_vm.notify import deliveries, queue
 from kazoo_vm.storage import outbox
 from kazoo_vm.storage.couch import CouchStore
@@ -44,6 +45,29 @@ class Worker:
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake_at = 0.0
+        # Set when a retry is scheduled sooner than the long poll in progress would end.
+        self._nudge = asyncio.Event()
+
+    def _wake_by(self, when: float) -> None:
+        if when < self._wake_at:
+            self._wake_at = when
+            self._nudge.set()
+
+    async def _next_changes(self, since: str, wait_s: float) -> tuple[list[JsonDict], str]:
+        """The long poll, cut short by a nudge (then nothing was read and ``since`` stays)."""
+        self._nudge.clear()
+        polling = asyncio.ensure_future(self.store.changes(self.db, since, timeout_ms=int(wait_s * 1000)))
+        nudged = asyncio.ensure_future(self._nudge.wait())
+        try:
+            await asyncio.wait({polling, nudged}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nudged.cancel()
+            if not polling.done():
+                polling.cancel()
+                await asyncio.gather(polling, return_exceptions=True)
+        if polling.cancelled():
+            return [], since
+        return polling.result()
 
     async def run(self) -> None:
         async with aiohttp.ClientSession() as session:
@@ -67,32 +91,38 @@ class Worker:
                 if now >= self._wake_at:
                     await self._sweep(ctx)
                 wait = min(max(self._wake_at - time.time(), 0.05), LONGPOLL_MAX_S)
-                docs, since = await self.store.changes(self.db, since, timeout_ms=int(wait * 1000))
+                docs, since = await self._next_changes(since, wait)
                 now = time.time()
                 for doc in docs:
                     if outbox.is_item(doc):
                         self._consider(ctx, Item.from_doc(doc), now)
             except asyncio.CancelledError:
                 raise
-            except StorageError:
-                log.exception("notification worker: CouchDB failed; starting over shortly")
+            except Exception:
+                # Whatever went wrong (CouchDB unreachable, most likely), the worker must not stop for good.
+                log.exception("notification worker failed; starting over shortly")
                 since = None
                 await asyncio.sleep(PAUSE_AFTER_ERROR_S)
 
     async def _sweep(self, ctx: deliveries.Context) -> None:
         now = time.time()
+        # Raised first, then only lowered: a retry scheduled while the sweep waits on CouchDB keeps its time.
+        self._wake_at = now + SWEEP_EVERY_S
         for item in await outbox.due(self.store, self.db, now):
             self._consider(ctx, item, now)
         upcoming = await outbox.next_due(self.store, self.db)
-        later = [when for when in (upcoming,) if when is not None and when > now]
-        self._wake_at = min([now + SWEEP_EVERY_S, *later])
+        if upcoming is not None and upcoming > now:
+            self._wake_by(upcoming)
 
     def _consider(self, ctx: deliveries.Context, item: Item, now: float) -> None:
         due = item.due_at()
-        if due is None or item.id in self._busy:
+        if due is None:
             return
         if due > now:
-            self._wake_at = min(self._wake_at, due)
+            # Also for an item this worker is still finishing: its retry time arrives through the feed.
+            self._wake_by(due)
+            return
+        if item.id in self._busy:
             return
         self._busy.add(item.id)
         task = asyncio.create_task(self._process(ctx, item))
@@ -127,4 +157,4 @@ class Worker:
                 log.warning("notification %s was delivered after its lease ran out", item.id)
             return
         if failed and item.state == "pending":
-            self._wake_at = min(self._wake_at, item.next_attempt_at)
+            self._wake_by(item.next_attempt_at)
