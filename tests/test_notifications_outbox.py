@@ -155,3 +155,19 @@ async def test_the_cli_lists_failed_items_and_retries_one(
     done = await settled(store, db(api))
     assert {item.state for item in done} == {"delivered"}
     assert await asyncio.to_thread(cli.main, ["notifications", "retry", "no-such-item"]) == 1
+
+
+async def test_two_processes_over_one_couchdb_deliver_each_item_once(
+    receiver: Receiver, settings: Settings, aiohttp_client: Any
+) -> None:
+    first = await aiohttp_client(create_app(settings, sync_design_docs=False))
+    second = await aiohttp_client(create_app(settings, sync_design_docs=False))
+    api = Api(first, await make_account(first))
+    await hook(api, receiver.hook_url())
+    box = await create_box(api, mailbox="5103")
+    created = [(await new_message(api, box["id"]))["media_id"] for _ in range(8)]
+    done = await settled(second.app[appkeys.STORE], settings.notifications_db)
+    assert {item.state for item in done} == {"delivered"} and len(done) == 16
+    assert sorted(call.json()["Voicemail-ID"] for call in receiver.received) == sorted(created)
+    deliveries = [call.headers["X-Kazoo-VM-Delivery"] for call in receiver.received]
+    assert len(set(deliveries)) == len(deliveries) == 8
