@@ -66,7 +66,9 @@ def build_request(hook: JsonDict, payload: JsonDict, item_id: str, event: str, n
     return Request(method, url, payload_bytes, headers)
 
 
-async def _record(store: CouchStore, db: str, hook_id: str, error: str | None, disable_after: int) -> None:
+async def _record(store: CouchStore, db: str, hook: JsonDict, error: str | None, disable_after: int) -> None:
+    """Count the outcome on the hook (``hook`` as read before sending: no second read unless it changed)."""
+
     def change(doc: JsonDict) -> JsonDict | None:
         if error is None:
             if not doc.get("pvt_failures"):
@@ -81,7 +83,7 @@ async def _record(store: CouchStore, db: str, hook_id: str, error: str | None, d
         return doc
 
     with suppress(NotFound):  # deleted meanwhile: nothing to count on
-        await update_doc(store, db, hook_id, change)
+        await update_doc(store, db, hook["_id"], change, current=hook)
 
 
 async def deliver(
@@ -116,6 +118,6 @@ async def deliver(
         error = f"no answer within {timeout_s:g} s"
     except aiohttp.ClientError as exc:
         error = f"request failed: {exc!r}"
-    await _record(store, db, item.hook_id, error, disable_after)
+    await _record(store, db, hook, error, disable_after)
     if error is not None:
         raise DeliveryFailed(error)
