@@ -20,8 +20,11 @@ from kazoo_vm.events import Events, Listener
 from kazoo_vm.handlers.docs import setup_docs
 from kazoo_vm.http import health, metrics_endpoint, observe
 from kazoo_vm.http.middleware import kazoo_middleware
+from kazoo_vm.notify.listener import outbox_listener
+from kazoo_vm.notify.worker import Worker
 from kazoo_vm.routes import setup_routes
 from kazoo_vm.runtime import prepare_couch, wait_for_couch
+from kazoo_vm.storage import outbox
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import sync_all
 from kazoo_vm.storage.errors import StorageError
@@ -63,7 +66,9 @@ def create_app(
         handler_args={"keepalive_timeout": settings.keepalive_timeout_s, "lingering_time": 2.0},
     )
     app[appkeys.SETTINGS] = settings
-    app[appkeys.EVENTS] = Events(listeners)
+    # Notifications: every message event that is one is written to the outbox first (durable), then delivered by
+    # the workers of whichever process claims it.
+    app[appkeys.EVENTS] = Events([outbox_listener(lambda: app[appkeys.STORE], settings.notifications_db), *listeners])
     app[appkeys.ACCOUNTS] = AccountCache(settings.account_cache_s)
 
     async def couch_context(app: web.Application) -> AsyncIterator[None]:
@@ -85,8 +90,10 @@ def create_app(
             # Walking every database can take a while on a big cluster: serve meanwhile.
             syncing = asyncio.create_task(_sync_design_docs(store)) if sync else None
             health.track_startup_sync(app, syncing)
+            await outbox.prepare(store, settings.notifications_db)
+            workers = [asyncio.create_task(Worker(store, settings).run()) for _ in range(settings.notify_workers)]
             yield
-            background = [task for task in (syncing, following) if task is not None]
+            background = [*workers, *(task for task in (syncing, following) if task is not None)]
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

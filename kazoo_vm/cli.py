@@ -1,4 +1,4 @@
-"""``kazoo-vm``: serve the API, manage accounts and users, migrate legacy voicemail."""
+"""``kazoo-vm``: serve the API, manage accounts and users, migrate legacy voicemail, see notifications."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from kazoo_vm.domain import accounts
 from kazoo_vm.errors import KazooError
 from kazoo_vm.logs import configure_logging
 from kazoo_vm.migrate.cli import add_command as add_migrate_command
+from kazoo_vm.notify.cli import add_command as add_notifications_command
 from kazoo_vm.runtime import couch_for, prepare_couch, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import StorageError
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_migrate_command(commands)
     add_doctor_command(commands)
     config_cli.add_command(commands)
+    add_notifications_command(commands)
     return parser
 
 

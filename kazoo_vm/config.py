@@ -115,6 +115,13 @@ def _readable_file(raw: str) -> Path:
     return path
 
 
+def _smtp_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must be an smtp:// or smtps:// URL such as smtp://user:secret@mail.example.com:587")
+    return raw.strip()
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -139,6 +146,7 @@ SERVICE = "HTTP service"
 KAZOO = "Kazoo behaviour"
 OPERATIONS = "Operations"
 MIGRATION = "Legacy migration"
+NOTIFICATIONS = "Notifications"
 
 
 def doc(
@@ -377,6 +385,73 @@ class Settings:
         default=10,
         metadata=doc(
             MIGRATION, "Boxes `kazoo-vm migrate` migrates at once (callflow `voicemail.migrate_max_worker`).", _int(1)
+        ),
+    )
+
+    notify_workers: int = field(
+        default=1,
+        metadata=doc(
+            NOTIFICATIONS, "Delivery workers per `serve` process (0: only queue; other processes deliver).", _int(0)
+        ),
+    )
+    notifications_db: str = field(
+        default="kazoo_vm_notifications",
+        metadata=doc(NOTIFICATIONS, "The outbox database of notifications to deliver.", _non_empty),
+    )
+    notify_max_attempts: int = field(
+        default=5,
+        metadata=doc(
+            NOTIFICATIONS,
+            "Attempts of one email before it is marked failed (webhooks: the hook's own `retries` + 1).",
+            _int(1),
+        ),
+    )
+    notify_backoff_s: float = field(
+        default=30.0,
+        metadata=doc(NOTIFICATIONS, "First pause after a failed delivery (doubled each time, ±50 % jitter).", _seconds),
+    )
+    notify_backoff_max_s: float = field(
+        default=3600.0, metadata=doc(NOTIFICATIONS, "Longest pause between two delivery attempts.", _seconds)
+    )
+    notify_lease_s: float = field(
+        default=120.0,
+        metadata=doc(
+            NOTIFICATIONS, "How long a claimed item is its worker's before another process may take it.", _seconds
+        ),
+    )
+    webhook_timeout_s: float = field(
+        default=10.0, metadata=doc(NOTIFICATIONS, "How long a webhook receiver may take to answer.", _seconds)
+    )
+    webhook_disable_after: int = field(
+        default=6,
+        metadata=doc(
+            NOTIFICATIONS,
+            "Consecutive failed deliveries that disable a hook (Kazoo's `webhooks.attempt_failure_count`).",
+            _int(1),
+        ),
+    )
+    smtp_url: str | None = field(
+        default=None,
+        metadata=doc(
+            NOTIFICATIONS,
+            "SMTP server for voicemail-to-email: `smtp://user:pass@host:587` (STARTTLS when offered) or "
+            "`smtps://user:pass@host:465`. Unset: no email.",
+            _smtp_url,
+            secret=True,
+        ),
+    )
+    smtp_from: str = field(
+        default_factory=lambda: f"no_reply@{socket.gethostname()}",
+        metadata=doc(
+            NOTIFICATIONS, "The From address of voicemail-to-email.", _non_empty, shown_default="no_reply@<host name>"
+        ),
+    )
+    templates_dir: Path | None = field(
+        default=None,
+        metadata=doc(
+            NOTIFICATIONS,
+            "A folder whose `voicemail_to_email.subject`/`.text`/`.html` replace the bundled templates.",
+            _path,
         ),
     )
 

@@ -23,6 +23,7 @@ class MessageChange(str, Enum):  # noqa: UP042 - the value is the event's name i
     MOVED = "moved"  # POST with source_id naming one box: message_id is the new id, previous_id the old
     COPIED = "copied"  # POST with source_id naming several boxes: one event per copy
     MIGRATED = "migrated"  # a legacy message written (and verified) in its MODB: previous_id is the legacy id
+    BOX_FULL = "box_full"  # PUT /vmboxes/{B}/messages refused: the box is full (message_id is empty)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class MessageEvent:
     message_id: str
     previous_id: str | None = None
     folder: str | None = None
+    # BOX_FULL only: how many messages the box holds, and its limit.
+    message_count: int | None = None
+    max_message_count: int | None = None
 
 
 Listener = Callable[[MessageEvent], Awaitable[None]]

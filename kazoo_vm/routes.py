@@ -13,7 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from kazoo_vm import appkeys
-from kazoo_vm.handlers import auth, messages, vmboxes
+from kazoo_vm.handlers import auth, messages, vmboxes, webhooks
 from kazoo_vm.http.dispatch import endpoint
 from kazoo_vm.http.route import Route
 
@@ -22,6 +22,8 @@ BOXES = f"{ACCOUNT}/vmboxes"
 BOX = f"{BOXES}/{{box_id}}"
 MESSAGES = f"{BOX}/messages"
 MESSAGE = f"{MESSAGES}/{{message_id}}"
+HOOKS = f"{ACCOUNT}/webhooks"
+HOOK = f"{HOOKS}/{{webhook_id}}"
 
 ROUTES: tuple[Route, ...] = (
     Route("PUT", "/v2/api_auth", auth.api_auth, "api_auth", auth="public", schema="api_auth"),
@@ -43,6 +45,12 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", BOX, vmboxes.replace_box, "vmbox", schema="vmboxes"),
     Route("PATCH", BOX, vmboxes.patch_box, "vmbox", schema="vmboxes"),
     Route("DELETE", BOX, vmboxes.delete_box, "vmbox"),
+    Route("GET", HOOKS, webhooks.list_hooks, "webhooks"),
+    Route("PUT", HOOKS, webhooks.create_hook, "webhooks", schema="webhooks"),
+    Route("GET", HOOK, webhooks.get_hook, "webhook"),
+    Route("POST", HOOK, webhooks.replace_hook, "webhook", schema="webhooks"),
+    Route("PATCH", HOOK, webhooks.patch_hook, "webhook", schema="webhooks"),
+    Route("DELETE", HOOK, webhooks.delete_hook, "webhook"),
 )
 
 

@@ -30,6 +30,7 @@ FLOORS: dict[str, int] = {
     "kazoo_vm.domain": 2,
     "kazoo_vm.auth": 3,
     "kazoo_vm.migrate": 3,
+    "kazoo_vm.notify": 3,
     "kazoo_vm.runtime": 3,
     "kazoo_vm.doctor": 3,
     "kazoo_vm.config_cli": 3,

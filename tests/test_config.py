@@ -63,3 +63,21 @@ def test_design_document_sync_can_be_switched_off_strictly() -> None:
     assert load_settings({}).sync_design_docs is True
     with pytest.raises(ConfigError):
         load_settings({"KAZOO_VM_SYNC_DESIGN_DOCS": "maybe"})
+
+
+def test_notification_settings_are_read_and_checked() -> None:
+    settings = load_settings(
+        {
+            "KAZOO_VM_SMTP_URL": "smtps://user:secret@mail.example.com:465",
+            "KAZOO_VM_SMTP_FROM": "vm@example.com",
+            "KAZOO_VM_NOTIFY_BACKOFF_S": "0.5",
+            "KAZOO_VM_WEBHOOK_DISABLE_AFTER": "4",
+            "KAZOO_VM_NOTIFY_WORKERS": "0",
+        }
+    )
+    assert settings.smtp_url == "smtps://user:secret@mail.example.com:465" and settings.smtp_from == "vm@example.com"
+    assert (settings.notify_backoff_s, settings.webhook_disable_after, settings.notify_workers) == (0.5, 4, 0)
+    assert load_settings({}).smtp_url is None and load_settings({}).notify_max_attempts == 5
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"KAZOO_VM_SMTP_URL": "http://mail.example.com", "KAZOO_VM_NOTIFY_LEASE_S": "-1"})
+    assert "KAZOO_VM_SMTP_URL" in str(raised.value) and "KAZOO_VM_NOTIFY_LEASE_S" in str(raised.value)

@@ -31,7 +31,12 @@ def test_each_method_appears_once_per_path_and_literal_paths_come_first() -> Non
 
 
 def _concrete(path: str, account_id: str) -> str:
-    return path.replace("{account_id}", account_id).replace("{box_id}", "b" * 32).replace("{message_id}", "m" * 32)
+    return (
+        path.replace("{account_id}", account_id)
+        .replace("{box_id}", "b" * 32)
+        .replace("{message_id}", "m" * 32)
+        .replace("{webhook_id}", "w" * 32)
+    )
 
 
 async def test_every_row_is_served_and_other_methods_are_405_listing_the_rows_methods(api: Api) -> None:

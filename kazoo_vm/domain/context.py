@@ -27,8 +27,20 @@ class Scope:
     actor: Actor = field(default_factory=Actor)
     events: Events = NO_EVENTS
 
-    def event(self, change: MessageChange, box_id: str, message_id: str, **details: str | None) -> MessageEvent:
-        return MessageEvent(change, self.account.id, box_id, message_id, **details)
+    def event(
+        self,
+        change: MessageChange,
+        box_id: str,
+        message_id: str,
+        *,
+        previous_id: str | None = None,
+        folder: str | None = None,
+        message_count: int | None = None,
+        max_message_count: int | None = None,
+    ) -> MessageEvent:
+        return MessageEvent(
+            change, self.account.id, box_id, message_id, previous_id, folder, message_count, max_message_count
+        )
 
     def db(self, message_id: str) -> str:
         return naming.message_db(self.account.id, message_id)

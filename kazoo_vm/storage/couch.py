@@ -434,6 +434,20 @@ class CouchStore:
         )
         return str(result["rev"])
 
+    async def update_seq(self, db: str) -> str:
+        """The database's current update sequence: where a ``_changes`` reader starts to hear only what follows."""
+        info: JsonDict = await self._json("GET", f"/{quote_name(db)}")
+        return str(info["update_seq"]) if not isinstance(info["update_seq"], str) else info["update_seq"]
+
+    async def changes(self, db: str, since: str, *, timeout_ms: int, limit: int = 500) -> tuple[list[JsonDict], str]:
+        """One ``_changes`` long poll: the documents changed after ``since`` (waiting up to ``timeout_ms`` for the
+        first), deleted ones left out, and the sequence to continue from."""
+        params = {"feed": "longpoll", "since": since, "timeout": timeout_ms, "include_docs": True, "limit": limit}
+        result: JsonDict = await self._json("GET", f"/{quote_name(db)}/_changes", params=params)
+        docs = [row["doc"] for row in result.get("results", []) if row.get("doc") and not row.get("deleted")]
+        last = result.get("last_seq", since)
+        return docs, last if isinstance(last, str) else str(last)
+
     async def all_dbs_between(self, start: str, end: str) -> list[str]:
         """Database names from ``start`` to ``end`` inclusive (``_all_dbs`` with a key range), e.g. one
         account's MODBs, without listing every database of the server."""

@@ -25,7 +25,7 @@ from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound
 
 log = logging.getLogger(__name__)
 
-DATABASE_CLASSES = ("accounts", "account", "modb")
+DATABASE_CLASSES = ("accounts", "account", "modb", "notifications")
 # Design documents that are ours alone; every other one is Kazoo's, shipped as Kazoo's source file.
 OWN_PREFIX = "_design/kazoo_vm_"
 # Kazoo's design documents whose views the service queries: a stored one must carry every view of ours with

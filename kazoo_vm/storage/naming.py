@@ -18,6 +18,8 @@ GREGORIAN_OFFSET = 62_167_219_200
 
 ACCOUNTS_DB = "accounts"
 SYSTEM_AUTH_DB = "system_auth"
+# The notification outbox (kazoo_vm's own: Kazoo has none), one database watched through one _changes feed.
+NOTIFICATIONS_DB = "kazoo_vm_notifications"
 
 _ACCOUNT_ID = r"[0-9a-z]{32}"
 ACCOUNT_ID_RE = re.compile(rf"^{_ACCOUNT_ID}$")
@@ -93,6 +95,8 @@ def database_class(name: str) -> str | None:
     """Which design documents a database gets: ``accounts``, ``account``, ``modb``, ``system_auth`` or None."""
     if name in (ACCOUNTS_DB, SYSTEM_AUTH_DB):
         return name
+    if name == NOTIFICATIONS_DB:
+        return "notifications"
     match = _ACCOUNT_DB_RE.match(name)
     if not match:
         return None

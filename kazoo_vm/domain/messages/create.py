@@ -71,6 +71,9 @@ async def ensure_room(scope: Scope, box: JsonDict) -> None:
         return
     count = await message_counts.box_count(scope, box["_id"], at_most=limit)
     if count >= limit:
+        await scope.events.announce(
+            scope.event(MessageChange.BOX_FULL, box["_id"], "", message_count=count, max_message_count=limit)
+        )
         raise ValidationFailed.single("messages", "maxItems", BOX_FULL_MESSAGE, target=limit, cause=count)
 
 

@@ -1,0 +1,190 @@
+"""What a worker does with a claimed item, by kind.
+
+* ``event``: fanned out into deliveries (one email, one per matching webhook) written with ids derived from the
+  event's, so fanning out again after a crash writes nothing twice.
+* ``email``: composed from the message as it is now, sent, then the after-notify action.
+* ``webhook``: sent to the hook (:mod:`kazoo_vm.notify.webhook`).
+
+Webhooks that hear an event: the account's own ``notifications`` hooks whose ``custom_data.type`` is the event
+(or absent), and those of its ancestors (``pvt_tree``) that set ``include_subaccounts``; never another account's.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+
+from kazoo_vm.config import Settings
+from kazoo_vm.domain.accounts import Account, load_account
+from kazoo_vm.domain.context import Scope
+from kazoo_vm.domain.messages import changes
+from kazoo_vm.domain.messages.records import read_message
+from kazoo_vm.errors import KazooError
+from kazoo_vm.events import Events
+from kazoo_vm.model import JsonDict
+from kazoo_vm.notify import email, payloads
+from kazoo_vm.notify.listener import outbox_listener
+from kazoo_vm.notify.queue import new_item
+from kazoo_vm.notify.webhook import DeliveryFailed, Undeliverable
+from kazoo_vm.notify.webhook import deliver as deliver_webhook
+from kazoo_vm.storage import naming, outbox
+from kazoo_vm.storage import webhooks as stored_hooks
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.errors import NotFound
+from kazoo_vm.storage.outbox import Item
+
+__all__ = ["Context", "DeliveryFailed", "Undeliverable", "deliver"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    store: CouchStore
+    settings: Settings
+    session: aiohttp.ClientSession
+
+    @property
+    def db(self) -> str:
+        return self.settings.notifications_db
+
+    def scope(self, account: Account) -> Scope:
+        """The domain context of after-notify actions: what they change is announced too (reason
+        ``delete_after_notify``)."""
+        listener = outbox_listener(lambda: self.store, self.db, reason=payloads.REASON_AFTER_NOTIFY)
+        return Scope(self.store, self.settings, account, events=Events([listener]))
+
+
+async def _account(ctx: Context, account_id: str) -> Account:
+    try:
+        return await load_account(ctx.store, account_id)
+    except KazooError:
+        raise Undeliverable(f"account {account_id} does not exist") from None
+
+
+async def _box(ctx: Context, account: Account, box_id: str) -> JsonDict | None:
+    try:
+        doc = await ctx.store.get_doc(account.db, box_id)
+    except NotFound:
+        return None
+    return doc if doc.get("pvt_type") == "vmbox" and not doc.get("pvt_deleted") else None
+
+
+def _hears(hook: JsonDict, event: str) -> bool:
+    if hook.get("hook") != "notifications" or hook.get("enabled") is False:
+        return False
+    custom = hook.get("custom_data")
+    wanted = custom.get("type") if isinstance(custom, dict) else None
+    return wanted in (None, event)
+
+
+async def hooks_for(store: CouchStore, account: Account, event: str) -> list[tuple[str, JsonDict]]:
+    """``(account id, hook)`` for every webhook that hears ``event`` of ``account``."""
+    found = [(account.id, hook) for hook in await stored_hooks.account_hooks(store, account.db) if _hears(hook, event)]
+    for ancestor in account.tree:
+        hooks = await stored_hooks.account_hooks(store, naming.account_db(ancestor))
+        found.extend(
+            (ancestor, hook) for hook in hooks if hook.get("include_subaccounts") is True and _hears(hook, event)
+        )
+    return found
+
+
+async def fan_out(ctx: Context, item: Item) -> int:
+    """Write the deliveries of an event item; returns how many."""
+    fields = item.payload
+    account = await _account(ctx, str(fields["account_id"]))
+    scope = Scope(ctx.store, ctx.settings, account)
+    message = None
+    if item.event != payloads.VOICEMAIL_FULL:
+        message = await read_message(scope, str(fields["message_id"]))
+    payload = payloads.build(item.event, fields, account.realm, message)
+    wanted: list[Item] = []
+    if item.event == payloads.VOICEMAIL_NEW and ctx.settings.smtp_url and message is not None:
+        box = await _box(ctx, account, str(fields["box_id"]))
+        if box is not None and await email.recipients(scope, box):
+            wanted.append(
+                new_item(
+                    "email",
+                    account.id,
+                    item.event,
+                    payload,
+                    item_id=f"{item.id}-email",
+                    max_attempts=ctx.settings.notify_max_attempts,
+                )
+            )
+    for owner, hook in await hooks_for(ctx.store, account, item.event):
+        retries = hook.get("retries", 2)
+        wanted.append(
+            new_item(
+                "webhook",
+                account.id,
+                item.event,
+                payload,
+                item_id=f"{item.id}-hook-{hook['_id']}",
+                max_attempts=(retries if isinstance(retries, int) else 2) + 1,
+                hook_id=hook["_id"],
+                hook_account_id=owner,
+            )
+        )
+    await outbox.add(ctx.store, ctx.db, wanted)
+    return len(wanted)
+
+
+async def send_email(ctx: Context, item: Item) -> str | None:
+    """Send the voicemail-to-email of a ``voicemail_new`` item, then apply the box's after-notify action; returns
+    a note for the item when there was nothing to do."""
+    if not ctx.settings.smtp_url:
+        raise Undeliverable("no SMTP server is configured (KAZOO_VM_SMTP_URL)")
+    fields = item.payload
+    account = await _account(ctx, item.account_id)
+    scope = ctx.scope(account)
+    box = await _box(ctx, account, str(fields["Voicemail-Box"]))
+    message = await read_message(scope, str(fields["Voicemail-ID"]))
+    if box is None or message is None or message.get("source_id") != box["_id"]:
+        raise Undeliverable("the message or its box no longer exists")
+    to = await email.recipients(scope, box)
+    if not to:
+        return "no recipients"
+    mail = await email.compose(scope, box, message, to)
+    try:
+        await email.send(ctx.settings, mail, to)
+    except email.EmailFailed as exc:
+        raise DeliveryFailed(str(exc)) from exc
+    try:
+        await after_notify(scope, box, message)
+    except Exception as exc:
+        # The email went out: retrying the item would send it again. The message keeps its folder.
+        log.exception("after-notify action on %s failed", message["_id"])
+        return f"sent; after-notify action failed: {exc!r}"
+    return None
+
+
+async def after_notify(scope: Scope, box: JsonDict, message: JsonDict) -> None:
+    """``save_after_notify`` files the message as saved (it wins), else ``delete_after_notify`` soft-deletes it;
+    only while the message is still new (someone who already listened to it decided for themselves)."""
+    folder = (message.get("metadata") or {}).get("folder", "new")
+    if folder != "new":
+        return
+    if box.get("save_after_notify") is True:
+        await changes.change_folder(scope, box["_id"], message["_id"], "saved")
+    elif box.get("delete_after_notify") is True:
+        await changes.delete_message(scope, box["_id"], message["_id"])
+
+
+async def deliver(ctx: Context, item: Item) -> str | None:
+    """Carry out a claimed item; raises :class:`Undeliverable` or :class:`DeliveryFailed`."""
+    if item.kind == "event":
+        count = await fan_out(ctx, item)
+        return f"{count} deliveries"
+    if item.kind == "email":
+        return await send_email(ctx, item)
+    await deliver_webhook(
+        ctx.store,
+        ctx.session,
+        item,
+        timeout_s=ctx.settings.webhook_timeout_s,
+        disable_after=ctx.settings.webhook_disable_after,
+    )
+    return None

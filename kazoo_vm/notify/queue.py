@@ -1,0 +1,120 @@
+"""Claiming, finishing and rescheduling outbox items, safely across processes.
+
+A worker owns an item from a successful write of ``state: claimed`` over the revision it read (CouchDB refuses a
+stale ``_rev``, so of two claimers one wins) until ``lease_until``; a worker that dies lets the lease run out and
+another one takes the item again. Every claim counts as an attempt, so an item whose delivery kills its worker
+cannot be retried forever. A failed attempt is retried after an exponential pause with jitter, until
+``max_attempts``; then the item is ``failed`` and stays listed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass
+
+from kazoo_vm.events import MessageEvent
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage import outbox
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.outbox import Item
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first_s: float
+    max_s: float
+
+    def pause(self, attempts: int) -> float:
+        """The pause after the ``attempts``-th failure: doubled each time up to ``max_s``, then ±50 % jitter so
+        that items failing together do not come back together."""
+        base: float = min(self.first_s * 2.0 ** max(attempts - 1, 0), self.max_s)
+        return base * random.uniform(0.5, 1.5)
+
+
+def new_item(
+    kind: outbox.Kind,
+    account_id: str,
+    event: str,
+    payload: JsonDict,
+    *,
+    item_id: str | None = None,
+    max_attempts: int = 1,
+    hook_id: str | None = None,
+    hook_account_id: str | None = None,
+    next_attempt_at: float | None = None,
+) -> Item:
+    now = time.time()
+    return Item(
+        id=item_id or uuid.uuid4().hex,
+        kind=kind,
+        account_id=account_id,
+        event=event,
+        payload=payload,
+        created=now,
+        max_attempts=max_attempts,
+        next_attempt_at=now if next_attempt_at is None else next_attempt_at,
+        hook_id=hook_id,
+        hook_account_id=hook_account_id,
+    )
+
+
+def is_due(item: Item, now: float) -> bool:
+    due = item.due_at()
+    return due is not None and due <= now
+
+
+async def claim(store: CouchStore, db: str, item: Item, owner: str, lease_s: float) -> bool:
+    """Take ``item`` (as read) for ``lease_s`` seconds; False when it is not due or another worker took it."""
+    now = time.time()
+    if not is_due(item, now):
+        return False
+    item.state = "claimed"
+    item.claimed_by = owner
+    item.lease_until = now + lease_s
+    item.attempts += 1
+    return await outbox.save(store, db, item)
+
+
+async def delivered(store: CouchStore, db: str, item: Item, note: str | None = None) -> bool:
+    item.state = "delivered"
+    item.finished_at = time.time()
+    item.lease_until = None
+    item.last_error = note
+    return await outbox.save(store, db, item)
+
+
+async def attempt_failed(store: CouchStore, db: str, item: Item, error: str, backoff: Backoff) -> bool:
+    """Schedule the next attempt, or mark the item failed when it had its last."""
+    item.last_error = error
+    item.lease_until = None
+    if item.attempts >= item.max_attempts:
+        item.state = "failed"
+        item.finished_at = time.time()
+    else:
+        item.state = "pending"
+        item.next_attempt_at = time.time() + backoff.pause(item.attempts)
+    return await outbox.save(store, db, item)
+
+
+async def give_up(store: CouchStore, db: str, item: Item, error: str) -> bool:
+    """Mark the item failed at once (nothing a retry could change, e.g. its hook was deleted)."""
+    item.attempts = max(item.attempts, item.max_attempts)
+    return await attempt_failed(store, db, item, error, Backoff(0, 0))
+
+
+async def retry(store: CouchStore, db: str, item_id: str) -> Item:
+    """An operator's retry: the item is pending again, due now, with its attempts counted afresh."""
+    item = await outbox.read(store, db, item_id)
+    item.state = "pending"
+    item.attempts = 0
+    item.next_attempt_at = time.time()
+    item.lease_until = None
+    item.finished_at = None
+    await outbox.save(store, db, item)
+    return item
+
+
+def event_item(notification: str, event: MessageEvent, fields: JsonDict, max_attempts: int) -> Item:
+    return new_item("event", event.account_id, notification, fields, max_attempts=max_attempts)
