@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -120,6 +121,27 @@ def _smtp_url(raw: str) -> str:
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ValueError("must be an smtp:// or smtps:// URL such as smtp://user:secret@mail.example.com:587")
     return raw.strip()
+
+
+def _email(raw: str) -> str:
+    local, at, domain = raw.strip().rpartition("@")
+    if not at or not local or "." not in domain or any(c.isspace() or not c.isprintable() for c in raw.strip()):
+        raise ValueError("must be an email address such as voicemail@example.com")
+    return raw.strip()
+
+
+def _db_name(raw: str) -> str:
+    # CouchDB's rule for database names.
+    if not re.fullmatch(r"[a-z][a-z0-9_$()+/-]*", raw.strip()):
+        raise ValueError("must be a CouchDB database name (a lower-case letter, then a-z 0-9 _ $ ( ) + - /)")
+    return raw.strip()
+
+
+def _directory(raw: str) -> Path:
+    path = Path(raw.strip()).expanduser()
+    if not path.is_dir():
+        raise ValueError("must name an existing folder")
+    return path
 
 
 def _path(raw: str) -> Path:
@@ -396,7 +418,7 @@ class Settings:
     )
     notifications_db: str = field(
         default="kazoo_vm_notifications",
-        metadata=doc(NOTIFICATIONS, "The outbox database of notifications to deliver.", _non_empty),
+        metadata=doc(NOTIFICATIONS, "The outbox database of notifications to deliver.", _db_name),
     )
     notify_max_attempts: int = field(
         default=5,
@@ -443,7 +465,7 @@ class Settings:
     smtp_from: str = field(
         default_factory=lambda: f"no_reply@{socket.gethostname()}",
         metadata=doc(
-            NOTIFICATIONS, "The From address of voicemail-to-email.", _non_empty, shown_default="no_reply@<host name>"
+            NOTIFICATIONS, "The From address of voicemail-to-email.", _email, shown_default="no_reply@<host name>"
         ),
     )
     templates_dir: Path | None = field(
@@ -451,7 +473,7 @@ class Settings:
         metadata=doc(
             NOTIFICATIONS,
             "A folder whose `voicemail_to_email.subject`/`.text`/`.html` replace the bundled templates.",
-            _path,
+            _directory,
         ),
     )
 

@@ -16,7 +16,12 @@ from referencing.jsonschema import DRAFT202012
 from kazoo_vm.http.openapi import served_paths, undocumented_paths
 
 METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")
-IDS = {"{account_id}": "0" * 32, "{box_id}": "somebox", "{message_id}": "202601-" + "0" * 32}
+IDS = {
+    "{account_id}": "0" * 32,
+    "{box_id}": "somebox",
+    "{message_id}": "202601-" + "0" * 32,
+    "{webhook_id}": "somehook",
+}
 
 
 async def fetch_description(client: TestClient[Any, Any]) -> dict[str, Any]:

@@ -87,8 +87,34 @@ def _components() -> dict[str, JsonSchema]:
     partial_message = copy.deepcopy(schemas["mailbox_message"])
     partial_message.pop("required", None)
     partial_message["description"] = "A new message's metadata (media_id is assigned by the service)"
+    partial_hook = copy.deepcopy(schemas["webhooks"])
+    partial_hook.pop("required", None)
+    partial_hook["description"] = "Some fields of a webhook (a JSON merge patch)"
     schemas.update(
         {
+            "WebhookPatch": partial_hook,
+            "Webhook": {
+                "description": "A stored webhook (Kazoo's webhook document, with its delivery state)",
+                "allOf": [{"$ref": REF + "webhooks"}],
+                "properties": {
+                    "id": {"type": "string"},
+                    "secret": {"type": "string", "description": "The signing secret: in the create answer only"},
+                    "disabled_reason": {"type": "string"},
+                },
+                "required": ["id"],
+            },
+            "WebhookSummary": {
+                "description": "A webhook in a listing",
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "uri": {"type": "string"},
+                    "hook": {"type": "string"},
+                    "enabled": {"type": "boolean"},
+                },
+                "required": ["id"],
+            },
             "VmboxPatch": partial_box,
             "NewMessageMetadata": partial_message,
             "Vmbox": {
@@ -430,6 +456,7 @@ def describe(
             {"name": "auth", "description": "Tokens"},
             {"name": "vmboxes", "description": "Voicemail boxes"},
             {"name": "messages", "description": "Voicemail messages and their audio"},
+            {"name": "webhooks", "description": "Webhooks (notifications of voicemail events)"},
             {"name": "service", "description": "The service itself"},
         ],
         "paths": paths,

@@ -19,7 +19,15 @@ BOX = f"{ACCOUNT}/vmboxes/{{box_id}}"
 MESSAGES = f"{BOX}/messages"
 
 # The files of schemas/ that become components of the description.
-SCHEMA_FILES = ("vmboxes", "notify.callback", "mailbox_message", "vm_message_metadata", "api_auth", "user_auth")
+SCHEMA_FILES = (
+    "vmboxes",
+    "notify.callback",
+    "mailbox_message",
+    "vm_message_metadata",
+    "api_auth",
+    "user_auth",
+    "webhooks",
+)
 
 AUDIO_TYPES = ("audio/mpeg", "audio/x-wav", "audio/wav", "application/octet-stream")
 
@@ -54,6 +62,7 @@ PATH_PARAMETERS: dict[str, Parameter] = {
     "message_id": Parameter(
         "message_id", "path", "The message's id (YYYYMM-<32 hex>, or a legacy media id before migration)"
     ),
+    "webhook_id": Parameter("webhook_id", "path", "The webhook's id"),
 }
 
 COMMON_QUERY = (
@@ -155,6 +164,9 @@ class Operation:
 
 
 VMBOX = "vmboxes"
+WEBHOOKS = "webhooks"
+HOOKS = f"{ACCOUNT}/webhooks"
+HOOK = f"{HOOKS}/{{webhook_id}}"
 MSG = "messages"
 
 
@@ -184,6 +196,25 @@ def _service(summary: str, media: str, *errors: int) -> Operation:
 
 
 OPERATIONS: dict[str, dict[str, Operation]] = {
+    HOOKS: {
+        "GET": Operation("List the account's webhooks", WEBHOOKS, data="WebhookSummary", many=True, cached=True),
+        "PUT": Operation(
+            "Create a webhook",
+            WEBHOOKS,
+            data="Webhook",
+            success=201,
+            writes=True,
+            description="The answer carries the hook's signing secret, shown this once (docs/webhooks.md).",
+        ),
+    },
+    HOOK: {
+        "GET": Operation("Fetch a webhook", WEBHOOKS, data="Webhook", cached=True),
+        "POST": Operation("Replace a webhook", WEBHOOKS, data="Webhook", writes=True),
+        "PATCH": Operation(
+            "Change some fields of a webhook", WEBHOOKS, data="Webhook", body="WebhookPatch", writes=True
+        ),
+        "DELETE": Operation("Delete a webhook", WEBHOOKS, data="Webhook", writes=True),
+    },
     "/v2/api_auth": {
         "PUT": Operation(
             "Get a token with an account's api key",
