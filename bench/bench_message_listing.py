@@ -52,7 +52,7 @@ from kazoo_vm.domain.messages.documents import new_message_doc
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, JsonDict
 from kazoo_vm.storage.design_docs import ensure_database
-from kazoo_vm.storage.errors import DatabaseNotFound
+from kazoo_vm.storage.errors import DatabaseNotFound, StorageFault
 
 DAY = 86_400
 FOLDERS = ("new", "saved", "saved", "deleted")  # a realistic mix: more saved than new, a few in the trash
@@ -269,7 +269,14 @@ async def build_indexes(patient: CouchStore, settings: Any, bench: BenchAccount)
             ("kazoo_vm_counts", "by_box_folder"),
             ("kazoo_vm_counts", "by_period"),
         ):
-            await view(patient, db, design, name, limit=1)
+            for attempt in range(10):
+                try:
+                    await view(patient, db, design, name, limit=1)
+                    break
+                except StorageFault:
+                    # The development server gives up on a request after 120 s while the index keeps building.
+                    if attempt == 9:
+                        raise
 
 
 async def measure(client: TestClient[Any, Any], args: argparse.Namespace) -> Result:

@@ -118,11 +118,26 @@ async def _remove(scope: Scope, doc: JsonDict) -> None:
     raise DatastoreConflict()
 
 
+async def _confirm_plan(scope: Scope, source: JsonDict, plan: JsonDict) -> None:
+    """Refuse (409) to act on ``plan`` unless CouchDB holds it as the source's only live revision.
+
+    On a CouchDB cluster two writers racing to record different plans can both see their write accepted for a
+    moment (:meth:`CouchStore.put_doc` makes the one without quorum give way): a target made from the plan that
+    gives way would be a second copy of the message. A source gone meanwhile is left to the caller's checks."""
+    try:
+        current = await scope.store.get_doc(scope.db(source["_id"]), source["_id"], conflicts=True)
+    except NotFound:
+        return
+    if current.get("_conflicts") or move_plan(current) != plan:
+        raise DatastoreConflict()
+
+
 async def finish(scope: Scope, source: JsonDict, plan: JsonDict, dest: JsonDict | None = None) -> JsonDict:
     """Carry out a recorded move plan: create the target (unless it exists), then remove the source.
 
     Raises :class:`MessageGone` when the source vanished without its target (nothing left to finish).
     """
+    await _confirm_plan(scope, source, plan)
     target_id = str(plan["id"])
     if dest is None:
         try:
