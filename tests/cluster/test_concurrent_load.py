@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import pytest
 from cluster_support import (
     Api,
     Cluster,
@@ -38,6 +39,8 @@ WORKERS_PER_PROCESS = 4
 # Answers a request may get under contention when every node is up: gone (moved or deleted meanwhile), the
 # mailbox number taken, or a conflict that did not settle within the service's retries.
 CONTENDED = {400, 404, 409}
+
+pytestmark = pytest.mark.cluster
 
 
 @dataclass

@@ -11,7 +11,10 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 from cluster_support import Api, Service, TestAccount, fake_audio
+
+pytestmark = pytest.mark.cluster
 
 
 async def test_token_box_and_message_written_through_one_process_read_back_through_the_other(
