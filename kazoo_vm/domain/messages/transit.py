@@ -17,6 +17,7 @@ source is never shown beside its copy.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from typing import Any
@@ -118,17 +119,33 @@ async def _remove(scope: Scope, doc: JsonDict) -> None:
     raise DatastoreConflict()
 
 
+# A conflict older than this is a leftover (its writers are done, e.g. cut off by a node that died), not a race
+# in progress: it is settled by CouchDB's own choice of winner.
+SETTLE_CONFLICTS_AFTER_S = 30
+
+
 async def _confirm_plan(scope: Scope, source: JsonDict, plan: JsonDict) -> None:
     """Refuse (409) to act on ``plan`` unless CouchDB holds it as the source's only live revision.
 
     On a CouchDB cluster two writers racing to record different plans can both see their write accepted for a
     moment (:meth:`CouchStore.put_doc` makes the one without quorum give way): a target made from the plan that
-    gives way would be a second copy of the message. A source gone meanwhile is left to the caller's checks."""
+    gives way would be a second copy of the message. While such a race settles the move answers 409; a conflict
+    left behind for longer (writers cut off by a dying node) is settled by deleting the revisions CouchDB did not
+    choose, so the one every reader already sees stays. A source gone meanwhile is left to the caller's checks."""
+    db = scope.db(source["_id"])
     try:
-        current = await scope.store.get_doc(scope.db(source["_id"]), source["_id"], conflicts=True)
+        current = await scope.store.get_doc(db, source["_id"], conflicts=True)
     except NotFound:
         return
-    if current.get("_conflicts") or move_plan(current) != plan:
+    losers = [str(rev) for rev in current.get("_conflicts") or []]
+    if losers:
+        if naming.now_gregorian() - int(current.get("pvt_modified") or 0) < SETTLE_CONFLICTS_AFTER_S:
+            raise DatastoreConflict()
+        for rev in losers:
+            with contextlib.suppress(StorageError):
+                await scope.store.delete_doc(db, source["_id"], rev)
+        raise DatastoreConflict()  # settled: the client's retry acts on the winner
+    if move_plan(current) != plan:
         raise DatastoreConflict()
 
 
