@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark: the legacy migrator against a raw CouchDB copy of the same data, on the same server, in one run.
 
-Starts its own in-memory CouchDB development server (kazoo_vm.devserver), fills one account with legacy boxes
-(``messages`` arrays) and ``private_media`` documents holding audio, then measures:
+Runs on each engine of ``bench/engines.py`` in turn (the bundled development server, and a real CouchDB 3 given by
+``--couch-url``/``KAZOO_VM_TEST_COUCH_URL`` or started from ``--couchdb-kit``/``KAZOO_VM_COUCHDB_KIT``), fills one
+account with legacy boxes (``messages`` arrays) and ``private_media`` documents holding audio, then measures:
 
 * raw copy: ``_all_docs?include_docs&attachments=true`` of the media documents and ``_bulk_docs`` of documents
   carrying that audio into per-month scratch databases, with the same batch size and concurrency: the least
@@ -12,6 +13,7 @@ Starts its own in-memory CouchDB development server (kazoo_vm.devserver), fills 
 
     .venv/bin/python bench/bench_migration.py                      # 2,000 messages
     .venv/bin/python bench/bench_migration.py --messages 20000 --audio-bytes 32000
+    KAZOO_VM_COUCHDB_KIT=../shared/couchdb/couchdb .venv/bin/python bench/bench_migration.py
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import base64
 import functools
 import os
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -30,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kazoo_vm import devserver
+import engines
+
 from kazoo_vm.concurrency import gather_or_cancel
 from kazoo_vm.config import Settings
 from kazoo_vm.domain import accounts
@@ -147,7 +149,7 @@ async def raw_copy(store: CouchStore, account_id: str, per_box: dict[str, list[s
     return copied
 
 
-async def run(url: str, args: argparse.Namespace) -> None:
+async def run(url: str, args: argparse.Namespace) -> tuple[float, float, float]:
     store = CouchStore(url, timeout_s=300)
     try:
         account, _ = await accounts.create_account(store, name="bench migration")
@@ -185,15 +187,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
         rerun_s = time.perf_counter() - started
         assert rerun.totals()["entries"] == 0, rerun.totals()
 
-        rows = [
-            ("raw CouchDB copy (_all_docs + _bulk_docs)", raw_s, args.messages / raw_s),
-            ("kazoo-vm migrate", migrate_s, args.messages / migrate_s),
-        ]
-        print(f"\n{'':44} {'seconds':>9} {'messages/s':>11}")
-        for label, seconds, rate in rows:
-            print(f"{label:44} {seconds:9.2f} {rate:11.0f}")
-        print(f"{'migrator / raw copy':44} {'':9} {rows[1][2] / rows[0][2]:10.0%}")
-        print(f"{'rerun of the migrator (nothing left to do)':44} {rerun_s:9.2f}")
+        return raw_s, migrate_s, rerun_s
     finally:
         await store.close()
 
@@ -206,13 +200,23 @@ def main() -> None:
     parser.add_argument("--audio-bytes", type=int, default=8000, help="audio size per message (default 8000)")
     parser.add_argument("--batch-size", type=int, default=100, help="messages per batch (default 100)")
     parser.add_argument("--workers", type=int, default=10, help="concurrent boxes (default 10)")
+    engines.add_arguments(parser)
     args = parser.parse_args()
-    cache = Path(os.environ.get("KAZOO_VM_DEVSERVER_CACHE", Path(tempfile.gettempdir()) / "kazoo-vm-devserver"))
-    server = devserver.start(port=0, data_dir=None, cache_dir=cache)
-    try:
-        asyncio.run(run(server.url, args))
-    finally:
-        server.stop()
+    results: list[tuple[str, tuple[float, float, float]]] = []
+    with engines.engines(args) as found:
+        for engine in found:
+            print(f"-- {engine.name}", flush=True)
+            results.append((engine.name, asyncio.run(run(engine.url, args))))
+
+    def line(label: str, cells: list[str]) -> None:
+        print(f"{label:44}" + "".join(cells))
+
+    print()
+    line("", [f" {name + ' s':>16} {'msgs/s':>8}" for name, _ in results])
+    for index, label in enumerate(("raw CouchDB copy (_all_docs + _bulk_docs)", "kazoo-vm migrate")):
+        line(label, [f" {times[index]:16.2f} {args.messages / times[index]:8.0f}" for _, times in results])
+    line("migrator / raw copy (throughput)", [f" {times[0] / times[1]:16.0%} {'':8}" for _, times in results])
+    line("rerun of the migrator (nothing left to do)", [f" {times[2]:16.2f} {'':8}" for _, times in results])
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from kazoo_vm.storage.errors import (
     error_for_status,
 )
 from kazoo_vm.storage.instrument import audio_sent, couch_call
+
+log = logging.getLogger(__name__)
 
 # View query parameters whose values CouchDB expects JSON-encoded.
 _JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key"})
@@ -218,12 +221,16 @@ class CouchStore:
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One JSON request through aiocouch's session (its auth and headers), the body decoded once."""
         kwargs: dict[str, Any] = {}
+        sent_headers = dict(headers or {})
         if body is not None:
             kwargs["data"] = json.dumps(body, separators=(",", ":"))
-            kwargs["headers"] = _JSON_HEADERS
+            sent_headers.update(_JSON_HEADERS)
+        if sent_headers:
+            kwargs["headers"] = sent_headers
         with couch_call(method, path):
             try:
                 async with self._session.request(
@@ -301,10 +308,86 @@ class CouchStore:
         return result
 
     async def put_doc(self, db: str, doc: JsonDict) -> str:
-        """Save ``doc`` (create when it has no ``_rev``); sets and returns the new ``_rev``."""
-        result: JsonDict = await self._json("PUT", doc_path(db, doc["_id"]), body=doc)
-        doc["_rev"] = result["rev"]
-        return str(result["rev"])
+        """Save ``doc`` (create when it has no ``_rev``); sets and returns the new ``_rev``.
+
+        Raises :class:`Conflict` also when a cluster accepted the write without its quorum (202) while another
+        writer's revision of the same document won the quorum: see :meth:`_yield_if_contested`."""
+        url = self.base_url + doc_path(db, doc["_id"])
+        with couch_call("PUT", doc_path(db, doc["_id"])):
+            try:
+                async with self._session.put(url, json=doc) as response:
+                    result = await response.json(content_type=None)
+                    if response.status == 412:
+                        # "Invalid attachment stub": the revision the stubs refer to is not (or no longer) on the
+                        # copies, e.g. a conflicting leaf removed meanwhile: a stale revision, like a 409.
+                        raise Conflict(
+                            f"CouchDB answered 412 ({result.get('reason')}) for PUT {doc['_id']}", status=412
+                        )
+                    if response.status >= 400:
+                        raise error_for_status(response.status, result.get("reason"), f"PUT {doc_path(db, doc['_id'])}")
+                    accepted_only = response.status == 202
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
+            except (aiohttp.ClientError, ValueError) as exc:
+                raise StorageError(f"CouchDB request PUT {doc['_id']} failed: {exc!r}") from exc
+        rev = str(result["rev"])
+        if accepted_only:
+            await self._yield_if_contested(db, doc["_id"], rev)
+        doc["_rev"] = rev
+        return rev
+
+    async def _yield_if_contested(self, db: str, doc_id: str, rev: str) -> None:
+        """After a 202: give way to a rival revision of the same document when the rules below say so.
+
+        A CouchDB cluster answers 201 when ``w`` copies took a write and 202 when fewer did (but at least one).
+        Two writers racing from one revision (or creating one id) through different nodes each reach some
+        copies, each copy taking whichever came first, and the document ends up with two conflicting leaves,
+        either of which may win. A 202 writer took exactly one copy (``w`` is 2 of 3), so its rival holds the
+        other live copies: with all three up the rival reached its quorum (201, it believes it won) and this
+        writer gives way; with one copy down the rival took one copy too (202 as well) and both apply CouchDB's
+        own rule (the higher revision wins), so exactly one gives way. Giving way deletes this writer's leaf (the
+        rival's state stays) and raises :class:`Conflict`, so callers re-read and retry as after a 409. A 202
+        with no rival (copies down, nobody racing) is a success."""
+        generation, _, digest = rev.partition("-")
+        leaves = await self._json(
+            "GET",
+            doc_path(db, doc_id),
+            params={"open_revs": "all", "revs": True},
+            headers={"Accept": "application/json"},
+        )
+        rivals: list[str] = []
+        for leaf in leaves:
+            other = leaf.get("ok") if isinstance(leaf, dict) else None
+            if not other or other.get("_rev") == rev or other.get("_deleted"):
+                continue
+            history = other.get("_revisions") or {}
+            ids, start = history.get("ids") or [], int(history.get("start") or 0)
+            depth = start - int(generation)
+            if not (0 <= depth < len(ids) and ids[depth] == digest):  # a leaf written on top of ours is no rival
+                rivals.append(str(other["_rev"]))
+        if not rivals:
+            return
+        if await self._rival_may_hold_quorum(db, doc_id) or any(
+            _rev_order(other) > _rev_order(rev) for other in rivals
+        ):
+            log.warning("write of %s/%s accepted without quorum beside %s: giving way", db, doc_id, rivals)
+            with suppress(StorageError):
+                await self._json("DELETE", doc_path(db, doc_id), params={"rev": rev})
+            raise Conflict(f"CouchDB accepted {doc_id} {rev} without quorum beside {rivals}", status=409)
+        log.warning("write of %s/%s accepted without quorum beside %s: keeping it (it wins)", db, doc_id, rivals)
+
+    async def _rival_may_hold_quorum(self, db: str, doc_id: str) -> bool:
+        """Whether the copies of ``doc_id`` other than the one our write took can make a write quorum: the
+        copies on nodes connected now, minus ours, against the database's ``w``."""
+        info, shard, membership = (
+            await self._json("GET", f"/{quote_name(db)}"),
+            await self._json("GET", f"/{quote_name(db)}/_shards/{quote_name(doc_id)}"),
+            await self._json("GET", "/_membership"),
+        )
+        write_quorum = int((info.get("cluster") or {}).get("w") or 2)
+        connected = set(membership.get("all_nodes") or [])
+        live_copies = len([node for node in shard.get("nodes") or [] if node in connected])
+        return live_copies - 1 >= write_quorum
 
     async def delete_doc(self, db: str, doc_id: str, rev: str) -> str:
         result: JsonDict = await self._json("DELETE", doc_path(db, doc_id), params={"rev": rev})
@@ -453,6 +536,12 @@ class CouchStore:
         account's MODBs, without listing every database of the server."""
         result: list[str] = await self._json("GET", "/_all_dbs", params={"start_key": start, "end_key": end})
         return [name for name in result if start <= name <= end]
+
+
+def _rev_order(rev: str) -> tuple[int, str]:
+    """CouchDB's order of live leaf revisions: the longer history wins, then the greater hash."""
+    generation, _, digest = rev.partition("-")
+    return int(generation), digest
 
 
 def _row(raw: JsonDict) -> ViewRow:

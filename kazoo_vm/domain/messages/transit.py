@@ -36,6 +36,7 @@ from kazoo_vm.domain.messages.records import (
     read_message,
     update_message,
 )
+from kazoo_vm.errors import DatastoreConflict
 from kazoo_vm.model import JsonDict, MovePlan
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.errors import Conflict, NotFound, StorageError
@@ -111,11 +112,42 @@ def _unchanged(doc: JsonDict) -> JsonDict:
     return doc
 
 
+# A conflict older than this is a leftover (its writers are done, e.g. cut off by a node that died), not a race
+# in progress: it is settled by CouchDB's own choice of winner.
+SETTLE_CONFLICTS_AFTER_S = 30
+
+
+async def _confirm_plan(scope: Scope, source: JsonDict, plan: MovePlan) -> None:
+    """Refuse (409) to act on ``plan`` unless CouchDB holds it as the source's only live revision.
+
+    On a CouchDB cluster two writers racing to record different plans can both see their write accepted for a
+    moment (:meth:`CouchStore.put_doc` makes the one without quorum give way): a target made from the plan that
+    gives way would be a second copy of the message. While such a race settles the move answers 409; a conflict
+    left behind for longer (writers cut off by a dying node) is settled by deleting the revisions CouchDB did not
+    choose, so the one every reader already sees stays. A source gone meanwhile is left to the caller's checks."""
+    db = scope.db(source["_id"])
+    try:
+        current = await scope.store.get_doc(db, source["_id"], conflicts=True)
+    except NotFound:
+        return
+    losers = [str(rev) for rev in current.get("_conflicts") or []]
+    if losers:
+        if naming.now_gregorian() - int(current.get("pvt_modified") or 0) < SETTLE_CONFLICTS_AFTER_S:
+            raise DatastoreConflict()
+        for rev in losers:
+            with contextlib.suppress(StorageError):
+                await scope.store.delete_doc(db, source["_id"], rev)
+        raise DatastoreConflict()  # settled: the client's retry acts on the winner
+    if move_plan(current) != plan:
+        raise DatastoreConflict()
+
+
 async def finish(scope: Scope, source: JsonDict, plan: MovePlan, dest: JsonDict | None = None) -> JsonDict:
     """Carry out a recorded move plan: create the target (unless it exists), then remove the source.
 
     Raises :class:`MessageGone` when the source vanished without its target (nothing left to finish).
     """
+    await _confirm_plan(scope, source, plan)
     target_id = str(plan["id"])
     if dest is None:
         try:
