@@ -355,6 +355,14 @@ class CountingStore(CouchStore):
         super().__init__(url)
         self.requests: list[str] = []
 
-    async def _json(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         self.requests.append(f"{method} {path}")
-        return await super()._json(method, path, params=params, body=body)
+        return await super()._json(method, path, params=params, body=body, headers=headers)

@@ -24,8 +24,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cluster_support import Cluster, Service, TestAccount
 
+from cluster.cluster_support import Cluster, Service, TestAccount
 from kazoo_vm.domain import accounts
 from kazoo_vm.storage.couch import CouchStore
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cluster_support import (
+
+from cluster.cluster_support import (
     Api,
     Cluster,
     Service,
@@ -28,7 +29,6 @@ from cluster_support import (
     message_docs,
     wait_for_agreement,
 )
-
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 

@@ -12,7 +12,8 @@ import time
 
 import aiohttp
 import pytest
-from cluster_support import Api, Service, TestAccount, fake_audio
+
+from cluster.cluster_support import Api, Service, TestAccount, fake_audio
 
 pytestmark = pytest.mark.cluster
 
