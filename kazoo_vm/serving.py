@@ -49,11 +49,22 @@ async def _serve(app: web.Application, settings: Settings, *, reuse_port: bool) 
     # aiohttp's own shutdown stops reading from every connection at once, which would cut off an upload whose
     # body is still arriving: the drain below comes first, and leaves aiohttp only idle connections to close.
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
+    # A stop asked for while starting (waiting for CouchDB, say) ends the start at once.
+    starting = asyncio.ensure_future(runner.setup())
+    stop_asked = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("stopped while starting")
+        return
+    await starting  # a failed start raises here
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
         await site.start()
-        await stop.wait()
+        await stop_asked
         await site.stop()  # no new connections
         activity = app[observe.ACTIVITY]
         activity.stopping = True
