@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import uuid
 from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
@@ -19,15 +21,16 @@ from kazoo_vm.http.middleware import kazoo_middleware
 from kazoo_vm.routes import setup_routes
 from kazoo_vm.runtime import prepare_couch, wait_for_couch
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.design_docs import sync_all
+from kazoo_vm.storage.design_sync import sync_if_changed
 from kazoo_vm.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 
-async def _sync_design_docs(store: CouchStore) -> None:
+async def _sync_design_docs(store: CouchStore, node: str) -> None:
     try:
-        await sync_all(store)
+        # The lease names this process: node, pid and a random part (two processes may share node and pid).
+        await sync_if_changed(store, holder=f"{node}/{os.getpid()}/{uuid.uuid4().hex[:8]}")
     except StorageError:
         log.exception("design document sync at start-up failed; views are repaired when first queried")
 
@@ -62,8 +65,9 @@ def create_app(
             app[appkeys.STORE] = store
             app[appkeys.TOKENS] = TokenService(await load_or_create_signing_key(store), settings.token_expiry_s)
             sync = settings.sync_design_docs if sync_design_docs is None else sync_design_docs
-            # Walking every database can take a while on a big cluster: serve meanwhile.
-            syncing = asyncio.create_task(_sync_design_docs(store)) if sync else None
+            # One read when nothing changed; a walk of every database (by one process of the cluster) when our
+            # design documents did, which can take a while on a big cluster: serve meanwhile.
+            syncing = asyncio.create_task(_sync_design_docs(store, settings.node_name)) if sync else None
             yield
             if syncing is not None:
                 syncing.cancel()
