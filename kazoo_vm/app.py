@@ -27,10 +27,15 @@ from kazoo_vm.storage.errors import StorageError
 log = logging.getLogger(__name__)
 
 
-async def _sync_design_docs(store: CouchStore, node: str) -> None:
+async def _sync_design_docs(store: CouchStore, settings: Settings) -> None:
     try:
         # The lease names this process: node, pid and a random part (two processes may share node and pid).
-        await sync_if_changed(store, holder=f"{node}/{os.getpid()}/{uuid.uuid4().hex[:8]}")
+        await sync_if_changed(
+            store,
+            holder=f"{settings.node_name}/{os.getpid()}/{uuid.uuid4().hex[:8]}",
+            workers=settings.design_sync_workers,
+            page_size=settings.design_sync_page,
+        )
     except StorageError:
         log.exception("design document sync at start-up failed; views are repaired when first queried")
 
@@ -67,7 +72,7 @@ def create_app(
             sync = settings.sync_design_docs if sync_design_docs is None else sync_design_docs
             # One read when nothing changed; a walk of every database (by one process of the cluster) when our
             # design documents did, which can take a while on a big cluster: serve meanwhile.
-            syncing = asyncio.create_task(_sync_design_docs(store, settings.node_name)) if sync else None
+            syncing = asyncio.create_task(_sync_design_docs(store, settings)) if sync else None
             yield
             if syncing is not None:
                 syncing.cancel()

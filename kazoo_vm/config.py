@@ -60,6 +60,12 @@ class Settings:
     migrate_batch_size: int = 100
     migrate_workers: int = 10
 
+    # --- the start-up walk over every database (only when our design documents changed) ---
+    # KAZOO_VM_DESIGN_SYNC_WORKERS (default 2): databases brought up to date at once by the walk.
+    design_sync_workers: int = 2
+    # KAZOO_VM_DESIGN_SYNC_PAGE (default 500): database names read per _all_dbs request (and per checkpoint).
+    design_sync_page: int = 500
+
     @property
     def uses_bundled_couch(self) -> bool:
         return self.couch_url is None
@@ -151,6 +157,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     read("sync_design_docs", _bool)
     read("migrate_batch_size", _int(1))
     read("migrate_workers", _int(1))
+    # the start-up walk over every database
+    read("design_sync_workers", _int(1, 64))
+    read("design_sync_page", _int(1, 10_000))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     values.update({key: value for key, value in overrides.items() if value is not None})

@@ -63,3 +63,10 @@ def test_design_document_sync_can_be_switched_off_strictly() -> None:
     assert load_settings({}).sync_design_docs is True
     with pytest.raises(ConfigError):
         load_settings({"KAZOO_VM_SYNC_DESIGN_DOCS": "maybe"})
+
+
+def test_the_design_sync_walk_settings_default_and_validate() -> None:
+    assert load_settings({}).design_sync_workers == 2
+    assert load_settings({"KAZOO_VM_DESIGN_SYNC_PAGE": "100"}).design_sync_page == 100
+    with pytest.raises(ConfigError, match="KAZOO_VM_DESIGN_SYNC_WORKERS"):
+        load_settings({"KAZOO_VM_DESIGN_SYNC_WORKERS": "0"})

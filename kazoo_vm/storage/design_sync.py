@@ -145,7 +145,7 @@ async def sync_if_changed(
     holder: str,
     marker_db: str = MARKER_DB,
     marker_id: str = MARKER_ID,
-    workers: int = 4,
+    workers: int = 2,
     page_size: int = 500,
     lease_s: float = 60.0,
     clock: Callable[[], float] = time.time,
