@@ -163,6 +163,8 @@ async def build(store: CouchStore, count: int, start: int, months: int) -> list[
         await store.bulk_docs(db, docs)
         for year, month in months_back(months):
             await ensure_database(store, naming.modb(account.id, year, month), "modb")
+        # A live system keeps the box listing's index built (every GET /vmboxes reads it); build it here too.
+        await store.view(db, "vmboxes", "crossbar_listing", limit=0)
         made.append(account.id)
 
     await bounded([functools.partial(one, index) for index in range(start, start + count)], 16)
