@@ -161,19 +161,8 @@ class Migration:
             for account_id in selection.account_ids:
                 yield account_id
             return
-        after: str | None = None
-        while True:
-            try:
-                docs = await stored_accounts.account_docs_page(
-                    self.store, after, ACCOUNT_PAGE, repair=not self.options.dry_run
-                )
-            except DatabaseNotFound:
-                return
-            for doc in docs:
-                yield Account.from_doc(doc)
-            if len(docs) < ACCOUNT_PAGE:
-                return
-            after = str(docs[-1]["_id"])
+        async for doc in stored_accounts.account_docs(self.store, page=ACCOUNT_PAGE, repair=not self.options.dry_run):
+            yield Account.from_doc(doc)
 
     async def _account(self, account_id: str) -> Account | None:
         if not naming.is_account_id(account_id):

@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.accounts import account_docs_page
+from kazoo_vm.storage.accounts import account_docs
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import design_docs, ensure_database
-from kazoo_vm.storage.errors import DatabaseNotFound, StorageError
+from kazoo_vm.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +38,6 @@ class PrecreateReport:
 
 def next_month(year: int, month: int) -> tuple[int, int]:
     return (year + 1, 1) if month == 12 else (year, month + 1)
-
-
-async def _account_ids(store: CouchStore) -> AsyncIterator[str]:
-    after: str | None = None
-    while True:
-        try:
-            docs = await account_docs_page(store, after, ACCOUNT_PAGE)
-        except DatabaseNotFound:
-            return
-        for doc in docs:
-            yield str(doc["_id"])
-        if len(docs) < ACCOUNT_PAGE:
-            return
-        after = str(docs[-1]["_id"])
 
 
 async def warm_indexes(store: CouchStore, db: str) -> None:
@@ -89,7 +74,8 @@ async def precreate_modbs(
     async def feed() -> None:
         loop = asyncio.get_running_loop()
         begin = loop.time()
-        async for account_id in _account_ids(store):
+        async for doc in account_docs(store, page=ACCOUNT_PAGE):
+            account_id = str(doc["_id"])
             # Pace the starts: the n-th database no earlier than n / rate seconds after the first.
             delay = begin + report.accounts / rate - loop.time()
             if delay > 0:
