@@ -136,7 +136,7 @@ async def build(store: CouchStore, count: int, start: int, months: int) -> list[
     stamp = naming.now_gregorian() - 86400 * 400
 
     async def one(index: int) -> None:
-        account, _ = await accounts.create_account(store, name=f"scale {index}")
+        account, _ = await accounts.create_account(store, name=f"scale {index}", realm=f"scale{index}.bench.example")
         db = naming.account_db(account.id)
         docs: list[JsonDict] = [{"_id": "box0", "pvt_type": "vmbox", "name": "box 0", "mailbox": "1000"}]
         if index % 20 == 0:

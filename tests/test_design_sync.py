@@ -13,8 +13,8 @@ from migration_support import CountingStore
 
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.design_docs import query_view
-from kazoo_vm.storage.design_sync import MARKER_DB, design_set_hash, sync_if_changed
+from kazoo_vm.storage.design_docs import design_docs, query_view
+from kazoo_vm.storage.design_sync import MARKER_DB, design_set_hash, retire_design_docs, sync_if_changed
 
 
 def fresh() -> tuple[str, str]:
@@ -22,7 +22,19 @@ def fresh() -> tuple[str, str]:
     return f"test_design_sync_{uuid.uuid4().hex}", uuid.uuid4().hex
 
 
+async def listed(store: CouchStore, *dbs: str) -> None:
+    """Wait until ``_all_dbs`` lists ``dbs``: the dev server (PouchDB) registers a new database's name a moment after
+    creating it; CouchDB at once."""
+    for _ in range(100):
+        missing = [db for db in dbs if not await store.all_dbs_between(db, db)]
+        if not missing:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{dbs} never listed in _all_dbs")
+
+
 async def tamper(store: CouchStore, db: str) -> None:
+    await listed(store, db)
     ddoc = await store.get_doc(db, "_design/vmboxes")
     ddoc["views"] = {"only": {"map": "function(doc) { emit(null, null); }"}}
     await store.put_doc(db, ddoc)
@@ -74,6 +86,7 @@ async def test_the_walk_reads_the_database_list_in_pages(
 
 async def test_processes_starting_together_walk_the_databases_once(store: CouchStore, account: TestAccount) -> None:
     marker, wanted = fresh()
+    await listed(store, naming.account_db(account.id))
     results = await asyncio.gather(
         *(sync_if_changed(store, holder=f"p{n}", marker_id=marker, wanted=wanted) for n in range(4))
     )
@@ -112,23 +125,41 @@ async def test_an_interrupted_walk_resumes_after_its_last_checkpoint(
     assert done["hash"] == wanted and "walk" not in done
 
 
-async def test_the_walk_deletes_the_design_documents_we_merged_away(store: CouchStore, account: TestAccount) -> None:
-    modb = naming.modb(account.id, 2019, 3)
+async def put_retired(store: CouchStore, modb: str) -> None:
     await store.create_db(modb)
     await store.put_doc(modb, {"_id": "_design/kazoo_vm_counts", "views": {}})
     await store.put_doc(modb, {"_id": "_design/kazoo_vm_legacy_messages", "views": {}})
+
+
+async def design_ids(store: CouchStore, db: str) -> set[str]:
+    return {str(row.id) for row in await store.all_docs(db, start_key="_design/", end_key="_design0")}
+
+
+async def test_retiring_deletes_the_design_documents_we_merged_away(store: CouchStore, account: TestAccount) -> None:
+    modb = naming.modb(account.id, 2019, 2)
+    await put_retired(store, modb)
+    assert await retire_design_docs(store, modb, "modb") == 2
+    assert await retire_design_docs(store, modb, "modb") == 0
+    assert await retire_design_docs(store, naming.account_db(account.id), "account") == 0
+    assert not {"_design/kazoo_vm_counts", "_design/kazoo_vm_legacy_messages"} & await design_ids(store, modb)
+
+
+async def test_the_walk_leaves_every_modb_with_only_the_design_documents_we_ship(
+    store: CouchStore, account: TestAccount
+) -> None:
+    modb = naming.modb(account.id, 2019, 3)
+    await put_retired(store, modb)
+    await listed(store, modb)
     marker, wanted = fresh()
-    result = await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted)
-    assert result.retired >= 2
-    ids = {str(row.id) for row in await store.all_docs(modb, start_key="_design/", end_key="_design0")}
-    assert "_design/kazoo_vm_counts" not in ids and "_design/kazoo_vm_legacy_messages" not in ids
-    assert "_design/kazoo_vm_messages" in ids
+    assert (await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted)).status == "done"
+    assert await design_ids(store, modb) == {str(doc["_id"]) for doc in design_docs("modb")}
 
 
 async def test_a_second_walk_rewrites_no_current_design_document(store: CouchStore, account: TestAccount) -> None:
     marker, wanted = fresh()
-    await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted)
     db = naming.account_db(account.id)
+    await listed(store, db)
+    await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted)
     before = (await store.get_doc(db, "_design/vmboxes"))["_rev"]
     marker, wanted = fresh()
     assert (await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted)).status == "done"

@@ -188,9 +188,11 @@ class CouchStore:
         if after is not None:
             params["start_key"] = after
         result: list[str] = await self._json("GET", "/_all_dbs", params=params)
-        # start_key is inclusive; ``after`` itself (if it still exists) is dropped here rather than skipped, as
-        # it may have been deleted since.
-        return [name for name in result if after is None or name > after][:limit]
+        # start_key is inclusive: ``after`` itself is dropped here rather than skipped with ``skip=1``, as it may have
+        # been deleted since. The server's own order is kept (no comparison here), so paging never loses a name.
+        if result and result[0] == after:
+            result = result[1:]
+        return result[:limit]
 
     # -- databases ---------------------------------------------------------------------------------------
 
