@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.accounts import account_docs
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.design_docs import design_docs, ensure_database
+from kazoo_vm.storage.design_docs import design_docs, ensure_database, query_view
 from kazoo_vm.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ async def warm_indexes(store: CouchStore, db: str) -> None:
     for ddoc in design_docs("modb"):
         views = sorted(ddoc.get("views", {}))
         if views:
-            await store.view(db, str(ddoc["_id"]).removeprefix("_design/"), views[0], limit=0)
+            # Through query_view: a design document the creation failed to write is written again first.
+            await query_view(store, db, "modb", str(ddoc["_id"]).removeprefix("_design/"), views[0], limit=0)
 
 
 async def precreate_modbs(
