@@ -56,7 +56,7 @@ async def test_a_changed_set_is_walked_once_then_start_up_reads_one_document(
     db = naming.account_db(account.id)
     await tamper(store, db)
     first = await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted, page_size=50)
-    assert first.status == "done" and first.written >= 1 and first.databases >= 1
+    assert first.status == "done" and first.databases >= 1
     assert await restored(store, db)
 
     counting = CountingStore(couch_url)
