@@ -145,13 +145,13 @@ async def bare_box_listing(store: CouchStore, settings: Any, bench: BenchAccount
         first, last = message_counts.month_span(year, month)
         whole, runs = message_counts.plan(max(low, first), min(high, last), (first, last))
         if whole:
-            queries.append(view(store, db, "kazoo_vm_counts", "by_box_folder", group_level=2))
+            queries.append(view(store, db, "kazoo_vm_messages", "by_box_folder", group_level=2))
         for size, start, end in runs:
             queries.append(
                 view(
                     store,
                     db,
-                    "kazoo_vm_counts",
+                    "kazoo_vm_messages",
                     "by_period",
                     startkey=[size, start],
                     endkey=[size, end, {}],
@@ -267,8 +267,8 @@ async def build_indexes(patient: CouchStore, settings: Any, bench: BenchAccount)
             ("mailbox_messages", "listing_by_mailbox"),
             ("mailbox_messages", "listing_by_timestamp"),
             ("mailbox_messages", "count_per_folder"),
-            ("kazoo_vm_counts", "by_box_folder"),
-            ("kazoo_vm_counts", "by_period"),
+            ("kazoo_vm_messages", "by_box_folder"),
+            ("kazoo_vm_messages", "by_period"),
         ):
             for attempt in range(10):
                 try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import uuid
 from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
@@ -26,15 +28,21 @@ from kazoo_vm.routes import setup_routes
 from kazoo_vm.runtime import prepare_couch, wait_for_couch
 from kazoo_vm.storage import outbox
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.design_docs import sync_all
+from kazoo_vm.storage.design_sync import sync_if_changed
 from kazoo_vm.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 
-async def _sync_design_docs(store: CouchStore) -> None:
+async def _sync_design_docs(store: CouchStore, settings: Settings) -> None:
     try:
-        await sync_all(store)
+        # The lease names this process: node, pid and a random part (two processes may share node and pid).
+        await sync_if_changed(
+            store,
+            holder=f"{settings.node_name}/{os.getpid()}/{uuid.uuid4().hex[:8]}",
+            workers=settings.design_sync_workers,
+            page_size=settings.design_sync_page,
+        )
     except StorageError:
         log.exception("design document sync at start-up failed; views are repaired when first queried")
 
@@ -87,8 +95,9 @@ def create_app(
                 else None
             )
             sync = settings.sync_design_docs if sync_design_docs is None else sync_design_docs
-            # Walking every database can take a while on a big cluster: serve meanwhile.
-            syncing = asyncio.create_task(_sync_design_docs(store)) if sync else None
+            # One read when nothing changed; a walk of every database (by one process of the cluster) when our
+            # design documents did, which can take a while on a big cluster: serve meanwhile.
+            syncing = asyncio.create_task(_sync_design_docs(store, settings)) if sync else None
             health.track_startup_sync(app, syncing)
             await outbox.prepare(store, settings.notifications_db)
             workers = [asyncio.create_task(Worker(store, settings).run()) for _ in range(settings.notify_workers)]

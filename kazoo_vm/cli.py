@@ -1,4 +1,5 @@
-"""``kazoo-vm``: serve the API, manage accounts and users, migrate legacy voicemail, see notifications."""
+"""``kazoo-vm``: serve the API, manage accounts and users, create next month's databases ahead of time, migrate
+legacy voicemail, see notifications."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from kazoo_vm.logs import configure_logging
 from kazoo_vm.migrate.cli import add_command as add_migrate_command
 from kazoo_vm.notify.cli import add_command as add_notifications_command
 from kazoo_vm.runtime import couch_for, prepare_couch, wait_for_couch
+from kazoo_vm.storage import naming, rollover
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import StorageError
 
@@ -137,6 +139,39 @@ def _users_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _month(raw: str) -> tuple[int, int] | str:
+    """``next``, ``current``, ``YYYYMM`` or ``YYYY-MM``."""
+    if raw in ("next", "current"):
+        return raw
+    digits = raw.replace("-", "")
+    if len(digits) != 6 or not digits.isdigit() or not 1 <= int(digits[4:]) <= 12:
+        raise argparse.ArgumentTypeError("must be next, current, YYYYMM or YYYY-MM")
+    return int(digits[:4]), int(digits[4:])
+
+
+def _rate(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number of databases per second")
+    return value
+
+
+def _modbs_precreate(settings: Settings, args: argparse.Namespace) -> int:
+    this_month = naming.year_month(naming.now_gregorian())
+    month = args.month
+    if month == "current":
+        month = this_month
+    elif month == "next":
+        month = rollover.next_month(*this_month)
+
+    async def work(store: CouchStore) -> rollover.PrecreateReport:
+        return await rollover.precreate_modbs(store, month[0], month[1], rate=args.rate)
+
+    report: rollover.PrecreateReport = _run(settings, work)
+    print(json.dumps(dataclasses.asdict(report), indent=2))
+    return 1 if report.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kazoo-vm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kazoo-vm {version()}")
@@ -173,6 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
         "prefer --password-file or the prompt (neither given)",
     )
     create_user.set_defaults(run=_users_create)
+
+    modbs_cmd = commands.add_parser("modbs", help="monthly message databases").add_subparsers(
+        dest="action", required=True
+    )
+    precreate = modbs_cmd.add_parser(
+        "precreate",
+        help="create every account's MODB of a month ahead of time, with design documents and built indexes",
+    )
+    precreate.add_argument("--month", type=_month, default="next", help="next (default), current, YYYYMM or YYYY-MM")
+    precreate.add_argument("--rate", type=_rate, default=20.0, help="at most N databases a second (default 20)")
+    precreate.set_defaults(run=_modbs_precreate)
 
     add_migrate_command(commands)
     add_doctor_command(commands)

@@ -394,6 +394,23 @@ class Settings:
         ),
     )
 
+    design_sync_workers: int = field(
+        default=2,
+        metadata=doc(
+            COUCHDB,
+            "Databases the start-up walk (run only when our design documents changed) brings up to date at once.",
+            _int(1, 64),
+        ),
+    )
+    design_sync_page: int = field(
+        default=500,
+        metadata=doc(
+            COUCHDB,
+            "Database names the start-up walk reads per `_all_dbs` request (and per checkpoint).",
+            _int(1, 10_000),
+        ),
+    )
+
     migrate_batch_size: int = field(
         default=100,
         metadata=doc(

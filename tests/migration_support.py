@@ -229,7 +229,9 @@ async def migrated_messages(store: CouchStore, account_id: str) -> dict[str, lis
 async def server_state(store: CouchStore, account_id: str) -> tuple[list[str], dict[str, list[tuple[str | None, Any]]]]:
     """Every database name, and every document id and revision of the account's databases and ``accounts``:
     any write there changes it."""
-    names = sorted(await store.all_dbs())
+    names: list[str] = []
+    while page := await store.all_dbs_page(names[-1] if names else None, 1000):
+        names.extend(page)
     account_db = naming.account_db(account_id)
     mine = [name for name in names if name == naming.ACCOUNTS_DB or name.startswith(account_db)]
     docs = {name: [(row.id, row.value) for row in await store.all_docs(name)] for name in mine}

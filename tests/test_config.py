@@ -81,3 +81,10 @@ def test_notification_settings_are_read_and_checked() -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({"KAZOO_VM_SMTP_URL": "http://mail.example.com", "KAZOO_VM_NOTIFY_LEASE_S": "-1"})
     assert "KAZOO_VM_SMTP_URL" in str(raised.value) and "KAZOO_VM_NOTIFY_LEASE_S" in str(raised.value)
+
+
+def test_the_design_sync_walk_settings_default_and_validate() -> None:
+    assert load_settings({}).design_sync_workers == 2
+    assert load_settings({"KAZOO_VM_DESIGN_SYNC_PAGE": "100"}).design_sync_page == 100
+    with pytest.raises(ConfigError, match="KAZOO_VM_DESIGN_SYNC_WORKERS"):
+        load_settings({"KAZOO_VM_DESIGN_SYNC_WORKERS": "0"})

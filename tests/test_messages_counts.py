@@ -112,7 +112,7 @@ async def test_counts_come_from_grouped_reduce_queries_not_message_rows(
     _status, body = await api.get("/vmboxes")
     assert body["data"][0]["messages"] == 12
     counting = [query for query in queries if query[0] != "vmboxes"]
-    assert counting and all(design == "kazoo_vm_counts" for design, _, _ in counting)
+    assert counting and all(design == "kazoo_vm_messages" for design, _, _ in counting)
     assert all(params.get("group_level") in (2, 4) for _, _, params in counting)
     assert sum(params["rows"] for _, _, params in counting) < 12  # grouped rows, not one per message
 

@@ -113,7 +113,7 @@ async def test_timestamp_picks_the_month_database_and_the_id_prefix(api: Api, st
     db = naming.modb(api.account.id, year, month)
     design = await store.get_doc(db, "_design/mailbox_messages")
     assert set(design["views"]) >= {"listing_by_mailbox", "listing_by_timestamp", "count_per_box_folder"}
-    assert (await store.get_doc(db, "_design/kazoo_vm_counts"))["views"]["by_box_folder"]["reduce"] == "_count"
+    assert (await store.get_doc(db, "_design/kazoo_vm_messages"))["views"]["by_box_folder"]["reduce"] == "_count"
 
 
 async def test_json_only_create_then_audio_put_on_raw(api: Api) -> None:
@@ -216,7 +216,7 @@ async def test_parallel_creates_into_a_new_monthly_database_all_succeed(api: Api
     db = naming.modb(api.account.id, year, month)
     rows = await store.all_docs(db)
     assert len([row for row in rows if not str(row.id).startswith("_design/")]) == 6
-    assert {"_design/mailbox_messages", "_design/kazoo_vm_counts"} <= {str(row.id) for row in rows}
+    assert {"_design/mailbox_messages", "_design/kazoo_vm_messages"} <= {str(row.id) for row in rows}
 
 
 @pytest.mark.parametrize(

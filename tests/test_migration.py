@@ -182,7 +182,7 @@ async def test_missing_modb_is_created_with_its_views(store: CouchStore, account
     assert sorted(row.value["media_id"] for row in rows) == sorted(
         v for v in FIXTURE_EXPECTED.values() if v.startswith("201710")
     )
-    rows = await store.view(october, "kazoo_vm_legacy_messages", "by_previous_id", key="vmbox01-msg01-should-migrate")
+    rows = await store.view(october, "kazoo_vm_messages", "by_previous_id", key="vmbox01-msg01-should-migrate")
     assert [row.id for row in rows] == ["201710-vmbox01-msg01-should-migrate"]
 
 
@@ -371,7 +371,7 @@ async def test_target_left_by_kazoos_own_migrator_gets_the_real_audio(store: Cou
     assert report.totals()["migrated"] == 1
     assert await box_entries(store, account.id, "halfway") == []
     # The view the message API needs was installed into the MODB this run did not create.
-    assert await store.view(modb, "kazoo_vm_legacy_messages", "by_previous_id", key=legacy_id)
+    assert await store.view(modb, "kazoo_vm_messages", "by_previous_id", key=legacy_id)
 
 
 async def test_target_with_a_damaged_copy_is_repaired(store: CouchStore, account: TestAccount) -> None:

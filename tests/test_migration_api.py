@@ -319,7 +319,7 @@ async def test_old_id_of_a_recent_message_is_found_in_the_retention_months_witho
     assert found == new_id(OLD_B, stamps)
     window = naming.months_between(naming.year_month(retention.cutoff(settings, now)), naming.year_month(now))
     assert len(counting.requests) == len(window)
-    assert all("/_design/kazoo_vm_legacy_messages/_view/by_previous_id" in request for request in counting.requests)
+    assert all("/_design/kazoo_vm_messages/_view/by_previous_id" in request for request in counting.requests)
 
 
 async def test_old_id_of_a_message_older_than_retention_still_finds_it(

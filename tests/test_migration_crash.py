@@ -103,7 +103,7 @@ async def assert_converged(store: CouchStore, scenario: Scenario, where: str) ->
         [("", "no_media_id"), *FAILING.items()]
     ), where
     for db in await modbs_of(store, scenario.account_id):
-        for design in ("_design/mailbox_messages", "_design/kazoo_vm_legacy_messages"):
+        for design in ("_design/mailbox_messages", "_design/kazoo_vm_messages"):
             assert (await store.get_doc(db, design))["_id"] == design, f"{where}: {db} lacks {design}"
 
 

@@ -242,6 +242,17 @@ class Doctor:
         else:
             self.report.add("cluster", Level.OK, message)
 
+    async def _all_database_names(self, page_size: int = 1000) -> list[str]:
+        """Every database name, read a page of ``_all_dbs`` at a time (never one response for the whole cluster)."""
+        names: list[str] = []
+        after: str | None = None
+        while True:
+            page = await self.store.all_dbs_page(after, page_size)
+            names.extend(page)
+            if len(page) < page_size:
+                return names
+            after = page[-1]
+
     async def _permissions(self) -> list[str] | None:
         try:
             user = (await server.session(self.store)).get("userCtx") or {}
@@ -251,7 +262,7 @@ class Doctor:
             pass
         dbs: list[str] | None
         try:
-            dbs = await self.store.all_dbs()
+            dbs = await self._all_database_names()
             self.report.add("credentials", Level.OK, f"may list _all_dbs ({len(dbs)} databases)")
         except Unauthorized:
             dbs = None

@@ -1,7 +1,8 @@
 """Which boxes to migrate, in batches, by a pool of asyncio workers (``kazoo-vm migrate``).
 
 Boxes with legacy entries are found with Kazoo's own ``vmboxes/crossbar_listing`` view (its ``messages`` value is
-the length of the legacy array), one query per account, which also gives the progress bar its total. Each worker
+the length of the legacy array), one query per account, which also grows the progress bar's total as accounts are
+read (a page of the accounts database at a time, streamed into the workers). Each worker
 takes one box at a time and walks its array in batches; boxes of one account and different accounts run in
 parallel. Unlike Kazoo's crawler there is no pause between accounts: every write is already bounded by the batch.
 """
@@ -9,11 +10,11 @@ parallel. Unlike Kazoo's crawler there is no pause between accounts: every write
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo_vm.concurrency import gather_bounded, gather_or_cancel
+from kazoo_vm.concurrency import gather_or_cancel
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.accounts import Account
 from kazoo_vm.domain.box_timezone import box_timezone
@@ -36,6 +37,9 @@ from kazoo_vm.storage.errors import (
     NotFound,
     StorageError,
 )
+
+# Accounts read per request of the accounts database's listing.
+ACCOUNT_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -110,24 +114,42 @@ class Migration:
         self._modbs = ModbCheck()
 
     async def run(self, selection: Selection) -> Report:
-        # Named accounts are read one by one (and checked); "every account" comes with its documents in one query.
-        accounts: list[Account | str] = list(selection.account_ids) or list(await self._all_accounts())
-        found = await gather_bounded((self._jobs(account, selection.box_ids) for account in accounts), self.workers)
-        jobs = [job for account_jobs in found for job in account_jobs]
-        self.progress.add_total(sum(job.entries for job in jobs))
-        queue: asyncio.Queue[BoxJob] = asyncio.Queue()
-        for job in jobs:
-            queue.put_nowait(job)
-        await gather_or_cancel(self._worker(queue) for _ in range(min(self.workers, len(jobs))))
+        """A pipeline with bounded queues: accounts are read a page at a time, a few at once are asked which of
+        their boxes hold legacy entries, and those boxes are migrated as they are found. The first box starts
+        moving after one page of accounts, whatever the cluster's size, and memory holds a page, not the list."""
+        jobs: asyncio.Queue[BoxJob | None] = asyncio.Queue(maxsize=self.workers * 4)
+
+        async def produce() -> None:
+            accounts: asyncio.Queue[Account | str | None] = asyncio.Queue(maxsize=self.workers * 2)
+
+            async def feed() -> None:
+                async for account in self._accounts(selection):
+                    await accounts.put(account)
+                for _ in range(self.workers):
+                    await accounts.put(None)
+
+            async def discover() -> None:
+                while (account := await accounts.get()) is not None:
+                    for job in await self._jobs(account, selection.box_ids):
+                        self.progress.add_total(job.entries)
+                        await jobs.put(job)
+
+            await gather_or_cancel([feed(), *(discover() for _ in range(self.workers))])
+            for _ in range(self.workers):
+                await jobs.put(None)
+
+        await gather_or_cancel([produce(), *(self._worker(jobs) for _ in range(self.workers))])
         self.report.finish()
         return self.report
 
-    async def _all_accounts(self) -> list[Account]:
-        try:
-            docs = await stored_accounts.all_account_docs(self.store, repair=not self.options.dry_run)
-        except DatabaseNotFound:
-            return []
-        return [Account.from_doc(doc) for doc in docs]
+    async def _accounts(self, selection: Selection) -> AsyncIterator[Account | str]:
+        """Named accounts as given (each read and checked later); otherwise every account, a page at a time."""
+        if selection.account_ids:
+            for account_id in selection.account_ids:
+                yield account_id
+            return
+        async for doc in stored_accounts.account_docs(self.store, page=ACCOUNT_PAGE, repair=not self.options.dry_run):
+            yield Account.from_doc(doc)
 
     async def _account(self, account_id: str) -> Account | None:
         if not naming.is_account_id(account_id):
@@ -171,12 +193,8 @@ class Migration:
                 jobs.append(BoxJob(account=account, box_id=box_id, entries=count))
         return jobs
 
-    async def _worker(self, queue: asyncio.Queue[BoxJob]) -> None:
-        while True:
-            try:
-                job = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
+    async def _worker(self, queue: asyncio.Queue[BoxJob | None]) -> None:
+        while (job := await queue.get()) is not None:
             await self._migrate_box(job)
 
     async def _migrate_box(self, job: BoxJob) -> None:

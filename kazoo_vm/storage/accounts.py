@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import query_view
-from kazoo_vm.storage.errors import DocumentNotFound
+from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound
 
 ACCOUNTS_DESIGN = "kazoo_vm_accounts"
 USERS_DESIGN = "kazoo_vm_users"
@@ -29,15 +30,35 @@ async def realm_taken(store: CouchStore, realm: str) -> bool:
     return bool(rows)
 
 
-async def all_account_docs(store: CouchStore, *, repair: bool = True) -> list[JsonDict]:
-    """Every account document, in id order; ``repair=False`` never writes missing design documents (a dry run)."""
+async def account_docs_page(store: CouchStore, after: str | None, limit: int, *, repair: bool = True) -> list[JsonDict]:
+    """At most ``limit`` account documents whose ids sort after ``after`` (from the first when None), in id order:
+    one page, so that ten thousand accounts are never read in one response. ``repair=False`` never writes missing
+    design documents (a dry run)."""
+    params: dict[str, Any] = {"include_docs": True, "limit": limit + 1}
+    if after is not None:
+        params["start_key"] = after
     if repair:
-        rows = await query_view(
-            store, naming.ACCOUNTS_DB, "accounts", ACCOUNTS_DESIGN, "listing_by_id", include_docs=True
-        )
+        rows = await query_view(store, naming.ACCOUNTS_DB, "accounts", ACCOUNTS_DESIGN, "listing_by_id", **params)
     else:
-        rows = await store.view(naming.ACCOUNTS_DB, ACCOUNTS_DESIGN, "listing_by_id", include_docs=True)
-    return [row.doc for row in rows if row.doc is not None]
+        rows = await store.view(naming.ACCOUNTS_DB, ACCOUNTS_DESIGN, "listing_by_id", **params)
+    # start_key is inclusive: ``after`` itself (if still there) is dropped here, not skipped, as it may be gone.
+    docs = [row.doc for row in rows if row.doc is not None and (after is None or str(row.id) > after)]
+    return docs[:limit]
+
+
+async def account_docs(store: CouchStore, *, page: int = 100, repair: bool = True) -> AsyncIterator[JsonDict]:
+    """Every account document in id order, read ``page`` at a time; nothing when the accounts database is missing."""
+    after: str | None = None
+    while True:
+        try:
+            docs = await account_docs_page(store, after, page, repair=repair)
+        except DatabaseNotFound:
+            return
+        for doc in docs:
+            yield doc
+        if len(docs) < page:
+            return
+        after = str(docs[-1]["_id"])
 
 
 async def username_taken(store: CouchStore, account_db: str, username: str) -> bool:

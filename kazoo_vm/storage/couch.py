@@ -259,9 +259,18 @@ class CouchStore:
         result: JsonDict = await self._json("GET", "/")
         return result
 
-    async def all_dbs(self) -> list[str]:
-        result: list[str] = await self._json("GET", "/_all_dbs")
-        return result
+    async def all_dbs_page(self, after: str | None, limit: int) -> list[str]:
+        """At most ``limit`` database names sorted after ``after`` (from the first when None): one page of
+        ``_all_dbs``, so that a cluster of many thousands of databases is never listed in one response."""
+        params: dict[str, Any] = {"limit": limit + 1}
+        if after is not None:
+            params["start_key"] = after
+        result: list[str] = await self._json("GET", "/_all_dbs", params=params)
+        # start_key is inclusive: ``after`` itself is dropped here rather than skipped with ``skip=1``, as it may have
+        # been deleted since. The server's own order is kept (no comparison here), so paging never loses a name.
+        if result and result[0] == after:
+            result = result[1:]
+        return result[:limit]
 
     # -- databases ---------------------------------------------------------------------------------------
 
@@ -536,6 +545,10 @@ class CouchStore:
         account's MODBs, without listing every database of the server."""
         result: list[str] = await self._json("GET", "/_all_dbs", params={"start_key": start, "end_key": end})
         return [name for name in result if start <= name <= end]
+
+    async def view_cleanup(self, db: str) -> None:
+        """``_view_cleanup``: remove the index files of design documents the database no longer has."""
+        await self._json("POST", f"/{quote_name(db)}/_view_cleanup", body={})
 
 
 def _rev_order(rev: str) -> tuple[int, str]:

@@ -1,9 +1,10 @@
 """Design documents from ``couch_design_docs/<class>/``, and keeping databases supplied with them.
 
-A database gets its design documents when it is created; at start-up :func:`sync_all` brings every known
-database's design documents up to date where they differ in what CouchDB executes (:func:`is_current`). Kazoo's
-own design documents are written as Kazoo's loader writes them (:func:`kazoo_loaded_form`), so that neither a
-Kazoo node sharing the CouchDB nor this service ever finds the other's copy out of date. A view query that finds
+A database gets its design documents when it is created; when our set changes, the walk of
+:mod:`kazoo_vm.storage.design_sync` brings every database's design documents up to date where they differ in what
+CouchDB executes (:func:`is_current`). Kazoo's own design documents are written as Kazoo's loader writes them
+(:func:`kazoo_loaded_form`), so that neither a Kazoo node sharing the CouchDB nor this service ever finds the
+other's copy out of date. A view query that finds
 its design document missing (another process created the database a moment ago) repairs it through
 :func:`ensure_design_docs`.
 """
@@ -16,12 +17,10 @@ import re
 from functools import cache
 from typing import Any
 
-from kazoo_vm.concurrency import gather_bounded
 from kazoo_vm.model import JsonDict
 from kazoo_vm.resources import design_docs_dir
-from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound
+from kazoo_vm.storage.errors import DocumentNotFound
 
 log = logging.getLogger(__name__)
 
@@ -177,30 +176,6 @@ async def ensure_database(store: CouchStore, db: str, db_class: str) -> bool:
     if created:
         await ensure_design_docs(store, db, db_class, fresh=True)
     return created
-
-
-async def sync_all(store: CouchStore, *, concurrency: int = 8) -> int:
-    """Bring design documents of every database we know up to date; returns the number written.
-
-    One read per database (and a write where something differs), a few databases at a time, so that a
-    cluster with many accounts is walked without flooding it.
-    """
-
-    async def sync_one(db: str, db_class: str) -> int:
-        try:
-            return await ensure_design_docs(store, db, db_class)
-        except DatabaseNotFound:
-            return 0  # deleted since _all_dbs listed it
-
-    jobs = []
-    for db in await store.all_dbs():
-        db_class = naming.database_class(db)
-        if db_class in DATABASE_CLASSES:
-            jobs.append(sync_one(db, db_class))
-    written = sum(await gather_bounded(jobs, concurrency))
-    if written:
-        log.info("updated %d design documents", written)
-    return written
 
 
 async def query_view(store: CouchStore, db: str, db_class: str, design: str, view: str, **params: Any) -> list[Any]:

@@ -1,6 +1,6 @@
 """Legacy (pre-4.0) voicemail as CouchDB keeps it: ``private_media`` documents in the account database, and the
-messages migrated from them, found in the MODBs through ``_design/kazoo_vm_legacy_messages``
-(``couch_design_docs/modb/kazoo_vm_legacy_messages.json``, keyed by ``pvt_previous_id``)."""
+messages migrated from them, found in the MODBs through ``by_previous_id`` of ``_design/kazoo_vm_messages``
+(``couch_design_docs/modb/kazoo_vm_messages.json``, keyed by ``pvt_previous_id``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from kazoo_vm.storage.errors import DatabaseNotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 
-DESIGN = "kazoo_vm_legacy_messages"
+DESIGN = "kazoo_vm_messages"
 
 
 async def migrated_from(store: CouchStore, db: str, legacy_id: str, box_id: str) -> list[str]:

@@ -1,12 +1,13 @@
 """Voicemail messages as CouchDB keeps them: documents in monthly databases (MODBs), listed through Kazoo's
-``mailbox_messages`` views and counted through our ``kazoo_vm_counts`` reduce views (``couch_design_docs/modb/``).
+``mailbox_messages`` views and counted through the reduce views of our ``kazoo_vm_messages``
+(``couch_design_docs/modb/``).
 
 Listings. ``listing_by_mailbox`` has keys ``[box, timestamp]``, ``listing_by_timestamp`` keys ``[timestamp, box]``;
 :class:`ListingView` says how to build and read them, so the domain asks for "messages of box B between T1 and T2,
 newest first, from this key" without spelling a key.
 
 Counts. Kazoo reads one row per message for its counts (kvm_messages count_per_folder, one query per folder). We read
-grouped reduce rows from ``_design/kazoo_vm_counts`` instead, so the cost does not grow with the number of messages:
+grouped reduce rows from ``_design/kazoo_vm_messages`` instead, so the cost does not grow with the number of messages:
 
 * a MODB whose whole month lies inside the window: one ``by_box_folder`` query, ``group_level=2`` →
   one row per (box, folder);
@@ -105,7 +106,7 @@ async def listing_rows(
         return None
 
 
-COUNTS_DESIGN = "kazoo_vm_counts"
+COUNTS_DESIGN = "kazoo_vm_messages"
 RESOLUTIONS = (86_400, 3_600, 1)
 IN_TRANSIT = "in_transit"
 _COUNTED = (*FOLDERS, IN_TRANSIT)

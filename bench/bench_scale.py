@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""Benchmark: the whole-cluster costs at the size of a real Kazoo cluster, on a real Apache CouchDB 3.5.
+
+Builds accounts the way the service does (account database, accounts document, one box, the current and two
+previous months' MODBs with their design documents; every 20th account also a legacy box of two messages with
+audio), then, at each size in turn (the same cluster grown), measures:
+
+* a start-up after our design documents changed (the marker removed: a forced walk of every database) and an
+  ordinary start-up (nothing changed): time to the first answer of GET /vmboxes, time to "sync done", CouchDB
+  requests made until then, Python memory (peak RSS growth), GET /vmboxes latency while the sync runs and after;
+* the migrator over every account: time to its first migrated message, its total, and a rerun with nothing to do;
+* ``kazoo-vm modbs precreate`` of next month at a given rate;
+* view index files per MODB on disk (when the bench started the CouchDB itself).
+
+    .venv/bin/python bench/bench_scale.py                       # 250 and 1,000 accounts (1,000 and 4,000 dbs)
+    .venv/bin/python bench/bench_scale.py --sizes 1000,3000     # 4,000 and 12,000 databases
+    .venv/bin/python bench/bench_scale.py --couch-url http://admin:admin@127.0.0.1:5984   # a running CouchDB
+
+By default it starts a single node (q=1) of ``../shared/couchdb/couchdb`` in a temporary directory and stops it at
+the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import functools
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kazoo_vm import app as app_module
+from kazoo_vm import appkeys
+from kazoo_vm.app import create_app
+from kazoo_vm.config import Settings
+from kazoo_vm.domain import accounts
+from kazoo_vm.domain.legacy.outcomes import Options
+from kazoo_vm.events import Events, MessageChange, MessageEvent
+from kazoo_vm.migrate.driver import Selection, migrate
+from kazoo_vm.model import JsonDict
+from kazoo_vm.storage import couch as couch_module
+from kazoo_vm.storage import design_sync, naming, rollover
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.design_docs import ensure_database
+from kazoo_vm.storage.errors import DocumentNotFound
+
+ROOT = Path(__file__).resolve().parents[1]
+COUCHDB = ROOT.parent / "shared" / "couchdb" / "couchdb"
+
+
+class Requests:
+    """Counts every JSON request any CouchStore of this process makes."""
+
+    count = 0
+
+    @classmethod
+    def install(cls) -> None:
+        original = couch_module.CouchStore._json
+
+        async def counted(self: CouchStore, method: str, path: str, **kwargs: Any) -> Any:
+            cls.count += 1
+            return await original(self, method, path, **kwargs)
+
+        couch_module.CouchStore._json = counted  # type: ignore[method-assign]
+
+
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class PeakRss:
+    """Samples the process's RSS every 20 ms; ``growth_mb`` is the peak over the baseline."""
+
+    def __init__(self) -> None:
+        self.baseline = rss_kb()
+        self.peak = self.baseline
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_kb())
+            await asyncio.sleep(0.02)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sample())
+
+    async def stop(self) -> float:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self.peak = max(self.peak, rss_kb())
+        return (self.peak - self.baseline) / 1024
+
+
+def months_back(count: int) -> list[tuple[int, int]]:
+    year, month = naming.year_month(naming.now_gregorian())
+    months = [(year, month)]
+    for _ in range(count - 1):
+        year, month = naming.previous_month(year, month)
+        months.append((year, month))
+    return months
+
+
+async def bounded(jobs: list[Callable[[], Awaitable[Any]]], limit: int) -> None:
+    queue: asyncio.Queue[Callable[[], Awaitable[Any]]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+
+    async def worker() -> None:
+        while not queue.empty():
+            await queue.get_nowait()()
+
+    await asyncio.gather(*(worker() for _ in range(limit)))
+
+
+async def build(store: CouchStore, count: int, start: int, months: int) -> list[str]:
+    """``count`` more accounts with their databases; returns their ids."""
+    made: list[str] = []
+    audio = base64.b64encode(os.urandom(2000)).decode()
+    stamp = naming.now_gregorian() - 86400 * 400
+
+    async def one(index: int) -> None:
+        account, _ = await accounts.create_account(store, name=f"scale {index}", realm=f"scale{index}.bench.example")
+        db = naming.account_db(account.id)
+        docs: list[JsonDict] = [{"_id": "box0", "pvt_type": "vmbox", "name": "box 0", "mailbox": "1000"}]
+        if index % 20 == 0:
+            ids = [naming.new_doc_id() for _ in range(2)]
+            entries = [
+                {"media_id": legacy, "timestamp": stamp + n, "folder": "new", "length": 3000, "call_id": legacy}
+                for n, legacy in enumerate(ids)
+            ]
+            docs.append(
+                {"_id": "legacy", "pvt_type": "vmbox", "name": "legacy", "mailbox": "1001", "messages": entries}
+            )
+            docs.extend(
+                {
+                    "_id": legacy,
+                    "pvt_type": "private_media",
+                    "source_type": "voicemail",
+                    "source_id": "legacy",
+                    "media_type": "mp3",
+                    "utc_seconds": stamp,
+                    "_attachments": {f"{legacy}.mp3": {"content_type": "audio/mpeg", "data": audio}},
+                }
+                for legacy in ids
+            )
+        await store.bulk_docs(db, docs)
+        for year, month in months_back(months):
+            await ensure_database(store, naming.modb(account.id, year, month), "modb")
+        # A live system keeps the box listing's index built (every GET /vmboxes reads it); build it here too.
+        await store.view(db, "vmboxes", "crossbar_listing", limit=0)
+        made.append(account.id)
+
+    await bounded([functools.partial(one, index) for index in range(start, start + count)], 16)
+    return made
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+async def start_up(settings: Settings, account_id: str, *, forced: bool) -> dict[str, float]:
+    """Start the service in this process; measure until its design-document sync is done, then after."""
+    store = CouchStore(str(settings.couch_url))
+    if forced:
+        try:
+            marker = await store.get_doc(design_sync.MARKER_DB, design_sync.MARKER_ID)
+            await store.delete_doc(design_sync.MARKER_DB, design_sync.MARKER_ID, marker["_rev"])
+        except DocumentNotFound:
+            pass  # no walk recorded yet
+    await store.close()
+
+    done = asyncio.Event()
+    original = design_sync.sync_if_changed
+
+    async def watched(*args: Any, **kwargs: Any) -> design_sync.SyncResult:
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            done.set()
+
+    setattr(app_module, "sync_if_changed", watched)  # noqa: B010 - the bench watches the app's call
+    memory = PeakRss()
+    memory.start()
+    before = Requests.count
+    started = time.perf_counter()
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    try:
+        token = client.app[appkeys.TOKENS].issue(account_id, None, "cb_api_auth")
+        headers = {"X-Auth-Token": token}
+        url = f"/v2/accounts/{account_id}/vmboxes"
+
+        async def timed() -> float:
+            t0 = time.perf_counter()
+            response = await client.get(url, headers=headers)
+            assert response.status == 200, await response.text()
+            await response.read()
+            return time.perf_counter() - t0
+
+        await timed()
+        first_answer = time.perf_counter() - started
+        during: list[float] = []
+        while not done.is_set():
+            during.append(await timed())
+        sync_done = time.perf_counter() - started
+        requests = Requests.count - before  # less the GET /vmboxes requests, by the caller
+        growth = await memory.stop()
+        after = [await timed() for _ in range(max(50, min(len(during), 300)))]
+    finally:
+        await client.close()
+        setattr(app_module, "sync_if_changed", original)  # noqa: B010
+    return {
+        "first_answer_s": first_answer,
+        "sync_done_s": sync_done,
+        "requests": requests,
+        "rss_growth_mb": growth,
+        "during_n": len(during),
+        "during_median_ms": statistics.median(during) * 1000 if during else float("nan"),
+        "during_p95_ms": percentile(during, 0.95) * 1000,
+        "after_median_ms": statistics.median(after) * 1000,
+        "after_p95_ms": percentile(after, 0.95) * 1000,
+    }
+
+
+async def vmboxes_requests(settings: Settings, account_id: str) -> int:
+    """CouchDB requests one GET /vmboxes makes (subtracted from the start-up counts)."""
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings, sync_design_docs=False)))
+    await client.start_server()
+    try:
+        token = client.app[appkeys.TOKENS].issue(account_id, None, "cb_api_auth")
+        before = Requests.count
+        response = await client.get(f"/v2/accounts/{account_id}/vmboxes", headers={"X-Auth-Token": token})
+        await response.read()
+        return Requests.count - before
+    finally:
+        await client.close()
+
+
+async def migrator(store: CouchStore, settings: Settings) -> dict[str, float]:
+    first: list[float] = []
+    started = time.perf_counter()
+
+    async def heard(event: MessageEvent) -> None:
+        if event.change is MessageChange.MIGRATED and not first:
+            first.append(time.perf_counter() - started)
+
+    memory = PeakRss()
+    memory.start()
+    report = await migrate(store, Selection(), settings, options=Options(), events=Events([heard]))
+    total = time.perf_counter() - started
+    growth = await memory.stop()
+    started = time.perf_counter()
+    rerun = await migrate(store, Selection(), settings, options=Options())
+    rerun_s = time.perf_counter() - started
+    return {
+        "first_s": first[0] if first else float("nan"),
+        "total_s": total,
+        "migrated": report.totals()["migrated"],
+        "rss_growth_mb": growth,
+        "rerun_s": rerun_s,
+        "rerun_entries": rerun.totals()["entries"],
+    }
+
+
+def index_files_per_modb(data_dir: Path | None) -> float:
+    if data_dir is None:
+        return float("nan")
+    files = [path for path in data_dir.rglob("*.view")]
+    modbs = {path.parent.parent.name for path in files if "-20" in str(path)}
+    modb_files = [path for path in files if "-20" in str(path)]
+    return len(modb_files) / len(modbs) if modbs else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def run(url: str, data_dir: Path | None, args: argparse.Namespace) -> None:
+    Requests.install()
+    logging.basicConfig(level=logging.WARNING)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    settings = Settings(couch_url=url, default_timezone="UTC", retention_days=93, design_sync_workers=args.sync_workers)
+    store = CouchStore(url, timeout_s=300)
+    results: dict[int, dict[str, float]] = {}
+    built: list[str] = []
+    try:
+        for size in sizes:
+            started = time.perf_counter()
+            built += await build(store, size - len(built), len(built), args.months)
+            print(
+                f"built {size} accounts ({size * (1 + args.months)} databases) in {time.perf_counter() - started:.0f}s",
+                flush=True,
+            )
+            probe = built[0]
+            row: dict[str, float] = {"databases": size * (1 + args.months)}
+            per_get = await vmboxes_requests(settings, probe)
+            row["get_requests"] = per_get
+            forced = await start_up(settings, probe, forced=True)
+            forced["requests"] -= per_get * (1 + forced["during_n"])
+            row |= {f"forced_{key}": value for key, value in forced.items()}
+            quiet = await start_up(settings, probe, forced=False)
+            quiet["requests"] -= per_get * (1 + quiet["during_n"])
+            row |= {f"quiet_{key}": value for key, value in quiet.items()}
+            row |= {f"migrate_{key}": value for key, value in (await migrator(store, settings)).items()}
+            year, month = rollover.next_month(*naming.year_month(naming.now_gregorian()))
+            precreated = await rollover.precreate_modbs(store, year, month, rate=args.rate)
+            row["precreate_s"] = precreated.seconds
+            row["precreate_created"] = precreated.created
+            row["index_files_per_modb"] = index_files_per_modb(data_dir)
+            results[size] = row
+            print(f"measured {size} accounts", flush=True)
+    finally:
+        await store.close()
+    print_table(results)
+
+
+LABELS = [
+    ("databases", "databases", "{:.0f}"),
+    ("get_requests", "CouchDB requests per GET /vmboxes", "{:.0f}"),
+    ("forced_first_answer_s", "forced sync start: first answer (s)", "{:.2f}"),
+    ("forced_sync_done_s", "forced sync start: sync done (s)", "{:.1f}"),
+    ("forced_requests", "forced sync start: CouchDB requests", "{:.0f}"),
+    ("forced_rss_growth_mb", "forced sync start: peak RSS growth (MB)", "{:.1f}"),
+    ("forced_during_median_ms", "GET /vmboxes during sync, median (ms)", "{:.1f}"),
+    ("forced_during_p95_ms", "GET /vmboxes during sync, p95 (ms)", "{:.1f}"),
+    ("forced_after_median_ms", "GET /vmboxes after sync, median (ms)", "{:.1f}"),
+    ("forced_after_p95_ms", "GET /vmboxes after sync, p95 (ms)", "{:.1f}"),
+    ("quiet_first_answer_s", "unchanged start: first answer (s)", "{:.2f}"),
+    ("quiet_sync_done_s", "unchanged start: sync done (s)", "{:.2f}"),
+    ("quiet_requests", "unchanged start: CouchDB requests", "{:.0f}"),
+    ("quiet_rss_growth_mb", "unchanged start: peak RSS growth (MB)", "{:.1f}"),
+    ("quiet_after_median_ms", "GET /vmboxes after start, median (ms)", "{:.1f}"),
+    ("migrate_first_s", "migrator: first message migrated (s)", "{:.2f}"),
+    ("migrate_total_s", "migrator: total (s)", "{:.1f}"),
+    ("migrate_migrated", "migrator: messages migrated", "{:.0f}"),
+    ("migrate_rss_growth_mb", "migrator: peak RSS growth (MB)", "{:.1f}"),
+    ("migrate_rerun_s", "migrator rerun, nothing to do (s)", "{:.1f}"),
+    ("precreate_s", "precreate next month (s)", "{:.1f}"),
+    ("precreate_created", "precreate: databases created", "{:.0f}"),
+    ("index_files_per_modb", "view index files per MODB", "{:.2f}"),
+]
+
+
+def print_table(results: dict[int, dict[str, float]]) -> None:
+    sizes = sorted(results)
+    header = f"| {'accounts':44} | " + " | ".join(f"{size:>10,}" for size in sizes) + " |"
+    print()
+    print(header)
+    print("|" + "-" * 46 + "|" + "|".join("-" * 12 for _ in sizes) + "|")
+    for key, label, fmt in LABELS:
+        cells = " | ".join(f"{fmt.format(results[size].get(key, float('nan'))):>10}" for size in sizes)
+        print(f"| {label:44} | {cells} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="250,1000", help="account counts, smallest first (default 250,1000)")
+    parser.add_argument("--months", type=int, default=3, help="MODBs per account (default 3)")
+    parser.add_argument("--rate", type=float, default=100.0, help="precreate rate, databases a second (default 100)")
+    parser.add_argument("--sync-workers", type=int, default=2, help="KAZOO_VM_DESIGN_SYNC_WORKERS (default 2)")
+    parser.add_argument("--couch-url", help="a running CouchDB (default: start a node of ../shared/couchdb)")
+    args = parser.parse_args()
+    if args.couch_url:
+        asyncio.run(run(args.couch_url, None, args))
+        return
+    data = Path(tempfile.mkdtemp(prefix="kazoo-vm-scale-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    ini = data / "q1.ini"
+    ini.write_text("[cluster]\nq = 1\n[couchdb]\nmax_dbs_open = 2000\n")
+    port = free_port()
+    url = (
+        subprocess.run(
+            [str(COUCHDB), "start", "--port", str(port), "--data", str(data / "node"), "--ini", str(ini)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    try:
+        asyncio.run(run(url, data / "node", args))
+    finally:
+        subprocess.run([str(COUCHDB), "stop", "--data", str(data / "node")], check=False, capture_output=True)
+        subprocess.run(["rm", "-rf", str(data)], check=False)
+
+
+if __name__ == "__main__":
+    main()

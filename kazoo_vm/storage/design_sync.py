@@ -1,0 +1,239 @@
+"""When and how the design documents of every database are brought up to date: the walk over the cluster.
+
+A start-up does constant work: it reads one marker document (``accounts/kazoo_vm_design_sync``) holding the hash
+of the design documents last brought to every database (:func:`design_set_hash`, over ``couch_design_docs/``);
+when it matches, nothing else happens. When it does not, one process at a time walks the databases: it takes a
+lease in that same document (a conditional write, so of several processes starting together exactly one wins),
+reads ``_all_dbs`` a page at a time, hands each page to a few workers, and after each page records how far it got
+and renews the lease. A walk that stops (crash, shutdown) is resumed from its last page by the next process that
+finds the lease expired. Meanwhile a view query that finds its design document missing or stale repairs it
+(:func:`~kazoo_vm.storage.design_docs.query_view`), so correctness never waits for the walk.
+
+Design documents we no longer ship (merged into others) are deleted by the walk, and the database's index files
+for them removed (``_view_cleanup``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from kazoo_vm.model import JsonDict
+from kazoo_vm.resources import design_docs_dir
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.design_docs import DATABASE_CLASSES, ensure_design_docs
+from kazoo_vm.storage.errors import Conflict, DatabaseNotFound, DocumentNotFound, StorageError
+
+log = logging.getLogger(__name__)
+
+MARKER_DB = naming.ACCOUNTS_DB
+MARKER_ID = "kazoo_vm_design_sync"
+
+# Design documents of ours that were merged into another one; the walk deletes them from every database.
+RETIRED: dict[str, tuple[str, ...]] = {
+    "modb": ("_design/kazoo_vm_counts", "_design/kazoo_vm_legacy_messages"),
+}
+
+Status = Literal["current", "busy", "done", "lost", "incomplete"]
+
+
+@dataclass
+class SyncResult:
+    """What a call of :func:`sync_if_changed` did: ``current`` (nothing to do), ``busy`` (another process holds
+    the lease), ``done`` (walked to the end), ``lost`` (another process took the lease over mid-walk),
+    ``incomplete`` (some databases failed; the next start walks again)."""
+
+    status: Status
+    databases: int = 0
+    written: int = 0
+    retired: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+def design_set_hash() -> str:
+    """A hash of every file under ``couch_design_docs/`` and of the retired names: it changes when and only when
+    the design documents every database should have change."""
+    digest = hashlib.sha256()
+    root = design_docs_dir()
+    for path in sorted(root.rglob("*.json")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    digest.update(json.dumps(RETIRED, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+async def retire_design_docs(store: CouchStore, db: str, db_class: str) -> int:
+    """Delete the retired design documents of ``db_class`` still in ``db`` and their index files; how many."""
+    retired = RETIRED.get(db_class, ())
+    if not retired:
+        return 0
+    rows = await store.all_docs(db, keys=list(retired))
+    doomed = [
+        {"_id": str(row.id), "_rev": row.value["rev"], "_deleted": True}
+        for row in rows
+        if isinstance(row.value, dict) and not row.value.get("deleted")
+    ]
+    if not doomed:
+        return 0
+    results = await store.bulk_docs(db, doomed)
+    try:
+        await store.view_cleanup(db)
+    except StorageError as exc:  # the files go at the next compaction or cleanup anyway
+        log.warning("view cleanup of %s failed: %s", db, exc)
+    return sum(1 for result in results if "error" not in result)
+
+
+@dataclass
+class _Walk:
+    store: CouchStore
+    marker_db: str
+    marker: JsonDict
+    lease_s: float
+    clock: Callable[[], float]
+    result: SyncResult
+
+    async def one(self, db: str, db_class: str) -> None:
+        try:
+            self.result.written += await ensure_design_docs(self.store, db, db_class)
+            self.result.retired += await retire_design_docs(self.store, db, db_class)
+        except DatabaseNotFound:
+            pass  # deleted since _all_dbs listed it
+        except StorageError as exc:
+            self.result.failed += 1
+            log.warning("design documents of %s not brought up to date: %s", db, exc)
+        self.result.databases += 1
+
+    async def checkpoint(self, after: str | None, *, hash_done: str | None = None, release: bool = False) -> bool:
+        """Record progress (and renew the lease), or the end of the walk; False when the lease was lost."""
+        marker = dict(self.marker)
+        walk = dict(marker["walk"])
+        if hash_done is not None:
+            marker.pop("walk", None)
+            marker["hash"] = hash_done
+            marker["synced_at"] = int(self.clock())
+        else:
+            walk.update(after=after, expires=0 if release else self.clock() + self.lease_s)
+            marker["walk"] = walk
+        try:
+            await self.store.put_doc(self.marker_db, marker)
+        except Conflict:
+            return False
+        self.marker = marker
+        return True
+
+
+async def _read_marker(store: CouchStore, marker_db: str, marker_id: str) -> JsonDict | None:
+    try:
+        return await store.get_doc(marker_db, marker_id)
+    except DocumentNotFound:
+        return None
+
+
+async def sync_if_changed(
+    store: CouchStore,
+    *,
+    holder: str,
+    marker_db: str = MARKER_DB,
+    marker_id: str = MARKER_ID,
+    workers: int = 2,
+    page_size: int = 500,
+    lease_s: float = 60.0,
+    clock: Callable[[], float] = time.time,
+    wanted: str | None = None,
+) -> SyncResult:
+    """Bring every database's design documents up to date if our set changed since the last complete walk.
+
+    ``holder`` names this process in the lease; ``wanted`` overrides :func:`design_set_hash` (tests).
+    """
+    started = time.monotonic()
+    wanted = wanted or design_set_hash()
+    marker = await _read_marker(store, marker_db, marker_id)
+    if marker is not None and marker.get("hash") == wanted:
+        log.info("design documents current (set %s): no sync needed", wanted[:12])
+        return SyncResult("current")
+    walk = marker.get("walk") if marker is not None else None
+    if isinstance(walk, dict) and walk.get("holder") != holder and float(walk.get("expires", 0)) > clock():
+        log.info("design-document sync: another process (%s) is walking the databases", walk.get("holder"))
+        return SyncResult("busy")
+    resume = walk.get("after") if isinstance(walk, dict) and walk.get("hash") == wanted else None
+    taken: JsonDict = dict(marker) if marker is not None else {"_id": marker_id, "pvt_type": "kazoo_vm_design_sync"}
+    taken["walk"] = {"hash": wanted, "holder": holder, "expires": clock() + lease_s, "after": resume}
+    try:
+        await store.put_doc(marker_db, taken)
+    except Conflict:
+        log.info("design-document sync: another process took the lease first")
+        return SyncResult("busy")
+    state = _Walk(store, marker_db, taken, lease_s, clock, SyncResult("done"))
+    log.info("design-document sync started (set %s)%s", wanted[:12], f", resuming after {resume}" if resume else "")
+    status = await _walk(state, resume, workers=workers, page_size=page_size)
+    if status == "done" and state.result.failed:
+        status = "incomplete"
+        # Give the lease back but keep the old hash: the next start walks again.
+        await state.checkpoint(None, release=True)
+    elif status == "done" and not await state.checkpoint(None, hash_done=wanted):
+        status = "lost"
+    state.result.status = status
+    state.result.seconds = time.monotonic() - started
+    r = state.result
+    log.info(
+        "design-document sync %s: %d databases checked, %d design documents written, %d retired, %d failed, in %.1f s",
+        status,
+        r.databases,
+        r.written,
+        r.retired,
+        r.failed,
+        r.seconds,
+    )
+    return r
+
+
+async def _walk(state: _Walk, after: str | None, *, workers: int, page_size: int) -> Status:
+    """Pages of ``_all_dbs`` through a fixed pool of workers; a checkpoint after each page."""
+    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=workers * 2)
+
+    async def worker() -> None:
+        while True:
+            db, db_class = await queue.get()
+            try:
+                await state.one(db, db_class)
+            except Exception:  # one database's surprise must not stall the walk
+                state.result.failed += 1
+                log.exception("design documents of %s not brought up to date", db)
+            finally:
+                queue.task_done()
+
+    pool = [asyncio.create_task(worker()) for _ in range(workers)]
+    try:
+        while True:
+            names = await state.store.all_dbs_page(after, page_size)
+            for db in names:
+                db_class = naming.database_class(db)
+                if db_class in DATABASE_CLASSES:
+                    await queue.put((db, db_class))
+            await queue.join()
+            if len(names) < page_size:
+                return "done"
+            after = names[-1]
+            if not await state.checkpoint(after):
+                log.warning("design-document sync: the lease was taken over by another process; stopping")
+                return "lost"
+            log.info(
+                "design-document sync: %d databases checked, %d design documents written (up to %s)",
+                state.result.databases,
+                state.result.written,
+                after,
+            )
+    finally:
+        for task in pool:
+            task.cancel()
+        await asyncio.gather(*pool, return_exceptions=True)
