@@ -19,7 +19,7 @@ from kazoo_vm.migrate.driver import Selection, migrate
 from kazoo_vm.migrate.report import Report
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.couch import CouchStore, doc_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kazoo_legacy"
 FIXTURE_BOX = "vmbox01"
@@ -368,3 +368,8 @@ class CountingStore(CouchStore):
     ) -> Any:
         self.requests.append(f"{method} {path}")
         return await super()._json(method, path, params=params, body=body, headers=headers)
+
+    async def put_doc(self, db: str, doc: JsonDict) -> str:
+        # Document writes go to CouchDB without _json (their status, 201 or 202, matters on a cluster).
+        self.requests.append(f"PUT {doc_path(db, doc['_id'])}")
+        return await super().put_doc(db, doc)
