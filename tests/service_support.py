@@ -18,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 
+def create_account(command: Sequence[str], name: str, *, env: Mapping[str, str]) -> dict[str, str]:
+    """``<command> accounts create --name <name>`` (a ``kazoo-vm`` command line): the new account's ids and key."""
+    created = subprocess.run(
+        [*command, "accounts", "create", "--name", name], env=env, capture_output=True, text=True, check=True
+    )
+    account: dict[str, str] = json.loads(created.stdout)
+    return account
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from message_support import fake_mp3
+from service_support import create_account
 
 AUDIO_SIZE = 4_000_000
 MESSAGES = 4
@@ -71,14 +72,7 @@ def test_sigterm_lets_a_zip_download_and_an_upload_in_flight_complete(tmp_path: 
         )
     try:
         wait_until_serving(serve, api_port)
-        created = subprocess.run(
-            [sys.executable, "-m", "kazoo_vm.cli", "accounts", "create", "--name", "Graceful"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        account = json.loads(created.stdout)
+        account = create_account([sys.executable, "-m", "kazoo_vm.cli"], "Graceful", env=env)
         token = call(api_port, "PUT", "/v2/api_auth", {"api_key": account["api_key"]})["auth_token"]
         auth = {"X-Auth-Token": token}
         base = f"/v2/accounts/{account['account_id']}/vmboxes"

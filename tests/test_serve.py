@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from service_support import create_account
 
 from kazoo_vm import devserver
 from kazoo_vm.storage import naming
@@ -73,14 +74,7 @@ def test_serve_starts_the_bundled_couchdb_and_the_cli_shares_it(tmp_path: Path) 
                 break  # the API answers (404)
             except OSError:
                 time.sleep(0.1)
-        created = subprocess.run(
-            [sys.executable, "-m", "kazoo_vm.cli", "accounts", "create", "--name", "Served"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        account = json.loads(created.stdout)
+        account = create_account([sys.executable, "-m", "kazoo_vm.cli"], "Served", env=env)
         status, body = http("PUT", f"http://127.0.0.1:{api_port}/v2/api_auth", {"api_key": account["api_key"]})
         assert status == 201
         token = body["auth_token"]
