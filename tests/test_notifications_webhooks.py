@@ -14,6 +14,7 @@ from helpers import Api, create_box, make_account
 from message_support import new_message
 from notify_fixtures import mailbox, receiver, settings
 from notify_support import Receiver, assert_kazoo_payload, items, settled, wait_for
+from prometheus_client import REGISTRY
 
 from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
@@ -195,7 +196,14 @@ async def test_copies_are_new_to_their_box_and_moves_announce_nothing(api: Api, 
     assert boxes == sorted([box["id"], other["id"], third["id"]])
 
 
+def deliveries_counted(kind: str, outcome: str) -> float:
+    """The ``/metrics`` counter of notification delivery attempts."""
+    value = REGISTRY.get_sample_value("kazoo_vm_notification_deliveries_total", {"kind": kind, "outcome": outcome})
+    return value or 0.0
+
+
 async def test_a_500_and_a_timeout_are_retried_until_delivered(api: Api, receiver: Receiver) -> None:
+    retried, delivered = deliveries_counted("webhook", "retry"), deliveries_counted("webhook", "delivered")
     receiver.answers = [500, "hang"]
     await create_hook(api, receiver.hook_url(), retries=2)
     box = await create_box(api, mailbox="3107")
@@ -204,6 +212,8 @@ async def test_a_500_and_a_timeout_are_retried_until_delivered(api: Api, receive
     delivery = next(item for item in done if item.kind == "webhook")
     assert delivery.state == "delivered" and delivery.attempts == 3
     assert len(receiver.at("hook")) == 3
+    assert deliveries_counted("webhook", "retry") - retried == 2
+    assert deliveries_counted("webhook", "delivered") - delivered == 1
     signatures = {call.headers[signing.SIGNATURE_HEADER] for call in receiver.at("hook")}
     assert len({call.body for call in receiver.at("hook")}) == 1 and len(signatures) >= 1
 
@@ -211,6 +221,7 @@ async def test_a_500_and_a_timeout_are_retried_until_delivered(api: Api, receive
 async def test_a_delivery_that_keeps_failing_is_marked_failed_and_the_hook_disabled(
     api: Api, receiver: Receiver
 ) -> None:
+    given_up = deliveries_counted("webhook", "failed")
     receiver.answers = [500] * 10
     hook = await create_hook(api, receiver.hook_url(), retries=1)
     box = await create_box(api, mailbox="3108")
@@ -218,6 +229,7 @@ async def test_a_delivery_that_keeps_failing_is_marked_failed_and_the_hook_disab
     done = await settled(api.client.app[appkeys.STORE], db(api))
     failed = next(item for item in done if item.kind == "webhook")
     assert failed.state == "failed" and failed.attempts == 2 and failed.last_error == "the receiver answered 500"
+    assert deliveries_counted("webhook", "failed") - given_up == 1
     status, body = await api.get(f"/webhooks/{hook['id']}")
     assert body["data"]["enabled"] is True  # two consecutive failures; the limit is three
 

@@ -20,6 +20,7 @@ from kazoo_vm.config import Settings
 from kazoo_vm.errors import KazooError
 from kazoo_vm.model import JsonDict
 from kazoo_vm.notify import deliveries, queue
+from kazoo_vm.observability import metrics
 from kazoo_vm.storage import outbox
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import StorageError
@@ -147,14 +148,17 @@ class Worker:
             note = await deliveries.deliver(ctx, item)
         except deliveries.Undeliverable as exc:
             await queue.give_up(self.store, self.db, item, str(exc))
+            metrics.record_delivery(item.kind, "failed")
             return
         except deliveries.DeliveryFailed as exc:
             failed = await queue.attempt_failed(self.store, self.db, item, str(exc), self.backoff)
         except (StorageError, KazooError) as exc:
             failed = await queue.attempt_failed(self.store, self.db, item, f"{type(exc).__name__}: {exc}", self.backoff)
         else:
+            metrics.record_delivery(item.kind, "delivered")
             if not await queue.delivered(self.store, self.db, item, note):
                 log.warning("notification %s was delivered after its lease ran out", item.id)
             return
+        metrics.record_delivery(item.kind, "retry" if item.state == "pending" else "failed")
         if failed and item.state == "pending":
             self._wake_by(item.next_attempt_at)

@@ -65,6 +65,20 @@ MIGRATION_ENTRIES = Counter(
 )
 
 
+NOTIFICATION_DELIVERIES = Counter(
+    "notification_deliveries",
+    "Delivery attempts of notifications by this process, by kind (event, email, webhook) and outcome (delivered; "
+    "retry: failed, tried again later; failed: given up for good).",
+    ["kind", "outcome"],
+    namespace=NAMESPACE,
+)
+
+
+def record_delivery(kind: str, outcome: str) -> None:
+    """Count one delivery attempt of a notification and how it ended."""
+    NOTIFICATION_DELIVERIES.labels(kind=kind, outcome=outcome).inc()
+
+
 def record_migration(statuses: Iterable[str]) -> None:
     """Count the outcome statuses of migrated legacy entries."""
     for status in statuses:
