@@ -1,4 +1,5 @@
-"""Faults of the database and of clients: a hung CouchDB (SIGSTOP) is answered 503 within the configured time,
+"""Faults of the database and of clients: a hung CouchDB (SIGSTOP; the development server, and a real CouchDB node
+when the suite is given the CouchDB kit) is answered 503 within the configured time,
 requests that need no database keep answering, and the service recovers on SIGCONT without a restart; slow bodies
 and idle keep-alive connections are cut off."""
 
@@ -10,11 +11,13 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from couchdb_kit import kit_path, single_node
 from helpers import Api, create_box, make_account
 
 from kazoo_vm import devserver
@@ -22,26 +25,45 @@ from kazoo_vm.app import create_app
 from kazoo_vm.config import load_settings
 
 
-@pytest.fixture
-def own_couch() -> Iterator[devserver.BundledCouch]:
+@dataclass(frozen=True)
+class OwnCouch:
+    url: str
+    pid: int  # the process SIGSTOP hangs
+
+
+def engines() -> list[str]:
+    """The development server always; a real CouchDB node too when the suite is given the CouchDB kit."""
+    return ["dev server", "CouchDB 3.5"] if kit_path() is not None else ["dev server"]
+
+
+@pytest.fixture(params=engines())
+def own_couch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OwnCouch]:
     """A server of this test's own: stopping it must not stall the rest of the suite."""
+    kit = kit_path()
+    if request.param == "CouchDB 3.5" and kit is not None:
+        with single_node(kit, tmp_path / "couchdb") as node:
+            try:
+                yield OwnCouch(node.url, node.pid)
+            finally:
+                os.kill(node.pid, signal.SIGCONT)
+        return
     cache = Path(os.environ.get("KAZOO_VM_DEVSERVER_CACHE", Path(tempfile.gettempdir()) / "kazoo-vm-devserver"))
     server = devserver.start(port=0, data_dir=None, cache_dir=cache)
     try:
-        yield server
+        yield OwnCouch(server.url, server.process.pid)
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
         server.stop()
 
 
 async def test_a_hung_couchdb_is_a_quick_503_and_the_service_recovers(
-    aiohttp_client: Any, own_couch: devserver.BundledCouch, tmp_path: Path
+    aiohttp_client: Any, own_couch: OwnCouch, tmp_path: Path
 ) -> None:
-    settings = load_settings({"KAZOO_VM_COUCH_TIMEOUT_S": "1.5"}, couch_url=own_couch.url, data_dir=tmp_path)
+    settings = load_settings({"KAZOO_VM_COUCH_TIMEOUT_S": "1.5"}, couch_url=own_couch.url, data_dir=tmp_path / "var")
     client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, sync_design_docs=False))
     api = Api(client, await make_account(client))
     box = await create_box(api, mailbox="5000")
-    os.kill(own_couch.process.pid, signal.SIGSTOP)
+    os.kill(own_couch.pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
         status, body = await api.get(f"/vmboxes/{box['id']}")
@@ -55,7 +77,7 @@ async def test_a_hung_couchdb_is_a_quick_503_and_the_service_recovers(
         response = await client.options(f"/v2/accounts/{api.account.id}/vmboxes")
         assert response.status == 200
     finally:
-        os.kill(own_couch.process.pid, signal.SIGCONT)
+        os.kill(own_couch.pid, signal.SIGCONT)
     status, body = await api.get(f"/vmboxes/{box['id']}")
     assert status == 200 and body["data"]["mailbox"] == "5000"
     # The write that was answered 503 may or may not have reached CouchDB before it stopped, but nothing is

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -24,12 +23,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from couchdb_kit import KIT_VARIABLE, free_base_port
 
 from cluster.cluster_support import Cluster, Service, TestAccount
 from kazoo_vm.domain import accounts
 from kazoo_vm.storage.couch import CouchStore
 
-KIT_VARIABLE = "KAZOO_VM_COUCHDB_KIT"
 NODES = 3
 
 
@@ -38,36 +37,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.cluster)
-
-
-def _ephemeral_ports() -> range:
-    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-    return range(int(low), int(high) + 1)
-
-
-def _free_base_port(count: int) -> int:
-    """The first of ``count`` consecutive free TCP ports on 127.0.0.1, outside the kernel's ephemeral range: a
-    killed node's ports must stay free for its restart, and the other nodes' reconnection attempts to a closed
-    ephemeral port can end up connected to themselves, holding that port."""
-    ephemeral = _ephemeral_ports()
-    rng = random.Random()
-    for _ in range(500):
-        base = rng.randrange(20000, 32000)
-        ports = range(base, base + count)
-        if any(port in ephemeral for port in ports):
-            continue
-        if all(_is_free(port) for port in ports):
-            return base
-    raise RuntimeError(f"no {count} consecutive free TCP ports found")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +52,7 @@ def cluster() -> Iterator[Cluster]:
         pytest.fail(f"{KIT_VARIABLE}={kit} is not an executable couchdb script", pytrace=False)
     data = Path(tempfile.mkdtemp(prefix="kazoo-vm-cluster-"))
     try:
-        base_port = str(_free_base_port(2 * NODES))
+        base_port = str(free_base_port(2 * NODES))
         command = [kit, "cluster", "--nodes", str(NODES), "--base-port", base_port, "--data", str(data / "couchdb")]
         started = subprocess.run(
             [*command, "--q", "8", "--n", str(NODES)],
