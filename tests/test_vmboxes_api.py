@@ -552,6 +552,16 @@ async def test_failed_validation_stores_nothing(api: Api) -> None:
     assert body["data"] == []
 
 
+async def test_a_value_matching_none_of_a_fields_alternatives_is_a_validation_error(api: Api) -> None:
+    """operator_number is oneOf integer or string: null matches neither, and the answer says so for that field."""
+    status, body = await api.put("/vmboxes", {"name": "x", "mailbox": "3001", "operator_number": None})
+
+    assert status == 400, body
+    assert body["message"] == "validation error"
+    assert list(body["data"]) == ["operator_number"]
+    assert (await api.get("/vmboxes"))[1]["data"] == []
+
+
 # -- legacy notify_email_address ----------------------------------------------------------------------------------
 
 

@@ -87,8 +87,11 @@ def _kazoo_error(error: ValidationError) -> tuple[str, str, JsonDict]:
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else str(target)
         return _path([*path, missing]), "required", {"message": "Field is required but missing", "value": missing}
+    # Every entry is formatted whatever the error's kind, so none may assume the shape of another keyword's value
+    # (oneOf's is a list of schemas).
+    types = ", ".join(map(str, target)) if isinstance(target, list) else target
     messages: dict[str, tuple[str, str]] = {
-        "type": ("type", f"Value did not match type(s): {', '.join(target) if isinstance(target, list) else target}"),
+        "type": ("type", f"Value did not match type(s): {types}"),
         "minLength": ("minLength", f"String must be at least {target} characters"),
         "maxLength": ("maxLength", f"String must not be more than {target} characters"),
         "enum": ("enum", "Value not found in enumerated list of values"),

@@ -162,6 +162,13 @@ def _components() -> dict[str, JsonSchema]:
                 },
                 "required": ["media_id"],
             },
+            "MessageOfBox": {
+                "description": "A message in the account-wide listing: {box id: the message as in a box's listing}",
+                "type": "object",
+                "additionalProperties": {"$ref": REF + "MessageSummary"},
+                "minProperties": 1,
+                "maxProperties": 1,
+            },
             "BulkResult": {
                 "description": "What a change of many messages did; empty parts are left out",
                 "type": "object",
@@ -273,21 +280,41 @@ def _parameter(param: Parameter) -> JsonSchema:
     return described
 
 
-def _responses(op: Operation) -> JsonSchema:
+# What an envelope becomes when the request names a ``jsonp`` callback: ``callback({...});``.
+_JSONP_CONTENT: JsonSchema = {
+    "application/javascript": {
+        "schema": {"type": "string", "description": "The JSON envelope wrapped in the jsonp callback"}
+    }
+}
+
+
+def _media_schema(media: str) -> JsonSchema:
+    """The schema of a body that is not Kazoo's envelope: a JSON document (the service's own routes) is an object,
+    anything else (audio, ZIP, HTML, text) a string of that media type."""
+    if media == "application/json":
+        return {"type": "object"}
+    return {"type": "string", "contentMediaType": media}
+
+
+def _responses(op: Operation, method: str) -> JsonSchema:
     responses: JsonSchema = {}
     for status in op.successes():
         if op.media:
-            content = {media: {"schema": {"type": "string", "contentMediaType": media}} for media in op.media}
+            content = {media: {"schema": _media_schema(media)} for media in op.media}
         else:
-            content = {"application/json": {"schema": _success_envelope(op)}}
+            content = {"application/json": {"schema": _success_envelope(op)}, **_JSONP_CONTENT}
         if status == 304:
             responses["304"] = {"description": "Not modified: the ETag sent in If-None-Match is current"}
             continue
         responses[str(status)] = {"description": op.success_description, "content": content}
-    for status in op.errors():
+    errors = op.errors()
+    if op.pipeline and method == "POST":
+        # Verb tunnelling (api_util:get_http_verb) turns a POST into any method, including one the path lacks.
+        errors = sorted({*errors, 405})
+    for status in errors:
         # The service's own routes answer errors in their own media type, not in Kazoo's envelope.
         error_content = (
-            {"application/json": {"schema": _ref("ErrorEnvelope")}}
+            {"application/json": {"schema": _ref("ErrorEnvelope")}, **_JSONP_CONTENT}
             if op.pipeline
             else {media: {"schema": {}} for media in op.media}
         )
@@ -323,7 +350,7 @@ def _operation(path: str, method: str, op: Operation, names: list[str]) -> JsonS
         "summary": op.summary,
         "tags": [op.tag],
         "parameters": params,
-        "responses": _responses(op),
+        "responses": _responses(op, method),
     }
     if op.description:
         described["description"] = op.description

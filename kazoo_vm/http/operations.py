@@ -36,6 +36,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "No valid token (invalid_credentials)",
     403: "The token's account may not act on this account (forbidden)",
     404: "Unknown account, box or message (bad_identifier), or nothing found (not_found)",
+    405: "A POST whose verb (?verb= or the envelope's verb) names a method this path does not have",
     406: "None of the media types in Accept can be served (not_acceptable)",
     409: "The document changed meanwhile (datastore_conflict)",
     413: "The body is larger than the upload limit (payload_too_large)",
@@ -170,11 +171,11 @@ HOOK = f"{HOOKS}/{{webhook_id}}"
 MSG = "messages"
 
 
-def _message_listing(summary: str) -> Operation:
+def _message_listing(summary: str, data: str = "MessageSummary") -> Operation:
     return Operation(
         summary,
         MSG,
-        data="MessageSummary",
+        data=data,
         many=True,
         paged=True,
         cached=True,
@@ -248,7 +249,7 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
         "PUT": Operation("Create a voicemail box", VMBOX, data="Vmbox", success=201, writes=True),
     },
     f"{ACCOUNT}/vmboxes/messages": {
-        "GET": _message_listing("List the messages of every box of the account"),
+        "GET": _message_listing("List the messages of every box of the account", "MessageOfBox"),
     },
     BOX: {
         "GET": Operation("Fetch a voicemail box", VMBOX, data="Vmbox", cached=True),
