@@ -185,6 +185,7 @@ class CouchStore:
         network) is noticed after that long; a long answer that keeps flowing (a big attachment) is not cut."""
         base, user, password = _split_credentials(url)
         self.base_url = base
+        self._silence_s = timeout_s
         # Every HTTP request this store sends, counted where aiohttp starts it (JSON calls, attachments, views):
         # what tests and benchmarks compare with the CouchDB work an API request needs.
         self.requests_sent = 0
@@ -533,7 +534,9 @@ class CouchStore:
 
     async def changes(self, db: str, since: str, *, timeout_ms: int, limit: int = 500) -> tuple[list[JsonDict], str]:
         """One ``_changes`` long poll: the documents changed after ``since`` (waiting up to ``timeout_ms`` for the
-        first), deleted ones left out, and the sequence to continue from."""
+        first), deleted ones left out, and the sequence to continue from. The wait is kept below the store's
+        silence timeout: CouchDB says nothing while it waits, and a longer wait would be taken for a hung server."""
+        timeout_ms = min(timeout_ms, int(self._silence_s * 800))
         params = {"feed": "longpoll", "since": since, "timeout": timeout_ms, "include_docs": True, "limit": limit}
         result: JsonDict = await self._json("GET", f"/{quote_name(db)}/_changes", params=params)
         docs = [row["doc"] for row in result.get("results", []) if row.get("doc") and not row.get("deleted")]
