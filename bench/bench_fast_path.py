@@ -36,13 +36,11 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -53,13 +51,15 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kazoo_vm import devserver
+from engines import devserver_url, single_node
+
 from kazoo_vm.domain import accounts
 from kazoo_vm.domain.messages.documents import new_message_doc
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, doc_path
 from kazoo_vm.storage.design_docs import ensure_database
+from kazoo_vm.storage.messages import COUNTS_DESIGN
 
 ROOT = Path(__file__).resolve().parents[1]
 COUCHDB_KIT = ROOT.parent / "shared" / "couchdb" / "couchdb"
@@ -81,32 +81,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def dev_engine() -> Iterator[str]:
-    cache = Path(os.environ.get("KAZOO_VM_DEVSERVER_CACHE", Path(tempfile.gettempdir()) / "kazoo-vm-devserver"))
-    server = devserver.start(port=0, data_dir=None, cache_dir=cache)
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
-@contextmanager
 def real_engine(url: str | None) -> Iterator[str]:
+    """The CouchDB at ``url``, or a single node of the CouchDB kit beside the project for this run."""
     if url:
         yield url
         return
-    data = Path(tempfile.mkdtemp(prefix="bench-couch-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
-    started = subprocess.run(
-        [str(COUCHDB_KIT), "start", "--port", str(free_port()), "--data", str(data)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    try:
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run([str(COUCHDB_KIT), "stop", "--data", str(data)], check=False, capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+    with single_node(str(COUCHDB_KIT)) as started:
+        yield started
 
 
 @contextmanager
@@ -260,8 +241,8 @@ async def fill_box(
         for start in range(0, len(docs), 2000):
             await store.bulk_docs(db, docs[start : start + 2000])
         # Build the view indexes now (the first query waits for them), not inside a timed request.
-        for design, view in (("kazoo_vm_counts", "by_box_folder"), ("kazoo_vm_counts", "by_period")):
-            await store.view(db, design, view, limit=1, reduce=False)
+        for view in ("by_box_folder", "by_period"):
+            await store.view(db, COUNTS_DESIGN, view, limit=1, reduce=False)
         await store.view(db, "mailbox_messages", "listing_by_mailbox", limit=1)
 
 
@@ -447,7 +428,7 @@ async def main() -> None:
     args.concurrency = [int(value) for value in args.concurrency.split(",")]
     engines = args.engines.split(",")
     if "dev" in engines:
-        with dev_engine() as url:
+        with devserver_url() as url:
             await run_engine("development server", url, args)
     if "real" in engines:
         with real_engine(args.couch_url) as url:
