@@ -526,3 +526,11 @@ async def test_concurrent_listings_see_the_same_pages(api: Api) -> None:
 
     assert ids(first) == ids(second) == [box_id(0), box_id(1), box_id(2)]
     assert first["next_start_key"] == second["next_start_key"]
+
+
+async def test_a_page_size_beyond_any_listing_pages_by_the_largest_page(api: Api) -> None:
+    await create_box(api, name="Only", mailbox="4400")
+    status, body = await api.get("/vmboxes?page_size=61279061051536162078582636544&paginate=true")
+    assert status == 200, body
+    assert [item["name"] for item in body["data"]] == ["Only"]
+    assert body["page_size"] == 1

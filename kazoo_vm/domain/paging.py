@@ -47,6 +47,11 @@ class Paging:
         return self.page_size if self.paginate else None
 
 
+# A page never asks CouchDB for more rows than this (a larger page_size pages by this many): the work of one
+# request stays bounded, and CouchDB refuses a `limit` beyond its integer range.
+MAX_PAGE_SIZE = 10_000
+
+
 def _view_page_size(raw: Any) -> int:
     """crossbar_view's reading of ``page_size``: ``kz_term:to_integer`` (an integer, or a decimal rounded), else
     404 ``faulty_request`` "invalid page size"; below 1, "page size must be at least 1"."""
@@ -88,7 +93,7 @@ def paging_from(parsed: RequestValues, default_page_size: int, *, view_listing: 
     given = isinstance(raw_start, str) and raw_start != ""
     return Paging(
         paginate=paginate,
-        page_size=page_size,
+        page_size=min(page_size, MAX_PAGE_SIZE),
         start_key=decode_start_key(raw_start) if given else None,
         start_key_given=given,
     )

@@ -11,6 +11,7 @@ its design document missing (another process created the database a moment ago) 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -188,4 +189,10 @@ async def query_view(store: CouchStore, db: str, db_class: str, design: str, vie
         return await store.view(db, design, view, **params)
     except DocumentNotFound:
         await ensure_design_docs(store, db, db_class)
-        return await store.view(db, design, view, **params)
+    # CouchDB may answer from its cache of design documents for a moment after one was rewritten.
+    for pause in (0.05, 0.2, 0.5):
+        try:
+            return await store.view(db, design, view, **params)
+        except DocumentNotFound:
+            await asyncio.sleep(pause)
+    return await store.view(db, design, view, **params)
