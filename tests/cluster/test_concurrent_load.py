@@ -29,6 +29,7 @@ from cluster.cluster_support import (
     message_docs,
     wait_for_agreement,
 )
+from kazoo_vm.domain.messages.transit import SETTLE_CONFLICTS_AFTER_S
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 
@@ -127,12 +128,18 @@ async def run_load(apis: list[Api], load: Load, stop: asyncio.Event, allowed: se
 
 
 async def check_invariants(a: Api, b: Api, load: Load, couch_url: str, *, conflicts_allowed: bool = False) -> None:
-    # Listing each inbox finishes any move a failed request left in transit.
-    for box in [*load.inboxes, load.archive]:
-        assert (await a.call("GET", f"/vmboxes/{box}/messages?paginate=false")).status == 200
     store = CouchStore(couch_url)
     try:
-        docs = await message_docs(store, a.account.id)
+        # Listing each inbox finishes any move a failed request left in transit; a move whose source a dying node
+        # left in conflict is finished once the conflict is older than transit.SETTLE_CONFLICTS_AFTER_S.
+        deadline = time.monotonic() + SETTLE_CONFLICTS_AFTER_S + 30
+        while True:
+            for box in [*load.inboxes, load.archive]:
+                assert (await a.call("GET", f"/vmboxes/{box}/messages?paginate=false")).status == 200
+            docs = await message_docs(store, a.account.id)
+            if not any(doc.get("pvt_move") for doc in docs) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(2)
         boxes = [
             row.doc
             for row in await store.all_docs(a.account.db, include_docs=True, conflicts=True)
