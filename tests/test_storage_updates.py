@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from helpers import TestAccount
 
 from kazoo_vm.model import JsonDict
-from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.couch import CouchStore, quote_name
 from kazoo_vm.storage.errors import Conflict, DocumentNotFound, KeptChanging
 from kazoo_vm.storage.updates import UPDATE_ATTEMPTS, retry_on_conflict, update_doc
 
@@ -82,3 +83,68 @@ async def test_an_inner_update_that_gave_up_is_not_retried_by_an_outer_one() -> 
     with pytest.raises(KeptChanging):
         await retry_on_conflict(inner_gave_up, what="outer")
     assert attempts == 1
+
+
+async def test_a_refused_write_that_a_copy_kept_anyway_is_deleted_before_the_conflict_is_raised(
+    store: CouchStore, account: TestAccount, couch_url: str
+) -> None:
+    """On a cluster a copy can keep a write that the quorum refused (409): that leaf, CouchDB's winner here, must
+    not outlive the refusal. The leaf is planted as a cluster would leave it (``new_edits=false``)."""
+    db = account.account.db
+    doc: JsonDict = {"_id": "contested", "holder": "first"}
+    parent = await store.put_doc(db, doc)
+    ours: JsonDict = {"_id": "contested", "_rev": parent, "holder": "second"}
+    await store.put_doc(db, {"_id": "contested", "_rev": parent, "holder": "rival"})
+    parent_hash = parent.split("-", 1)[1]
+    stray = {**ours, "_rev": "2-" + "f" * 32, "_revisions": {"start": 2, "ids": ["f" * 32, parent_hash]}}
+    async with aiohttp.ClientSession() as http:
+        url = f"{couch_url.rstrip('/')}/{quote_name(db)}/_bulk_docs"
+        async with http.post(url, json={"docs": [stray], "new_edits": False}) as response:
+            assert response.status == 201, await response.text()
+    assert (await store.get_doc(db, "contested"))["holder"] == "second"  # the stray leaf wins until removed
+    with pytest.raises(Conflict):
+        await store.put_doc(db, dict(ours))
+    stored = await store.get_doc(db, "contested", conflicts=True)
+    assert stored["holder"] == "rival"
+    assert "_conflicts" not in stored
+
+
+async def _plant(couch_url: str, db: str, leaves: list[JsonDict]) -> None:
+    """Write revisions as a cluster's replication would leave them (``new_edits=false``)."""
+    async with aiohttp.ClientSession() as http:
+        url = f"{couch_url.rstrip('/')}/{quote_name(db)}/_bulk_docs"
+        async with http.post(url, json={"docs": leaves, "new_edits": False}) as response:
+            assert response.status == 201, await response.text()
+
+
+def _leaf(doc_id: str, hashes: list[str], start: int, **content: object) -> JsonDict:
+    return {"_id": doc_id, "_rev": f"{start}-{hashes[0]}", "_revisions": {"start": start, "ids": hashes}, **content}
+
+
+async def test_a_write_accepted_without_quorum_gives_way_to_a_rival_that_went_on_and_deleted_the_document(
+    store: CouchStore, account: TestAccount, couch_url: str
+) -> None:
+    """A 202 writer whose rival forked from the same revision and has since deleted the document (a message moved
+    away) must not keep its leaf: it would bring the deleted document back. ``_yield_if_contested`` is what
+    ``put_doc`` runs after a 202, which a single node never answers, so it is called directly here."""
+    db = account.account.db
+    parent, rival, removed, ours = "a" * 32, "b" * 32, "c" * 32, "d" * 32
+    await _plant(couch_url, db, [_leaf("moved", [parent], 1, plan=None)])
+    await _plant(couch_url, db, [_leaf("moved", [removed, rival, parent], 3, _deleted=True)])
+    await _plant(couch_url, db, [_leaf("moved", [ours, parent], 2, plan="mine")])
+    with pytest.raises(Conflict):
+        await store._yield_if_contested(db, {"_id": "moved", "_rev": f"1-{parent}"}, f"2-{ours}")
+    with pytest.raises(DocumentNotFound):
+        await store.get_doc(db, "moved")
+
+
+async def test_a_write_accepted_without_quorum_ignores_tombstones_of_earlier_lost_races(
+    store: CouchStore, account: TestAccount, couch_url: str
+) -> None:
+    db = account.account.db
+    parent, ours, old, old_parent = "a" * 32, "d" * 32, "e" * 32, "9" * 32
+    await _plant(couch_url, db, [_leaf("kept", [parent, old_parent], 2, state="base")])
+    await _plant(couch_url, db, [_leaf("kept", [old, "8" * 32, old_parent], 3, _deleted=True)])
+    await _plant(couch_url, db, [_leaf("kept", [ours, parent, old_parent], 3, state="mine")])
+    await store._yield_if_contested(db, {"_id": "kept", "_rev": f"2-{parent}"}, f"3-{ours}")
+    assert (await store.get_doc(db, "kept"))["state"] == "mine"

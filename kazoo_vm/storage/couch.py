@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 # View query parameters whose values CouchDB expects JSON-encoded.
 _JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key"})
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# Marks the tombstone of a write that lost a race on a cluster and was taken back (see CouchStore._give_way).
+GAVE_WAY = "pvt_gave_way"
 # Database names remembered as existing, at most (the memo is emptied beyond it).
 _MAX_SEEN_DATABASES = 100_000
 
@@ -323,6 +325,7 @@ class CouchStore:
         Raises :class:`Conflict` also when a cluster accepted the write without its quorum (202) while another
         writer's revision of the same document won the quorum: see :meth:`_yield_if_contested`."""
         url = self.base_url + doc_path(db, doc["_id"])
+        refused: StorageError | None = None
         with couch_call("PUT", doc_path(db, doc["_id"])):
             try:
                 async with self._session.put(url, json=doc) as response:
@@ -333,31 +336,60 @@ class CouchStore:
                         raise Conflict(
                             f"CouchDB answered 412 ({result.get('reason')}) for PUT {doc['_id']}", status=412
                         )
-                    if response.status >= 400:
+                    if response.status == 409:
+                        refused = error_for_status(409, result.get("reason"), f"PUT {doc_path(db, doc['_id'])}")
+                    elif response.status >= 400:
                         raise error_for_status(response.status, result.get("reason"), f"PUT {doc_path(db, doc['_id'])}")
                     accepted_only = response.status == 202
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
                 raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
             except (aiohttp.ClientError, ValueError) as exc:
                 raise StorageError(f"CouchDB request PUT {doc['_id']} failed: {exc!r}") from exc
+        if refused is not None:
+            await self._drop_strays(db, doc)
+            raise refused
         rev = str(result["rev"])
         if accepted_only:
-            await self._yield_if_contested(db, doc["_id"], rev)
+            await self._yield_if_contested(db, doc, rev)
         doc["_rev"] = rev
         return rev
 
-    async def _yield_if_contested(self, db: str, doc_id: str, rev: str) -> None:
+    async def _drop_strays(self, db: str, doc: JsonDict) -> None:
+        """After a 409: delete any revision our refused write left behind on a copy of the document.
+
+        A CouchDB cluster answers 409 when no copy quorum took a write, yet a copy that got it before its rival's
+        keeps it as a conflicting leaf; internal replication then spreads that leaf, CouchDB may pick it as the
+        winner, and it comes back whenever the other leaves are deleted (a message moved away reappearing in its
+        old box). A 409 must mean "not written", so the leaf whose content is exactly what we sent is deleted
+        before the caller re-reads. On a single node a 409 writes nothing and this finds no such leaf."""
+        sent = _content(doc)
+        leaves = await self._json(
+            "GET",
+            doc_path(db, doc["_id"]),
+            params={"open_revs": "all", "r": 3},
+            headers={"Accept": "application/json"},
+        )
+        for leaf in leaves if isinstance(leaves, list) else []:
+            stored = leaf.get("ok") if isinstance(leaf, dict) else None
+            if isinstance(stored, dict) and not stored.get("_deleted") and _content(stored) == sent:
+                log.warning("write of %s/%s refused (409) but kept by a copy: deleting it", db, doc["_id"])
+                await self._give_way(db, doc["_id"], str(stored["_rev"]))
+
+    async def _yield_if_contested(self, db: str, doc: JsonDict, rev: str) -> None:
         """After a 202: give way to a rival revision of the same document when the rules below say so.
 
         A CouchDB cluster answers 201 when ``w`` copies took a write and 202 when fewer did (but at least one).
         Two writers racing from one revision (or creating one id) through different nodes each reach some
         copies, each copy taking whichever came first, and the document ends up with two conflicting leaves,
-        either of which may win. A 202 writer took exactly one copy (``w`` is 2 of 3), so its rival holds the
-        other live copies: with all three up the rival reached its quorum (201, it believes it won) and this
-        writer gives way; with one copy down the rival took one copy too (202 as well) and both apply CouchDB's
-        own rule (the higher revision wins), so exactly one gives way. Giving way deletes this writer's leaf (the
-        rival's state stays) and raises :class:`Conflict`, so callers re-read and retry as after a 409. A 202
-        with no rival (copies down, nobody racing) is a success."""
+        either of which may win. A rival is a branch that forks beside ours, from the revision our write was
+        based on. When the rival's writer has gone on since (its branch is longer, or ends in a deletion: a
+        moved message removed, a released claim), it won: we give way. Otherwise a 202 writer took exactly one
+        copy (``w`` is 2 of 3), so its rival holds the other live copies: with all three up the rival reached its
+        quorum (201, it believes it won) and this writer gives way; with one copy down the rival took one copy
+        too (202 as well) and both apply CouchDB's own rule (the higher revision wins), so exactly one gives way.
+        Giving way deletes this writer's leaf (the rival's state stays) and raises :class:`Conflict`, so callers
+        re-read and retry as after a 409. A 202 with no rival (copies down, nobody racing) is a success."""
+        doc_id = doc["_id"]
         generation, _, digest = rev.partition("-")
         leaves = await self._json(
             "GET",
@@ -365,26 +397,39 @@ class CouchStore:
             params={"open_revs": "all", "revs": True},
             headers={"Accept": "application/json"},
         )
+        branches = [leaf["ok"] for leaf in leaves if isinstance(leaf, dict) and isinstance(leaf.get("ok"), dict)]
+        parent = _parent_digest(doc.get("_rev"), branches, rev)
         rivals: list[str] = []
-        for leaf in leaves:
-            other = leaf.get("ok") if isinstance(leaf, dict) else None
-            if not other or other.get("_rev") == rev or other.get("_deleted"):
+        went_on = False
+        for other in branches:
+            if other.get("_rev") == rev or other.get(GAVE_WAY):
                 continue
-            history = other.get("_revisions") or {}
-            ids, start = history.get("ids") or [], int(history.get("start") or 0)
-            depth = start - int(generation)
-            if not (0 <= depth < len(ids) and ids[depth] == digest):  # a leaf written on top of ours is no rival
-                rivals.append(str(other["_rev"]))
+            beside = _revision_at(other, int(generation))
+            if beside is None or beside == digest:
+                continue  # an older branch, or a leaf written on top of ours
+            if parent is not None and _revision_at(other, int(generation) - 1) != parent:
+                continue  # forked from another revision, earlier
+            rivals.append(str(other["_rev"]))
+            went_on = went_on or bool(other.get("_deleted")) or _rev_order(str(other["_rev"]))[0] > int(generation)
         if not rivals:
             return
-        if await self._rival_may_hold_quorum(db, doc_id) or any(
-            _rev_order(other) > _rev_order(rev) for other in rivals
+        if (
+            went_on
+            or await self._rival_may_hold_quorum(db, doc_id)
+            or any(_rev_order(other) > _rev_order(rev) for other in rivals)
         ):
             log.warning("write of %s/%s accepted without quorum beside %s: giving way", db, doc_id, rivals)
-            with suppress(StorageError):
-                await self._json("DELETE", doc_path(db, doc_id), params={"rev": rev})
+            await self._give_way(db, doc_id, rev)
             raise Conflict(f"CouchDB accepted {doc_id} {rev} without quorum beside {rivals}", status=409)
         log.warning("write of %s/%s accepted without quorum beside %s: keeping it (it wins)", db, doc_id, rivals)
+
+    async def _give_way(self, db: str, doc_id: str, rev: str) -> None:
+        """Delete our leaf ``rev`` of a lost race, marked as such so that no other writer takes the tombstone
+        for a rival that went on (a deleted branch of a message that was moved away looks the same)."""
+        with suppress(StorageError):
+            await self._json(
+                "PUT", doc_path(db, doc_id), body={"_id": doc_id, "_rev": rev, "_deleted": True, GAVE_WAY: True}
+            )
 
     async def _rival_may_hold_quorum(self, db: str, doc_id: str) -> bool:
         """Whether the copies of ``doc_id`` other than the one our write took can make a write quorum: the
@@ -552,6 +597,35 @@ class CouchStore:
     async def view_cleanup(self, db: str) -> None:
         """``_view_cleanup``: remove the index files of design documents the database no longer has."""
         await self._json("POST", f"/{quote_name(db)}/_view_cleanup", body={})
+
+
+# What a stored revision says beside its content: left out when comparing a leaf with the write that made it.
+_NOT_CONTENT = frozenset({"_rev", "_revisions", "_attachments", "_conflicts", "_deleted_conflicts", "_revs_info"})
+
+
+def _content(doc: JsonDict) -> Any:
+    """A document's content as CouchDB stores it (JSON round trip), without revision data and attachments."""
+    return json.loads(json.dumps({key: value for key, value in doc.items() if key not in _NOT_CONTENT}))
+
+
+def _revision_at(leaf: JsonDict, generation: int) -> str | None:
+    """The hash of the revision at ``generation`` on the branch of ``leaf`` (read with ``revs=true``)."""
+    history = leaf.get("_revisions") or {}
+    ids, start = history.get("ids") or [], int(history.get("start") or 0)
+    depth = start - generation
+    return str(ids[depth]) if 0 <= depth < len(ids) else None
+
+
+def _parent_digest(sent_rev: Any, branches: list[JsonDict], rev: str) -> str | None:
+    """The hash of the revision our write ``rev`` was based on: the ``_rev`` we sent, else the one before ours on
+    our own branch; None when neither is known (a create whose leaf the read did not see)."""
+    if isinstance(sent_rev, str) and "-" in sent_rev:
+        return sent_rev.partition("-")[2]
+    generation = int(rev.partition("-")[0])
+    for branch in branches:
+        if branch.get("_rev") == rev:
+            return _revision_at(branch, generation - 1)
+    return None
 
 
 def _rev_order(rev: str) -> tuple[int, str]:

@@ -181,7 +181,16 @@ async def check_documents(
     twice = {key for key, count in in_inboxes.items() if count > 1}
     for doc in docs:
         if doc["source_id"] in load.inboxes and keys[doc["_id"]] in twice:
-            print("twice:", {k: v for k, v in doc.items() if k not in ("_attachments", "metadata")})
+            db = naming.message_db(account_id, doc["_id"])
+            tree = await store.get_doc(db, doc["_id"], revs_info=True, deleted_conflicts=True, conflicts=True)
+            print(
+                "twice:",
+                {k: v for k, v in doc.items() if k not in ("_attachments", "metadata")},
+                "media_id:",
+                doc.get("metadata", {}).get("media_id"),
+                "tree:",
+                {k: v for k, v in tree.items() if k in ("_rev", "_revs_info", "_conflicts", "_deleted_conflicts")},
+            )
     assert in_inboxes == Counter({key: 1 for key in load.audio}), in_inboxes
     for key in load.audio:
         expected = {0} if key in load.deleted else {0, 1} if key in load.maybe_deleted else {1}

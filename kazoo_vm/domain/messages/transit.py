@@ -17,6 +17,7 @@ source is never shown beside its copy.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import dataclasses
@@ -115,6 +116,8 @@ def _unchanged(doc: JsonDict) -> JsonDict:
 # A conflict older than this is a leftover (its writers are done, e.g. cut off by a node that died), not a race
 # in progress: it is settled by CouchDB's own choice of winner.
 SETTLE_CONFLICTS_AFTER_S = 30
+# How long a move waits, in steps, for a race on its source to settle before answering 409.
+_CONFLICT_PAUSES_S = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 async def _confirm_plan(scope: Scope, source: JsonDict, plan: MovePlan) -> None:
@@ -126,10 +129,15 @@ async def _confirm_plan(scope: Scope, source: JsonDict, plan: MovePlan) -> None:
     left behind for longer (writers cut off by a dying node) is settled by deleting the revisions CouchDB did not
     choose, so the one every reader already sees stays. A source gone meanwhile is left to the caller's checks."""
     db = scope.db(source["_id"])
-    try:
-        current = await scope.store.get_doc(db, source["_id"], conflicts=True)
-    except NotFound:
-        return
+    for pause in (*_CONFLICT_PAUSES_S, None):
+        try:
+            current = await scope.store.get_doc(db, source["_id"], conflicts=True)
+        except NotFound:
+            return
+        if not current.get("_conflicts") or pause is None:
+            break
+        # A rival's write usually gives way within milliseconds (CouchStore.put_doc): look again shortly.
+        await asyncio.sleep(pause)
     losers = [str(rev) for rev in current.get("_conflicts") or []]
     if losers:
         if naming.now_gregorian() - int(current.get("pvt_modified") or 0) < SETTLE_CONFLICTS_AFTER_S:
