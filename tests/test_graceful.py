@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,16 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from message_support import fake_mp3
-from service_support import create_account
+from service_support import clean_env, create_account, free_port
 
 AUDIO_SIZE = 4_000_000
 MESSAGES = 4
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def call(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
@@ -57,7 +50,7 @@ def wait_until_serving(serve: subprocess.Popen[str], port: int) -> None:
 def test_sigterm_lets_a_zip_download_and_an_upload_in_flight_complete(tmp_path: Path) -> None:
     api_port, couch_port = free_port(), free_port()
     env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("KAZOO_VM_")},
+        **clean_env(),
         "KAZOO_VM_DATA_DIR": str(tmp_path),
         "KAZOO_VM_PORT": str(api_port),
         "KAZOO_VM_COUCH_PORT": str(couch_port),
@@ -147,7 +140,7 @@ def test_sigterm_lets_a_zip_download_and_an_upload_in_flight_complete(tmp_path: 
 def test_a_request_outlasting_the_grace_period_is_cut_off_and_the_process_exits(couch_url: str) -> None:
     port = free_port()
     env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("KAZOO_VM_")},
+        **clean_env(),
         "KAZOO_VM_COUCH_URL": couch_url,
         "KAZOO_VM_PORT": str(port),
         "KAZOO_VM_SYNC_DESIGN_DOCS": "false",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_support import create_account
+from service_support import call_json, clean_env, create_account, free_port
 
 from kazoo_vm import devserver
 from kazoo_vm.storage import naming
@@ -25,26 +25,10 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http(method: str, url: str, data: Any = None, token: str | None = None) -> tuple[int, Any]:
-    body = json.dumps({"data": data}).encode() if data is not None else None
-    request = urllib.request.Request(url, data=body, method=method, headers={"X-Auth-Token": token} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def test_serve_starts_the_bundled_couchdb_and_the_cli_shares_it(tmp_path: Path) -> None:
     api_port, couch_port = free_port(), free_port()
     env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("KAZOO_VM_")},
+        **clean_env(),
         "KAZOO_VM_DATA_DIR": str(tmp_path),
         "KAZOO_VM_PORT": str(api_port),
         "KAZOO_VM_COUCH_PORT": str(couch_port),
@@ -75,12 +59,12 @@ def test_serve_starts_the_bundled_couchdb_and_the_cli_shares_it(tmp_path: Path) 
             except OSError:
                 time.sleep(0.1)
         account = create_account([sys.executable, "-m", "kazoo_vm.cli"], "Served", env=env)
-        status, body = http("PUT", f"http://127.0.0.1:{api_port}/v2/api_auth", {"api_key": account["api_key"]})
+        status, body = call_json("PUT", f"http://127.0.0.1:{api_port}/v2/api_auth", {"api_key": account["api_key"]})
         assert status == 201
         token = body["auth_token"]
         base = f"http://127.0.0.1:{api_port}/v2/accounts/{account['account_id']}"
-        assert http("PUT", f"{base}/vmboxes", {"name": "b", "mailbox": "100"}, token)[0] == 201
-        status, listing = http("GET", f"{base}/vmboxes", token=token)
+        assert call_json("PUT", f"{base}/vmboxes", {"name": "b", "mailbox": "100"}, token=token)[0] == 201
+        status, listing = call_json("GET", f"{base}/vmboxes", token=token)
         assert status == 200 and [item["mailbox"] for item in listing["data"]] == ["100"]
         # Operators can query the same CouchDB, views included.
         db = naming.account_db(account["account_id"], encoded=True)
@@ -134,7 +118,7 @@ def start_serve(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
     the banner is out."""
     api_port = free_port()
     env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("KAZOO_VM_")},
+        **clean_env(),
         "KAZOO_VM_DATA_DIR": str(tmp_path),
         "KAZOO_VM_PORT": str(api_port),
         "KAZOO_VM_COUCH_PORT": str(free_port()),
