@@ -33,10 +33,6 @@ def public_fields(doc: JsonDict) -> JsonDict:
     return {key: value for key, value in doc.items() if not is_private_key(key)}
 
 
-def private_fields(doc: JsonDict) -> JsonDict:
-    return {key: value for key, value in doc.items() if is_private_key(key)}
-
-
 def to_response(doc: JsonDict) -> JsonDict:
     """What a client sees of a stored document."""
     shown = public_fields(doc)
