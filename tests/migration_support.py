@@ -17,7 +17,7 @@ from kazoo_vm.domain.legacy.documents import migrated_doc
 from kazoo_vm.domain.legacy.outcomes import Options
 from kazoo_vm.migrate.driver import Selection, migrate
 from kazoo_vm.migrate.report import Report
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import Document, JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, doc_path
 
@@ -258,7 +258,7 @@ def write_kind(what: str, args: tuple[Any, ...]) -> str:
     if what == "create_db":
         return "create_modb" if modb else what
     if what == "bulk_docs":
-        docs: Sequence[JsonDict] = args[1]
+        docs: Sequence[Document] = args[1]
         if docs and all(str(doc.get("_id", "")).startswith("_design/") for doc in docs):
             return "design_docs"
         if docs and all(doc.get("_deleted") for doc in docs):
@@ -313,7 +313,7 @@ class InterruptibleStore(CouchStore):
     async def create_db(self, db: str) -> bool:
         return bool(await self._write("create_db", lambda: super(InterruptibleStore, self).create_db(db), (db,)))
 
-    async def put_doc(self, db: str, doc: JsonDict) -> str:
+    async def put_doc(self, db: str, doc: Document) -> str:
         return str(await self._write("put_doc", lambda: super(InterruptibleStore, self).put_doc(db, doc), (db, doc)))
 
     async def delete_doc(self, db: str, doc_id: str, rev: str) -> str:
@@ -323,7 +323,7 @@ class InterruptibleStore(CouchStore):
             )
         )
 
-    async def bulk_docs(self, db: str, docs: Sequence[JsonDict]) -> list[JsonDict]:
+    async def bulk_docs(self, db: str, docs: Sequence[Document]) -> list[JsonDict]:
         result: list[JsonDict] = await self._write(
             "bulk_docs", lambda: super(InterruptibleStore, self).bulk_docs(db, docs), (db, docs)
         )
@@ -369,7 +369,7 @@ class CountingStore(CouchStore):
         self.requests.append(f"{method} {path}")
         return await super()._json(method, path, params=params, body=body, headers=headers)
 
-    async def put_doc(self, db: str, doc: JsonDict) -> str:
+    async def put_doc(self, db: str, doc: Document) -> str:
         # Document writes go to CouchDB without _json (their status, 201 or 202, matters on a cluster).
         self.requests.append(f"PUT {doc_path(db, doc['_id'])}")
         return await super().put_doc(db, doc)
