@@ -63,23 +63,24 @@ from kazoo_vm.domain.legacy.outcomes import (
     Status,
 )
 from kazoo_vm.events import NO_EVENTS, Events, MessageChange, MessageEvent
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, JsonDict, LegacyEntry, MessageDoc
 from kazoo_vm.observability import metrics
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import DatabaseNotFound, KeptChanging
+from kazoo_vm.storage.messages import as_message
 
 
 @dataclass
 class _Item:
     legacy_id: str
-    entry: JsonDict
+    entry: LegacyEntry
     media_doc: JsonDict | None = None
     media_deleted: bool = False
     audio: Audio | None = None
     timestamp: int | None = None
     data: bytes | None = None
-    existing: JsonDict | None = None
+    existing: MessageDoc | None = None
     verified_copy: bool = False
     outcome: Outcome | None = None
 
@@ -113,7 +114,7 @@ class Batch:
 
     store: CouchStore
     account_id: str
-    box: JsonDict
+    box: BoxDoc
     default_timezone: str
     options: Options
     now: int
@@ -129,7 +130,7 @@ async def migrate_entries(
     store: CouchStore,
     *,
     account_id: str,
-    box: JsonDict,
+    box: BoxDoc,
     entries: Sequence[Any],
     default_timezone: str,
     options: Options | None = None,
@@ -246,7 +247,7 @@ async def _read_targets(batch: Batch, db: str, items: list[_Item]) -> bool:
     found = {row.id: row for row in rows if row.id is not None}
     for item in items:
         row = found.get(item.new_id)
-        item.existing = None if row is None else (row.doc if row.doc is not None else {})
+        item.existing = None if row is None else (as_message(row.doc) if row.doc is not None else {})
     return True
 
 
@@ -341,7 +342,7 @@ async def _read_audio(batch: Batch, items: list[_Item]) -> None:
             item.data = data
 
 
-def _document(batch: Batch, item: _Item) -> JsonDict:
+def _document(batch: Batch, item: _Item) -> MessageDoc:
     assert item.audio is not None and item.data is not None and item.timestamp is not None
     name = item.audio.attachment_name(item.legacy_id)
     if item.existing:
