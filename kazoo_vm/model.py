@@ -9,8 +9,11 @@ shape below, in one place per kind; from there on every layer speaks of a :class
 The shapes are open ``TypedDict`` s that list the keys kazoo_vm reads or writes (Kazoo's own names:
 ``kzd_vmboxes``, ``kzd_box_message``), every one optional (``total=False``): a stored document is whatever a
 client, Kazoo or a script saved. At run time a document stays the very dict CouchDB sent, so the keys a shape does
-not name (custom fields clients store on boxes and messages) go back to CouchDB and to clients unchanged. The
-types say what Kazoo writes; code that must survive odd stored values still checks them.
+not name (custom fields clients store on boxes and messages) go back to CouchDB and to clients unchanged; code
+that handles every key alike (stamping, rendering, filters) takes a ``Mapping[str, Any]``. PEP 728's
+``extra_items`` would type those other keys, but the mypy this project pins does not check it and Python 3.11's
+``typing`` does not have it. The types say what Kazoo writes; code that must survive odd stored values still
+checks them.
 """
 
 from __future__ import annotations

@@ -57,11 +57,19 @@ async def read_message(store: CouchStore, db: str, message_id: str) -> MessageDo
     return as_message(await store.get_doc(db, message_id))
 
 
-async def messages_by_id(store: CouchStore, db: str, message_ids: Sequence[str]) -> dict[str, MessageDoc]:
-    """The existing documents among ``message_ids`` of one MODB, in one ``_all_docs`` request (deleted ones and
-    ids CouchDB never knew are left out); :class:`DatabaseNotFound` when the MODB does not exist."""
+async def known_messages(store: CouchStore, db: str, message_ids: Sequence[str]) -> dict[str, MessageDoc | None]:
+    """The documents CouchDB knows among ``message_ids`` of one MODB, in one ``_all_docs`` request: None for a
+    deleted one (a tombstone); ids it never knew are left out. :class:`DatabaseNotFound` when the MODB does not
+    exist."""
     rows = await store.docs_by_id(db, message_ids)
-    return {row.id: as_message(row.doc) for row in rows if row.id and isinstance(row.doc, dict)}
+    return {row.id: as_message(row.doc) if isinstance(row.doc, dict) else None for row in rows if row.id}
+
+
+async def messages_by_id(store: CouchStore, db: str, message_ids: Sequence[str]) -> dict[str, MessageDoc]:
+    """The existing documents among ``message_ids`` of one MODB (deleted ones and ids CouchDB never knew are left
+    out); :class:`DatabaseNotFound` when the MODB does not exist."""
+    known = await known_messages(store, db, message_ids)
+    return {message_id: doc for message_id, doc in known.items() if doc is not None}
 
 
 def listed_message(row: ViewRow) -> MessageDoc | None:
