@@ -22,7 +22,7 @@ It prints requests per second of both and their ratio, then:
   of ``--repeat``, and their ratio.
 
     .venv/bin/python bench/bench_fast_path.py                      # both engines, about 5 minutes
-    .venv/bin/python bench/bench_fast_path.py --large 50000        # the 1,000 vs 50,000 (longer)
+    .venv/bin/python bench/bench_fast_path.py --large 50000        # 1,000 vs 50,000 messages (longer)
     .venv/bin/python bench/bench_fast_path.py --engines dev        # the development server only
 
 The load generator shares the machine with the service and CouchDB: on a small machine the figures move with

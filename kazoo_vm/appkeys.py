@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -18,6 +20,29 @@ if TYPE_CHECKING:
     from kazoo_vm.auth.tokens import TokenService
     from kazoo_vm.http.request import ParsedRequest
 
+ReadinessReport = tuple[bool, dict[str, str]]
+"""Whether the application is ready, and each check's answer (``GET /readyz``)."""
+
+
+@dataclass
+class Readiness:
+    """The last readiness result and the check in flight, per application (kazoo_vm.http.health)."""
+
+    expires: float = 0.0
+    result: ReadinessReport | None = None
+    running: asyncio.Task[ReadinessReport] | None = None
+    startup_sync: asyncio.Task[Any] | None = None
+    sync_enabled: bool = False
+
+
+@dataclass
+class Activity:
+    """Requests being answered by one application, and whether it is stopping (for a graceful drain)."""
+
+    in_flight: int = 0
+    stopping: bool = False
+
+
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", CouchStore)
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
@@ -30,6 +55,10 @@ COUNTS: web.AppKey[CountsProvider] = web.AppKey("vmbox_counts")
 BOX_DELETED_HOOK: web.AppKey[BoxDeletedHook] = web.AppKey("vmbox_deleted_hook")
 # The route table the app serves (kazoo_vm.routes), read by the OpenAPI description.
 ROUTES: web.AppKey[tuple[Route, ...]] = web.AppKey("routes")
+# The OpenAPI description, built once on first request when every route of the application is in place.
+OPENAPI_DESCRIPTION: web.AppKey[dict[str, str]] = web.AppKey("openapi_description")
+READINESS = web.AppKey("readiness", Readiness)
+ACTIVITY = web.AppKey("activity", Activity)
 
 PARSED: web.RequestKey[ParsedRequest] = web.RequestKey("parsed")
 AUTH: web.RequestKey[AuthContext] = web.RequestKey("auth")

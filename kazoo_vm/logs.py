@@ -157,12 +157,3 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-
-
-def bind_request(**values: Any) -> None:
-    """Attach ``values`` to every record logged from the current request's context."""
-    structlog.contextvars.bind_contextvars(**values)
-
-
-def unbind_request(*keys: str) -> None:
-    structlog.contextvars.unbind_contextvars(*keys)

@@ -26,8 +26,8 @@ from types import FrameType
 
 from aiohttp import web
 
+from kazoo_vm import appkeys
 from kazoo_vm.config import Settings
-from kazoo_vm.http import observe
 from kazoo_vm.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ async def _serve(app: web.Application, settings: Settings, *, reuse_port: bool) 
         await site.start()
         await stop_asked
         await site.stop()  # no new connections
-        activity = app[observe.ACTIVITY]
+        activity = app[appkeys.ACTIVITY]
         activity.stopping = True
         log.info(
             "stopped accepting connections; %d requests in flight have %gs to finish",
@@ -80,7 +80,7 @@ async def _serve(app: web.Application, settings: Settings, *, reuse_port: bool) 
             loop.remove_signal_handler(sig)
 
 
-async def _drain(activity: observe.Activity, grace_s: float) -> None:
+async def _drain(activity: appkeys.Activity, grace_s: float) -> None:
     deadline = time.monotonic() + grace_s
     while activity.in_flight > 0 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

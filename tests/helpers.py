@@ -11,6 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from kazoo_vm import appkeys
 from kazoo_vm.domain import accounts
+from kazoo_vm.model import BoxDoc
+from kazoo_vm.storage.boxes import as_box
 from kazoo_vm.storage.naming import GREGORIAN_OFFSET, account_db
 
 
@@ -90,18 +92,20 @@ async def create_box(api: Api, name: str = "VMBox 0", mailbox: str = "3000", **f
     return box
 
 
-def raw_box_doc(account_id: str, **fields: Any) -> dict[str, Any]:
+def raw_box_doc(account_id: str, **fields: Any) -> BoxDoc:
     """A box document as Kazoo itself (or an old Kazoo) stores it, for writing straight into CouchDB."""
     now = int(time.time()) + GREGORIAN_OFFSET
-    return {
-        "_id": uuid.uuid4().hex,
-        "name": "Legacy Box",
-        "mailbox": "4000",
-        "pvt_type": "vmbox",
-        "pvt_vsn": "1",
-        "pvt_account_id": account_id,
-        "pvt_account_db": account_db(account_id, encoded=True),
-        "pvt_created": now,
-        "pvt_modified": now,
-        **fields,
-    }
+    return as_box(
+        {
+            "_id": uuid.uuid4().hex,
+            "name": "Legacy Box",
+            "mailbox": "4000",
+            "pvt_type": "vmbox",
+            "pvt_vsn": "1",
+            "pvt_account_id": account_id,
+            "pvt_account_db": account_db(account_id, encoded=True),
+            "pvt_created": now,
+            "pvt_modified": now,
+            **fields,
+        }
+    )

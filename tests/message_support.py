@@ -12,8 +12,10 @@ import aiohttp
 from aiohttp import ClientResponse
 from helpers import Api
 
+from kazoo_vm.model import MessageDoc
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.messages import read_message
 
 GREGORIAN_OFFSET = 62_167_219_200
 DAY = 86_400
@@ -86,8 +88,8 @@ async def raw(api: Api, method: str, path: str, **kwargs: Any) -> tuple[ClientRe
     return response, await response.read()
 
 
-async def message_doc(store: CouchStore, account_id: str, message_id: str) -> dict[str, Any]:
-    return await store.get_doc(naming.message_db(account_id, message_id), message_id)
+async def message_doc(store: CouchStore, account_id: str, message_id: str) -> MessageDoc:
+    return await read_message(store, naming.message_db(account_id, message_id), message_id)
 
 
 def listed_ids(body: Any) -> list[str]:

@@ -17,9 +17,11 @@ from kazoo_vm.domain.legacy.documents import migrated_doc
 from kazoo_vm.domain.legacy.outcomes import Options
 from kazoo_vm.migrate.driver import Selection, migrate
 from kazoo_vm.migrate.report import Report
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, Document, JsonDict, LegacyEntry, MessageDoc
 from kazoo_vm.storage import naming
+from kazoo_vm.storage.boxes import as_box, as_legacy_entry
 from kazoo_vm.storage.couch import CouchStore, doc_path
+from kazoo_vm.storage.messages import as_message
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kazoo_legacy"
 FIXTURE_BOX = "vmbox01"
@@ -69,7 +71,7 @@ async def load_fixture_box(store: CouchStore, account_id: str) -> dict[str, byte
     return audio
 
 
-def legacy_entry(media_id: str | None, timestamp: Any = None, **fields: Any) -> JsonDict:
+def legacy_entry(media_id: str | None, timestamp: Any = None, **fields: Any) -> LegacyEntry:
     entry: JsonDict = {
         "call_id": f"call-{media_id}",
         "caller_id_number": "15554443344",
@@ -84,7 +86,7 @@ def legacy_entry(media_id: str | None, timestamp: Any = None, **fields: Any) -> 
     if timestamp is not None:
         entry["timestamp"] = timestamp
     entry.update(fields)
-    return entry
+    return as_legacy_entry(entry)
 
 
 def media_doc(account_id: str, media_id: str, box_id: str, audio: bytes | None, **fields: Any) -> JsonDict:
@@ -110,7 +112,7 @@ def media_doc(account_id: str, media_id: str, box_id: str, audio: bytes | None, 
     return doc
 
 
-def legacy_box(account_id: str, box_id: str, entries: Sequence[Any], **fields: Any) -> JsonDict:
+def legacy_box(account_id: str, box_id: str, entries: Sequence[Any], **fields: Any) -> BoxDoc:
     doc: JsonDict = {
         "_id": box_id,
         "name": f"Legacy box {box_id}",
@@ -122,10 +124,10 @@ def legacy_box(account_id: str, box_id: str, entries: Sequence[Any], **fields: A
         "pvt_modified": gregorian(2015, 2, 1),
         **fields,
     }
-    return _own(doc, account_id)
+    return as_box(_own(doc, account_id))
 
 
-async def save_all(store: CouchStore, account_id: str, docs: Sequence[JsonDict]) -> None:
+async def save_all(store: CouchStore, account_id: str, docs: Sequence[Document]) -> None:
     results = await store.bulk_docs(naming.account_db(account_id), list(docs))
     assert all("error" not in result for result in results), results
 
@@ -138,7 +140,7 @@ async def seed_box(
     *,
     audio_size: int = 3000,
     **box_fields: Any,
-) -> JsonDict:
+) -> BoxDoc:
     """A legacy box with one entry per legacy id (and its timestamp), each with a media document holding
     ``audio_for(legacy_id, audio_size)``; returns the box as saved."""
     box = legacy_box(
@@ -160,8 +162,8 @@ async def clean_box(store: CouchStore, account_id: str, box_id: str, count: int)
 
 
 async def existing_target(
-    store: CouchStore, account_id: str, box: JsonDict, attachment_name: str, **fields: Any
-) -> JsonDict:
+    store: CouchStore, account_id: str, box: BoxDoc, attachment_name: str, **fields: Any
+) -> MessageDoc:
     """The document the box's first entry migrates to, already in its MODB (created bare) with ``fields`` set:
     what an earlier run, Kazoo's own migrator or a client left there."""
     entry = box["messages"][0]
@@ -176,7 +178,7 @@ async def existing_target(
         attachment_name=attachment_name,
         default_timezone=TIMEZONE,
     )
-    doc.update(fields)
+    doc = as_message({**doc, **fields})
     await store.put_doc(db, doc)
     return doc
 
@@ -203,7 +205,7 @@ async def run_migration(
 @dataclass
 class Migrated:
     db: str
-    doc: JsonDict
+    doc: MessageDoc
     audio: bytes | None
 
 
@@ -217,7 +219,7 @@ async def migrated_messages(store: CouchStore, account_id: str) -> dict[str, lis
     found: dict[str, list[Migrated]] = {}
     for db in await modbs_of(store, account_id):
         for row in await store.all_docs(db, include_docs=True):
-            doc = row.doc
+            doc = as_message(row.doc) if row.doc is not None else None
             if doc is None or doc["_id"].startswith("_design/") or doc.get("pvt_type") != "mailbox_message":
                 continue
             names = list(doc.get("_attachments") or {})
@@ -258,7 +260,7 @@ def write_kind(what: str, args: tuple[Any, ...]) -> str:
     if what == "create_db":
         return "create_modb" if modb else what
     if what == "bulk_docs":
-        docs: Sequence[JsonDict] = args[1]
+        docs: Sequence[Document] = args[1]
         if docs and all(str(doc.get("_id", "")).startswith("_design/") for doc in docs):
             return "design_docs"
         if docs and all(doc.get("_deleted") for doc in docs):
@@ -313,7 +315,7 @@ class InterruptibleStore(CouchStore):
     async def create_db(self, db: str) -> bool:
         return bool(await self._write("create_db", lambda: super(InterruptibleStore, self).create_db(db), (db,)))
 
-    async def put_doc(self, db: str, doc: JsonDict) -> str:
+    async def put_doc(self, db: str, doc: Document) -> str:
         return str(await self._write("put_doc", lambda: super(InterruptibleStore, self).put_doc(db, doc), (db, doc)))
 
     async def delete_doc(self, db: str, doc_id: str, rev: str) -> str:
@@ -323,7 +325,7 @@ class InterruptibleStore(CouchStore):
             )
         )
 
-    async def bulk_docs(self, db: str, docs: Sequence[JsonDict]) -> list[JsonDict]:
+    async def bulk_docs(self, db: str, docs: Sequence[Document]) -> list[JsonDict]:
         result: list[JsonDict] = await self._write(
             "bulk_docs", lambda: super(InterruptibleStore, self).bulk_docs(db, docs), (db, docs)
         )
@@ -369,7 +371,7 @@ class CountingStore(CouchStore):
         self.requests.append(f"{method} {path}")
         return await super()._json(method, path, params=params, body=body, headers=headers)
 
-    async def put_doc(self, db: str, doc: JsonDict) -> str:
+    async def put_doc(self, db: str, doc: Document) -> str:
         # Document writes go to CouchDB without _json (their status, 201 or 202, matters on a cluster).
         self.requests.append(f"PUT {doc_path(db, doc['_id'])}")
         return await super().put_doc(db, doc)

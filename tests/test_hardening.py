@@ -21,6 +21,7 @@ from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
 from kazoo_vm.auth.tokens import ADMINS_ONLY, KEY_DOC_ID
 from kazoo_vm.config import Settings, load_settings
+from kazoo_vm.model import MessageDoc
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import DocumentNotFound, StorageFault
@@ -246,7 +247,7 @@ async def test_messages_moved_or_copied_into_a_box_being_deleted_are_never_stran
 
     answers = await asyncio.gather(*(one(message_id) for message_id in ids), delete_later())
     assert answers[-1][0] == 200
-    db_rows: list[dict[str, Any]] = []
+    db_rows: list[MessageDoc] = []
     for status, body in answers[:-1]:
         assert status in (200, 404), body
         if status == 200:

@@ -35,8 +35,9 @@ from kazoo_vm.domain.legacy.outcomes import Status
 from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.domain.messages.documents import new_message_doc
 from kazoo_vm.migrate.driver import batches
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, Document, LegacyEntry
 from kazoo_vm.storage import naming
+from kazoo_vm.storage.boxes import as_box, read_box
 from kazoo_vm.storage.couch import CouchStore
 
 # Kazoo's fixture (kvm_migrate_account_tests): msg01-04 carry 2017-10 timestamps; msg05 and msg07 take the media
@@ -142,7 +143,7 @@ async def test_entry_without_timestamp_gets_the_fallback_written_before_its_docu
 
 
 def test_migrated_document_has_exactly_the_fields_of_a_new_kazoo_4_message() -> None:
-    box: JsonDict = {"_id": "b" * 32, "mailbox": "1001", "timezone": "Europe/Paris"}
+    box: BoxDoc = {"_id": "b" * 32, "mailbox": "1001", "timezone": "Europe/Paris"}
     legacy_id = "0123456789abcdef0123456789abcdef"
     entry = legacy_entry(legacy_id, 63_800_000_000, folder="saved")
     doc = migrated_doc(
@@ -262,7 +263,7 @@ async def test_awkward_account_migrates_every_recoverable_message_and_reports_th
     # read it).
     soft = media_doc(account.id, "f" * 32, "legacybox", audio_for("f" * 32), pvt_deleted=True)
     await save_all(store, account.id, [soft])
-    box = await store.get_doc(naming.account_db(account.id), "legacybox")
+    box = await read_box(store, naming.account_db(account.id), "legacybox")
     box["messages"].append(legacy_entry("f" * 32, may, folder="deleted"))
     await store.put_doc(naming.account_db(account.id), box)
 
@@ -323,14 +324,15 @@ def test_fallback_timestamp_follows_kazoos_order() -> None:
     (kvm_migrate_account get_timestamp; the box's through the keys Kazoo meant); unusable values skip."""
     t = [gregorian(2016, month) for month in range(1, 6)]
     media = {"pvt_modified": t[0], "pvt_created": t[1]}
-    box = {"pvt_modified": t[2], "pvt_created": t[3]}
+    box: BoxDoc = {"pvt_modified": t[2], "pvt_created": t[3]}
     now = t[4]
 
     assert fallback_timestamp(media, box, now) == t[0]
     assert fallback_timestamp({"pvt_created": t[1]}, box, now) == t[1]
     assert fallback_timestamp({"pvt_modified": "undefined"}, box, now) == t[2]
     assert fallback_timestamp(None, {"pvt_created": t[3]}, now) == t[3]
-    assert fallback_timestamp({}, {"pvt_modified": 5, "modified": t[0]}, now) == now  # year 0; Kazoo's wrong key
+    # The box's pvt_modified is year 0; "modified" is the key Kazoo's view reads by mistake.
+    assert fallback_timestamp({}, as_box({"pvt_modified": 5, "modified": t[0]}), now) == now
 
 
 async def test_entries_outside_the_batch_are_left_untouched(store: CouchStore, account: TestAccount) -> None:
@@ -543,8 +545,8 @@ async def test_no_entry_is_dropped_across_batches_boxes_and_workers(
     not failed. Here three boxes of one account, worked on by three workers in batches of two, have
     failures in every batch, and an entry arrives in each box while the run is under way: every entry that was
     not migrated is still there, exactly as it was, plus its migration_error when this run tried it."""
-    docs: list[JsonDict] = []
-    failing: dict[str, dict[str, JsonDict]] = {}
+    docs: list[Document] = []
+    failing: dict[str, dict[str, LegacyEntry]] = {}
     migratable: dict[str, str] = {}
     for box_index in range(3):
         box_id = f"many{box_index}"
@@ -561,7 +563,7 @@ async def test_no_entry_is_dropped_across_batches_boxes_and_workers(
         docs.append(legacy_box(account.id, box_id, entries))
     await save_all(store, account.id, docs)
     db = naming.account_db(account.id)
-    arrivals: dict[str, JsonDict] = {}
+    arrivals: dict[str, LegacyEntry] = {}
 
     async def a_call_lands(what: str, args: tuple[Any, ...]) -> None:
         box_id = args[1].get("_id") if what == "put_doc" else None

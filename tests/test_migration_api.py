@@ -28,7 +28,7 @@ from migration_support import (
 from kazoo_vm.config import Settings
 from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import retention
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import MessageDoc
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 
@@ -266,7 +266,7 @@ async def test_old_id_finds_the_message_after_it_got_a_fresh_id_in_the_same_box(
     stamps = await legacy_messages(api, store, box["id"])
     await run_migration(store, api.account.id)
     migrated = (await migrated_messages(store, api.account.id))[OLD_A][0]
-    fresh: JsonDict = {**migrated.doc, "_id": naming.message_id(stamps[OLD_A])}
+    fresh: MessageDoc = {**migrated.doc, "_id": naming.message_id(stamps[OLD_A])}
     fresh.pop("_rev")
     fresh.pop("_attachments")
     fresh["metadata"] = {**fresh["metadata"], "media_id": fresh["_id"]}

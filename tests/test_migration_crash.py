@@ -29,6 +29,7 @@ from migration_support import (
 
 from kazoo_vm.domain import accounts
 from kazoo_vm.domain.legacy.entries import media_id_of
+from kazoo_vm.model import Document
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 
@@ -61,7 +62,7 @@ async def legacy_account(store: CouchStore) -> Scenario:
     entries[0]["migration_error"] = "no_modb"  # left by Kazoo's migrator: retried
     entries.insert(2, legacy_entry("e1" * 16, gregorian(2016, 3, 5)))
     entries.append(legacy_entry(None, gregorian(2016, 3, 5)))
-    docs = [legacy_box(account.id, BOX, entries, pvt_modified=BOX_MODIFIED)]
+    docs: list[Document] = [legacy_box(account.id, BOX, entries, pvt_modified=BOX_MODIFIED)]
     docs += [
         media_doc(
             account.id,

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import ClientResponse
 from helpers import Api, create_box, make_account, raw_box_doc
 
+from kazoo_vm.model import BoxDoc
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.naming import account_db
 
@@ -84,7 +85,7 @@ async def stored(store: CouchStore, api: Api, box_id: str) -> dict[str, Any]:
     return doc
 
 
-async def put_raw_box(store: CouchStore, api: Api, **fields: Any) -> dict[str, Any]:
+async def put_raw_box(store: CouchStore, api: Api, **fields: Any) -> BoxDoc:
     """A box document written straight into CouchDB, the way Kazoo itself (or an old Kazoo) stored it."""
     doc = raw_box_doc(api.account.id, **fields)
     await store.put_doc(account_db(api.account.id), doc)

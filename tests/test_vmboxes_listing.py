@@ -15,6 +15,7 @@ from typing import Any
 
 from helpers import Api, create_box, raw_box_doc
 
+from kazoo_vm.model import BoxDoc, Document
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.naming import account_db
 
@@ -28,11 +29,11 @@ def box_id(n: int) -> str:
     return f"{n:032x}"
 
 
-def raw_box(api: Api, n: int, **fields: Any) -> dict[str, Any]:
+def raw_box(api: Api, n: int, **fields: Any) -> BoxDoc:
     return raw_box_doc(api.account.id, _id=box_id(n), name=f"Raw {n}", mailbox=str(9000 + n), **fields)
 
 
-async def insert_raw_boxes(store: CouchStore, api: Api, docs: list[dict[str, Any]]) -> None:
+async def insert_raw_boxes(store: CouchStore, api: Api, docs: list[Document]) -> None:
     results = await store.bulk_docs(account_db(api.account.id), docs)
     assert all("error" not in result for result in results), results
 

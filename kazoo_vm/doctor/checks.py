@@ -407,7 +407,7 @@ class Doctor:
         if not ids:
             return
         now = naming.now_gregorian()
-        docs = [row.doc for row in await self.store.all_docs(db, keys=ids, include_docs=True) if row.doc]
+        docs = list((await stored_messages.messages_by_id(self.store, db, ids)).values())
         scope: Scope | None = None
         for doc in docs:
             plan = move_plan(doc)

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kazoo_vm.domain.context import Scope
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc
 from kazoo_vm.storage.errors import NotFound
 
 
@@ -24,7 +24,7 @@ def _valid(name: Any) -> str | None:
     return name
 
 
-async def box_timezone(scope: Scope, box: JsonDict) -> str:
+async def box_timezone(scope: Scope, box: BoxDoc) -> str:
     store, settings, account = scope.store, scope.settings, scope.account
     found = _valid(box.get("timezone"))
     if found:

@@ -10,7 +10,7 @@ from kazoo_vm.domain.documents import Actor
 from kazoo_vm.domain.messages import retention
 from kazoo_vm.domain.messages.documents import stamp_message
 from kazoo_vm.events import NO_EVENTS, Events, MessageChange, MessageEvent
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import MessageDoc
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 
@@ -48,5 +48,5 @@ class Scope:
     def oldest(self) -> int:
         return retention.cutoff(self.settings, naming.now_gregorian())
 
-    def stamp(self, doc: JsonDict, *, now: int | None = None) -> JsonDict:
+    def stamp(self, doc: MessageDoc, *, now: int | None = None) -> MessageDoc:
         return stamp_message(doc, account_id=self.account.id, actor=self.actor, node=self.settings.node_name, now=now)

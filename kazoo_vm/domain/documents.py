@@ -11,12 +11,16 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import Document, JsonDict
 from kazoo_vm.storage import naming
 
 DOC_VSN = "1"  # crossbar_doc ?CROSSBAR_DOC_VSN
+
+D = TypeVar("D", bound=Document)
 
 
 def is_private_key(key: str) -> bool:
@@ -29,15 +33,11 @@ def alphanum(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-def public_fields(doc: JsonDict) -> JsonDict:
+def public_fields(doc: Mapping[str, Any]) -> JsonDict:
     return {key: value for key, value in doc.items() if not is_private_key(key)}
 
 
-def private_fields(doc: JsonDict) -> JsonDict:
-    return {key: value for key, value in doc.items() if is_private_key(key)}
-
-
-def to_response(doc: JsonDict) -> JsonDict:
+def to_response(doc: Mapping[str, Any]) -> JsonDict:
     """What a client sees of a stored document."""
     shown = public_fields(doc)
     if "_id" in doc:
@@ -56,16 +56,14 @@ class Actor:
     request_id: str | None = None
 
 
-def document_hash(doc: JsonDict) -> str:
+def document_hash(doc: Mapping[str, Any]) -> str:
     """``pvt_document_hash``: an md5 of the public content. Kazoo hashes the Erlang term (kz_doc
     calculate_document_hash), which cannot be reproduced; nothing reads the value back."""
     content = json.dumps(public_fields(doc), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.md5(content.encode()).hexdigest()
 
 
-def stamp(
-    doc: JsonDict, *, doc_type: str, account_id: str, db: str, actor: Actor | None = None, now: int | None = None
-) -> JsonDict:
+def stamp(doc: D, *, doc_type: str, account_id: str, db: str, actor: Actor | None = None, now: int | None = None) -> D:
     """Set Kazoo's private fields on ``doc`` in place (crossbar_doc ?PVT_FUNS) and return it."""
     moment = naming.now_gregorian() if now is None else now
     doc["pvt_type"] = doc_type
@@ -77,8 +75,14 @@ def stamp(
     doc["pvt_modified"] = moment
     if actor is not None:
         # The fields say who wrote last: what this actor lacks is dropped rather than left from an earlier writer.
-        for key in ("pvt_request_id", "pvt_is_authenticated", "pvt_auth_account_id", "pvt_auth_user_id"):
-            doc.pop(key, None)
+        if "pvt_request_id" in doc:
+            del doc["pvt_request_id"]
+        if "pvt_is_authenticated" in doc:
+            del doc["pvt_is_authenticated"]
+        if "pvt_auth_account_id" in doc:
+            del doc["pvt_auth_account_id"]
+        if "pvt_auth_user_id" in doc:
+            del doc["pvt_auth_user_id"]
         if actor.request_id:
             doc["pvt_request_id"] = actor.request_id
         if actor.account_id:

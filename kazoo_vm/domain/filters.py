@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo_vm import jsontext
-from kazoo_vm.model import JsonDict
 
 _MISSING = object()
 
@@ -76,7 +75,7 @@ def _is_empty(value: Any) -> bool:
     return value in ([], {})
 
 
-Predicate = Callable[[JsonDict], bool]
+Predicate = Callable[[Mapping[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -93,12 +92,12 @@ class DocFilter:
         """Whether every predicate reads a path among ``paths`` (and nothing below them)."""
         return self.paths <= set(paths)
 
-    def matches(self, doc: JsonDict) -> bool:
+    def matches(self, doc: Mapping[str, Any]) -> bool:
         return all(predicate(doc) for predicate in self.predicates)
 
 
 def _equals(path: str, wanted: list[str], negate: bool) -> Predicate:
-    def check(doc: JsonDict) -> bool:
+    def check(doc: Mapping[str, Any]) -> bool:
         value = get_path(doc, path)
         hit = value is not _MISSING and as_text(value) in wanted
         return hit != negate
@@ -107,7 +106,7 @@ def _equals(path: str, wanted: list[str], negate: bool) -> Predicate:
 
 
 def _time_bound(field: str, bound: int, direction: int) -> Predicate:
-    def check(doc: JsonDict) -> bool:
+    def check(doc: Mapping[str, Any]) -> bool:
         value = doc.get(field)
         if not isinstance(value, int | float):
             return False
@@ -125,7 +124,7 @@ _KEY_TESTS: dict[str, Callable[[Any], bool]] = {
 
 
 def _key_test(path: str, test: Callable[[Any], bool]) -> Predicate:
-    def check(doc: JsonDict) -> bool:
+    def check(doc: Mapping[str, Any]) -> bool:
         return test(get_path(doc, path))
 
     return check

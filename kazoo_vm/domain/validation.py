@@ -70,10 +70,6 @@ def _validator(name: str) -> Draft4Validator:
     return DefaultingValidator(load_schema(name), registry=_registry(), format_checker=FormatChecker())
 
 
-def schema_default(schema_name: str, field: str) -> Any:
-    return copy.deepcopy(load_schema(schema_name)["properties"][field].get("default"))
-
-
 def _path(parts: Any) -> str:
     return ".".join(str(part).replace(".", "%2E") for part in parts)
 

@@ -31,7 +31,7 @@ from kazoo_vm.domain.documents import (
 from kazoo_vm.domain.filters import DocFilter
 from kazoo_vm.domain.paging import Paging, encode_start_key
 from kazoo_vm.errors import BadIdentifier, DatastoreConflict, ValidationFailed
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, JsonDict
 from kazoo_vm.storage import boxes as stored_boxes
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
@@ -66,7 +66,7 @@ def mailbox_number(value: Any) -> int | None:
 
 @dataclass
 class SavedBox:
-    doc: JsonDict
+    doc: BoxDoc
     has_legacy_messages: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -80,28 +80,28 @@ class BoxPage:
 # Per-box message counts merged into the listing, ``{box_id: {"new": n, "saved": s}}`` (wired in by app.py).
 CountsProvider = Callable[[Scope], Awaitable[Mapping[str, Mapping[str, int]]]]
 # Runs before a box is soft-deleted (cb_vmboxes delete/2 soft-deletes the box's messages first; wired in by app.py).
-BoxDeletedHook = Callable[[Scope, JsonDict], Awaitable[None]]
+BoxDeletedHook = Callable[[Scope, BoxDoc], Awaitable[None]]
 
 
-def _is_live_box(doc: JsonDict | None) -> bool:
+def _is_live_box(doc: BoxDoc | None) -> bool:
     return bool(doc) and doc.get("pvt_type") == BOX_TYPE and not doc.get("pvt_deleted")  # type: ignore[union-attr]
 
 
-def _stamp_box(doc: JsonDict, account: Account, actor: Actor) -> None:
+def _stamp_box(doc: BoxDoc, account: Account, actor: Actor) -> None:
     stamp(doc, doc_type=BOX_TYPE, account_id=account.id, db=account.db, actor=actor)
     doc["pvt_alphanum_name"] = alphanum(str(doc.get("name", "")))
 
 
-async def load_box(scope: Scope, box_id: str) -> JsonDict:
+async def load_box(scope: Scope, box_id: str) -> BoxDoc:
     """A live box, or 404 ``bad_identifier`` when missing, of another type, or soft-deleted."""
     return await _load_box(scope.store, scope.account, box_id)
 
 
-async def _load_box(store: CouchStore, account: Account, box_id: str) -> JsonDict:
+async def _load_box(store: CouchStore, account: Account, box_id: str) -> BoxDoc:
     if not box_id or box_id.startswith("_"):
         raise BadIdentifier(box_id)
     try:
-        doc = await store.get_doc(account.db, box_id)
+        doc = await stored_boxes.read_box(store, account.db, box_id)
     except DocumentNotFound:
         raise BadIdentifier(box_id) from None
     if not _is_live_box(doc):
@@ -186,11 +186,11 @@ async def _claim(store: CouchStore, account: Account, number: int, box_id: str, 
 async def claim_is_held(store: CouchStore, account: Account, claim: JsonDict, number: int) -> bool:
     """Whether the claim's box still uses the number. ``_all_docs`` tells a box deleted from CouchDB (a tombstone:
     the claim is stale) from one not saved yet (its claimer may still be writing it: held for a grace period)."""
-    rows = await store.docs_by_id(account.db, [str(claim.get("vmbox_id"))])
-    if not rows:
+    known = await stored_boxes.boxes_by_id(store, account.db, [str(claim.get("vmbox_id"))])
+    if not known:
         age = naming.now_gregorian() - int(claim.get("pvt_created") or 0)
         return age < CLAIM_GRACE_S
-    holder = rows[0].doc
+    holder = next(iter(known.values()))
     if holder is None or not _is_live_box(holder):
         return False  # the box was deleted: its number is free
     if mailbox_number(holder.get("mailbox")) == number:
@@ -218,7 +218,7 @@ async def _release(store: CouchStore, account: Account, number: int | None, box_
 async def _save(
     store: CouchStore,
     account: Account,
-    doc: JsonDict,
+    doc: BoxDoc,
     *,
     old_number: int | None,
     is_new: bool,
@@ -257,7 +257,7 @@ async def create_box(scope: Scope, data: JsonDict) -> SavedBox:
             "id", "reserved", f"Ids starting with '{CLAIM_PREFIX}' are reserved", value=requested_id
         )
     validated = await _validated(store, account, None, fields)
-    doc: JsonDict = {"_id": requested_id or naming.new_doc_id(), **validated}
+    doc = stored_boxes.as_box({"_id": requested_id or naming.new_doc_id(), **validated})
     _stamp_box(doc, account, actor)
     try:
         await _save(store, account, doc, old_number=None, is_new=True)
@@ -267,11 +267,11 @@ async def create_box(scope: Scope, data: JsonDict) -> SavedBox:
 
 
 async def _update(
-    store: CouchStore, account: Account, stored: JsonDict, public: JsonDict, actor: Actor, warnings: list[str]
+    store: CouchStore, account: Account, stored: BoxDoc, public: JsonDict, actor: Actor, warnings: list[str]
 ) -> SavedBox:
     validated = await _validated(store, account, stored["_id"], public)
     # The stored private fields win over anything in the request (crossbar_doc load_merge).
-    doc: JsonDict = {**validated, **{key: value for key, value in stored.items() if is_private_key(key)}}
+    doc = stored_boxes.as_box({**validated, **{key: value for key, value in stored.items() if is_private_key(key)}})
     legacy = stored.get("messages")
     if isinstance(legacy, list):
         doc["messages"] = legacy  # the legacy array is kept on write, never returned
@@ -284,7 +284,7 @@ async def _update_fresh(
     store: CouchStore,
     account: Account,
     box_id: str,
-    new_public: Callable[[JsonDict], JsonDict],
+    new_public: Callable[[BoxDoc], JsonDict],
     actor: Actor,
     warnings: list[str],
 ) -> SavedBox:
@@ -308,7 +308,7 @@ async def patch_box(scope: Scope, box_id: str, data: JsonDict) -> SavedBox:
     """PATCH: deep-merge over the stored public fields; ``null`` deletes a key."""
     fields, warnings = _request_fields(data)
 
-    def merged(stored: JsonDict) -> JsonDict:
+    def merged(stored: BoxDoc) -> JsonDict:
         current = {key: value for key, value in public_fields(stored).items() if key != "messages"}
         return merge_patch(current, fields)
 
@@ -321,16 +321,16 @@ async def delete_box(
     before_delete: BoxDeletedHook | None = None,
     *,
     hard: bool = False,
-) -> JsonDict:
+) -> BoxDoc:
     """Soft delete (``pvt_deleted``), or remove the document when ``hard`` (Kazoo's ``should_soft_delete=false``),
     releasing the mailbox number; ``before_delete`` handles the messages."""
     store, account, actor = scope.store, scope.account, scope.actor
     stored = await _load_box(store, account, box_id)
     if before_delete is not None:
         await before_delete(scope, stored)
-    first: JsonDict | None = stored
+    first: BoxDoc | None = stored
 
-    async def attempt() -> JsonDict:
+    async def attempt() -> BoxDoc:
         # After a conflict, someone (the message hook, a migrator, another process) saved the box meanwhile: the
         # deletion is applied to the fresh document rather than lose their change.
         nonlocal first

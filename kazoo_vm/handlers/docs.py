@@ -20,9 +20,6 @@ OPENAPI_PATH = "/v2/openapi.json"
 DOCS_PATH = "/v2/docs"
 STATIC_PATH = "/v2/docs/static"
 
-# The description is built once, on first request, when every route of the application is in place.
-_DESCRIPTION: web.AppKey[dict[str, str]] = web.AppKey("openapi_description")
-
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -55,7 +52,7 @@ def swagger_ui_dir() -> Path:
 
 
 async def openapi_json(request: web.Request) -> web.StreamResponse:
-    cached = request.app[_DESCRIPTION]
+    cached = request.app[appkeys.OPENAPI_DESCRIPTION]
     if "json" not in cached:
         settings = request.app[appkeys.SETTINGS]
         cached["json"] = json.dumps(describe(request.app, version=settings.kazoo_version), indent=2)
@@ -71,7 +68,7 @@ async def docs_page(request: web.Request) -> web.StreamResponse:
 
 def setup_docs(app: web.Application) -> None:
     """Add the description, the page and the page's assets to ``app``."""
-    app[_DESCRIPTION] = {}
+    app[appkeys.OPENAPI_DESCRIPTION] = {}
     app.router.add_get(OPENAPI_PATH, openapi_json, name="openapi")
     app.router.add_get(DOCS_PATH, docs_page, name="docs")
     app.router.add_get(DOCS_PATH + "/", docs_page)

@@ -10,30 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from kazoo_vm import appkeys
+from kazoo_vm.appkeys import READINESS, Readiness
+from kazoo_vm.appkeys import ReadinessReport as Report
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.errors import StorageError, StorageUnreachable, Unauthorized
-
-Report = tuple[bool, dict[str, str]]
-
-
-@dataclass
-class Readiness:
-    """The last readiness result and the check in flight, per application."""
-
-    expires: float = 0.0
-    result: Report | None = None
-    running: asyncio.Task[Report] | None = None
-    startup_sync: asyncio.Task[Any] | None = field(default=None)
-    sync_enabled: bool = False
-
-
-READINESS = web.AppKey("readiness", Readiness)
 
 
 def track_startup_sync(app: web.Application, task: asyncio.Task[Any] | None) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from kazoo_vm import appkeys
+from kazoo_vm.appkeys import ACTIVITY, Activity
 from kazoo_vm.http.request import request_id_of
 from kazoo_vm.observability import metrics
 from kazoo_vm.observability.context import RequestStats, end_request, start_request
@@ -68,17 +68,6 @@ def _record(
         metrics.AUDIO_BYTES.labels(direction="in").inc(received)
     if response is not None and status == 200 and response.content_type == "application/zip":
         metrics.ZIPS_STREAMED.inc()
-
-
-@dataclass
-class Activity:
-    """Requests being answered by one application, and whether it is stopping (for a graceful drain)."""
-
-    in_flight: int = 0
-    stopping: bool = False
-
-
-ACTIVITY = web.AppKey("activity", Activity)
 
 
 def install(app: web.Application) -> None:

@@ -5,7 +5,7 @@ out). For Kazoo's routes the route table (:data:`kazoo_vm.routes.ROUTES`, left o
 says which methods each path has, whether a token is needed, whether a file body is refused (415) and which schema
 checks the request's data; :mod:`kazoo_vm.http.operations` adds the prose and the shapes of answers, and describes
 the service's own routes (docs, health, metrics) whole. The JSON Schema files in ``schemas/`` give request bodies
-and the ``data`` of successes. Every answer is described in Kazoo's envelope (kazoo-crossbar-http.md §2.3).
+and the ``data`` of successes. Every answer is described in Kazoo's envelope (api_util:create_resp_envelope).
 
 A path or method the app serves but the operations table does not describe is left out of the document and
 reported by :func:`undocumented_paths`, so a test can insist that every route is described.
@@ -32,9 +32,8 @@ from kazoo_vm.http.operations import (
     Parameter,
 )
 from kazoo_vm.http.route import Route
+from kazoo_vm.model import JsonDict
 from kazoo_vm.resources import schemas_dir
-
-JsonSchema = dict[str, Any]
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/"
@@ -42,7 +41,7 @@ REF = "#/components/schemas/"
 # Draft-04 keywords of Kazoo's schema files that have no meaning (or another one) in JSON Schema 2020-12.
 _DROPPED_KEYWORDS = frozenset({"$schema", "id"})
 
-_ENVELOPE_BASE: JsonSchema = {
+_ENVELOPE_BASE: JsonDict = {
     "auth_token": {"type": "string", "description": "The token the request carried (absent without one)"},
     "node": {"type": "string", "description": "base64url(md5) of the answering node's name"},
     "request_id": {"type": "string", "description": "The request's id, also sent as X-Request-Id"},
@@ -72,15 +71,15 @@ def _converted(node: Any) -> Any:
 
 
 @cache
-def _file_schemas() -> dict[str, JsonSchema]:
+def _file_schemas() -> dict[str, JsonDict]:
     folder = schemas_dir()
     return {
         name: _converted(json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))) for name in SCHEMA_FILES
     }
 
 
-def _components() -> dict[str, JsonSchema]:
-    schemas: dict[str, JsonSchema] = copy.deepcopy(_file_schemas())
+def _components() -> dict[str, JsonDict]:
+    schemas: dict[str, JsonDict] = copy.deepcopy(_file_schemas())
     partial_box = copy.deepcopy(schemas["vmboxes"])
     partial_box.pop("required", None)
     partial_box["description"] = "Some fields of a voicemail box (a JSON merge patch)"
@@ -252,15 +251,15 @@ def _components() -> dict[str, JsonSchema]:
     return schemas
 
 
-def _ref(name: str) -> JsonSchema:
+def _ref(name: str) -> JsonDict:
     return {"$ref": REF + name}
 
 
-def _request_envelope(data: JsonSchema) -> JsonSchema:
+def _request_envelope(data: JsonDict) -> JsonDict:
     return {"allOf": [_ref("RequestEnvelope")], "properties": {"data": data}}
 
 
-def _success_envelope(op: Operation) -> JsonSchema:
+def _success_envelope(op: Operation) -> JsonDict:
     envelope = "PagedEnvelope" if op.paged else "SuccessEnvelope"
     if op.data is None:
         return _ref(envelope)
@@ -268,8 +267,8 @@ def _success_envelope(op: Operation) -> JsonSchema:
     return {"allOf": [_ref(envelope)], "properties": {"data": data}}
 
 
-def _parameter(param: Parameter) -> JsonSchema:
-    described: JsonSchema = {
+def _parameter(param: Parameter) -> JsonDict:
+    described: JsonDict = {
         "name": param.name,
         "in": param.where,
         "description": param.description,
@@ -281,14 +280,14 @@ def _parameter(param: Parameter) -> JsonSchema:
 
 
 # What an envelope becomes when the request names a ``jsonp`` callback: ``callback({...});``.
-_JSONP_CONTENT: JsonSchema = {
+_JSONP_CONTENT: JsonDict = {
     "application/javascript": {
         "schema": {"type": "string", "description": "The JSON envelope wrapped in the jsonp callback"}
     }
 }
 
 
-def _media_schema(media: str) -> JsonSchema:
+def _media_schema(media: str) -> JsonDict:
     """The schema of a body that is not Kazoo's envelope: a JSON document (the service's own routes) is an object,
     anything else (audio, ZIP, HTML, text) a string of that media type."""
     if media == "application/json":
@@ -296,8 +295,8 @@ def _media_schema(media: str) -> JsonSchema:
     return {"type": "string", "contentMediaType": media}
 
 
-def _responses(op: Operation, method: str) -> JsonSchema:
-    responses: JsonSchema = {}
+def _responses(op: Operation, method: str) -> JsonDict:
+    responses: JsonDict = {}
     for status in op.successes():
         if op.media:
             content = {media: {"schema": _media_schema(media)} for media in op.media}
@@ -322,10 +321,10 @@ def _responses(op: Operation, method: str) -> JsonSchema:
     return responses
 
 
-def _request_body(op: Operation) -> JsonSchema | None:
+def _request_body(op: Operation) -> JsonDict | None:
     if op.body is None and not op.body_media:
         return None
-    content: JsonSchema = {}
+    content: JsonDict = {}
     if op.body is not None:
         schema = _request_envelope(_ref(op.body))
         content["application/json"] = {"schema": schema}
@@ -342,10 +341,10 @@ def _request_body(op: Operation) -> JsonSchema | None:
     return {"required": op.body_required, "content": content}
 
 
-def _operation(path: str, method: str, op: Operation, names: list[str]) -> JsonSchema:
+def _operation(path: str, method: str, op: Operation, names: list[str]) -> JsonDict:
     params = [_parameter(PATH_PARAMETERS[name]) for name in names]
     params += [_parameter(param) for param in op.parameters()]
-    described: JsonSchema = {
+    described: JsonDict = {
         "operationId": op.operation_id or _operation_id(method, path),
         "summary": op.summary,
         "tags": [op.tag],
@@ -390,7 +389,7 @@ def _v2_twin(path: str) -> str:
     return "/v2/" + path.removeprefix("/v1/") if path.startswith("/v1/") else path
 
 
-def _as_v1(operation: JsonSchema) -> JsonSchema:
+def _as_v1(operation: JsonDict) -> JsonDict:
     """The ``/v1/`` twin of an operation: its own id, and the one difference said (no paging in v1)."""
     first, rest = operation["operationId"][0], operation["operationId"][1:]
     note = "API version 1: the same operation as under /v2/, except that listings are never paginated."
@@ -454,9 +453,9 @@ def describe(
     server_url: str = "/",
     operations: Mapping[str, Mapping[str, Operation]] = OPERATIONS,
     version: str = "4.3",
-) -> JsonSchema:
+) -> JsonDict:
     """The OpenAPI 3.1 document of ``app``."""
-    paths: JsonSchema = {}
+    paths: JsonDict = {}
     for path in served_paths(app):
         ops = {method: op for method, op in _operations_of(app, path, operations).items() if op is not None}
         if not ops:

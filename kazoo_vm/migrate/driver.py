@@ -200,7 +200,7 @@ class Migration:
     async def _migrate_box(self, job: BoxJob) -> None:
         db = naming.account_db(job.account_id)
         try:
-            box = await self.store.get_doc(db, job.box_id)
+            box = await stored_boxes.read_box(self.store, db, job.box_id)
         except DocumentNotFound:
             self.progress.advance(job.entries)
             return

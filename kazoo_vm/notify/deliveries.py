@@ -23,7 +23,7 @@ from kazoo_vm.domain.messages import changes
 from kazoo_vm.domain.messages.records import read_message
 from kazoo_vm.errors import KazooError
 from kazoo_vm.events import Events
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, MessageDoc
 from kazoo_vm.notify import email, payloads
 from kazoo_vm.notify.listener import outbox_listener
 from kazoo_vm.notify.queue import new_item
@@ -161,7 +161,7 @@ async def send_email(ctx: Context, item: Item) -> str | None:
     return None
 
 
-async def after_notify(scope: Scope, box: JsonDict, message: JsonDict) -> None:
+async def after_notify(scope: Scope, box: JsonDict, message: MessageDoc) -> None:
     """``save_after_notify`` files the message as saved (it wins), else ``delete_after_notify`` soft-deletes it;
     only while the message is still new (someone who already listened to it decided for themselves)."""
     folder = (message.get("metadata") or {}).get("folder", "new")

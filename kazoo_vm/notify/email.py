@@ -26,7 +26,7 @@ from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages.documents import local_time
 from kazoo_vm.domain.messages.downloads import single_download
 from kazoo_vm.errors import KazooError
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, MessageDoc, MessageMetadata
 from kazoo_vm.storage.errors import NotFound
 
 TEMPLATE = "voicemail_to_email"
@@ -81,8 +81,8 @@ def _length(milliseconds: object) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def fields(scope: Scope, box: JsonDict, message: JsonDict, attached: bool) -> dict[str, str]:
-    metadata: JsonDict = message.get("metadata") or {}
+def fields(scope: Scope, box: JsonDict, message: MessageDoc, attached: bool) -> dict[str, str]:
+    metadata: MessageMetadata = message.get("metadata") or {}
     moment, _ = local_time(
         int(metadata.get("timestamp") or message.get("utc_seconds") or 0),
         box.get("timezone"),
@@ -100,7 +100,7 @@ def fields(scope: Scope, box: JsonDict, message: JsonDict, attached: bool) -> di
     }
 
 
-async def compose(scope: Scope, box: JsonDict, message: JsonDict, to: list[str]) -> EmailMessage:
+async def compose(scope: Scope, box: JsonDict, message: MessageDoc, to: list[str]) -> EmailMessage:
     include = box.get("include_message_on_notify", True) is not False
     audio: tuple[bytes, str, str] | None = None
     if include:

@@ -8,6 +8,9 @@ numbers are sent as decimal strings. ``Voicemail-Timestamp`` is the message's Gr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kazoo_vm.events import MessageChange, MessageEvent
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
@@ -61,7 +64,7 @@ def _split(address: object, fallback_realm: str) -> tuple[str, str]:
     return user, realm or fallback_realm
 
 
-def build(name: str, fields: JsonDict, realm: str | None, message: JsonDict | None) -> JsonDict:
+def build(name: str, fields: JsonDict, realm: str | None, message: Mapping[str, Any] | None) -> JsonDict:
     """The Kazoo notification body for ``name``: from the event's fields and, for message events, the message."""
     account_id = str(fields["account_id"])
     payload: JsonDict = {

@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import aiocouch
 import aiohttp
 
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import Document, JsonDict
 from kazoo_vm.storage.errors import (
     AlreadyExists,
     Conflict,
@@ -319,7 +319,7 @@ class CouchStore:
         result: JsonDict = await self._json("GET", doc_path(db, doc_id), params=params)
         return result
 
-    async def put_doc(self, db: str, doc: JsonDict) -> str:
+    async def put_doc(self, db: str, doc: Document) -> str:
         """Save ``doc`` (create when it has no ``_rev``); sets and returns the new ``_rev``.
 
         Raises :class:`Conflict` also when a cluster accepted the write without its quorum (202) while another
@@ -448,7 +448,7 @@ class CouchStore:
         result: JsonDict = await self._json("DELETE", doc_path(db, doc_id), params={"rev": rev})
         return str(result["rev"])
 
-    async def bulk_docs(self, db: str, docs: Sequence[JsonDict]) -> list[JsonDict]:
+    async def bulk_docs(self, db: str, docs: Sequence[Document]) -> list[JsonDict]:
         """``_bulk_docs``: one result per document, ``{"id","rev"}`` or ``{"id","error","reason"}``."""
         result: list[JsonDict] = await self._json("POST", f"/{quote_name(db)}/_bulk_docs", body={"docs": list(docs)})
         return result

@@ -28,15 +28,66 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from kazoo_vm.model import FOLDERS
+from kazoo_vm.model import FOLDERS, JsonDict, MessageDoc, MessageMetadata
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, ViewRow
 from kazoo_vm.storage.design_docs import query_view
 from kazoo_vm.storage.errors import DatabaseNotFound
+from kazoo_vm.storage.updates import update_shaped
 
 LISTING_DESIGN = "mailbox_messages"
+
+
+def as_message(raw: JsonDict) -> MessageDoc:
+    """The JSON of a message document, seen as a message: the same dict, every key kept (whether it is a live
+    message is the domain's to check, from ``pvt_type`` and ``pvt_deleted``)."""
+    return cast(MessageDoc, raw)
+
+
+def as_metadata(raw: JsonDict) -> MessageMetadata:
+    """A message's ``metadata`` object (or the caller data a request or a legacy entry gives for it)."""
+    return cast(MessageMetadata, raw)
+
+
+async def read_message(store: CouchStore, db: str, message_id: str) -> MessageDoc:
+    """One GET in the message's MODB; :class:`~kazoo_vm.storage.errors.NotFound` when the database or the document
+    does not exist."""
+    return as_message(await store.get_doc(db, message_id))
+
+
+async def known_messages(store: CouchStore, db: str, message_ids: Sequence[str]) -> dict[str, MessageDoc | None]:
+    """The documents CouchDB knows among ``message_ids`` of one MODB, in one ``_all_docs`` request: None for a
+    deleted one (a tombstone); ids it never knew are left out. :class:`DatabaseNotFound` when the MODB does not
+    exist."""
+    rows = await store.docs_by_id(db, message_ids)
+    return {row.id: as_message(row.doc) if isinstance(row.doc, dict) else None for row in rows if row.id}
+
+
+async def messages_by_id(store: CouchStore, db: str, message_ids: Sequence[str]) -> dict[str, MessageDoc]:
+    """The existing documents among ``message_ids`` of one MODB (deleted ones and ids CouchDB never knew are left
+    out); :class:`DatabaseNotFound` when the MODB does not exist."""
+    known = await known_messages(store, db, message_ids)
+    return {message_id: doc for message_id, doc in known.items() if doc is not None}
+
+
+def listed_message(row: ViewRow) -> MessageDoc | None:
+    """The document of a listing row read with ``include_docs``."""
+    return as_message(row.doc) if isinstance(row.doc, dict) else None
+
+
+async def update_message(
+    store: CouchStore,
+    db: str,
+    message_id: str,
+    change: Callable[[MessageDoc], MessageDoc | None],
+    *,
+    current: MessageDoc | None = None,
+    delete: bool = False,
+) -> MessageDoc:
+    """:func:`kazoo_vm.storage.updates.update_doc` for a message."""
+    return await update_shaped(store, db, message_id, change, as_message, current=current, delete=delete)
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import Document, JsonDict
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import Conflict, KeptChanging
 
 T = TypeVar("T")
+D = TypeVar("D", bound=Document)
 
 UPDATE_ATTEMPTS = 20
 """Attempts before giving up: enough for any realistic pile-up of writers on one document (each re-reads it)."""
@@ -54,11 +55,30 @@ async def update_doc(
     written, or as read when ``change`` found nothing to write. ``current`` is the document when the caller has
     just read it (used for the first attempt only). A missing document raises
     :class:`~kazoo_vm.storage.errors.NotFound` from the read."""
+    return await update_shaped(store, db, doc_id, change, _as_json, current=current, delete=delete)
+
+
+def _as_json(raw: JsonDict) -> JsonDict:
+    return raw
+
+
+async def update_shaped(
+    store: CouchStore,
+    db: str,
+    doc_id: str,
+    change: Callable[[D], D | None],
+    shape: Callable[[JsonDict], D],
+    *,
+    current: D | None = None,
+    delete: bool = False,
+) -> D:
+    """:func:`update_doc` for a typed document: ``shape`` turns what is read into it (the storage module of that
+    kind of document passes its own, e.g. ``storage.boxes.as_box``)."""
     given = current
 
-    async def attempt() -> JsonDict:
+    async def attempt() -> D:
         nonlocal given
-        doc = given if given is not None else await store.get_doc(db, doc_id)
+        doc = given if given is not None else shape(await store.get_doc(db, doc_id))
         given = None
         wanted = change(doc)
         if wanted is None:

@@ -17,10 +17,10 @@ from typing import Any
 
 from kazoo_vm.domain.legacy.entries import entry_timestamp, media_id_of
 from kazoo_vm.domain.legacy.outcomes import NO_MEDIA_ID
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc
+from kazoo_vm.storage.boxes import update_box
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import DocumentNotFound
-from kazoo_vm.storage.updates import update_doc
 
 
 async def pin_timestamps(
@@ -35,7 +35,7 @@ async def pin_timestamps(
     """
     result: dict[str, int | None] = {}
 
-    def pin(box: JsonDict) -> JsonDict | None:
+    def pin(box: BoxDoc) -> BoxDoc | None:
         result.clear()
         result.update({media_id: None for media_id in proposals})
         messages = box.get("messages")
@@ -55,7 +55,7 @@ async def pin_timestamps(
         return box if changed else None
 
     try:
-        await update_doc(store, db, box_id, pin)
+        await update_box(store, db, box_id, pin)
     except DocumentNotFound:
         return {media_id: None for media_id in proposals}
     return result
@@ -94,7 +94,7 @@ async def settle(
     True when the box was written."""
     written = False
 
-    def drop_settled(box: JsonDict) -> JsonDict | None:
+    def drop_settled(box: BoxDoc) -> BoxDoc | None:
         nonlocal written
         written = False
         messages = box.get("messages")
@@ -108,7 +108,7 @@ async def settle(
         return box
 
     try:
-        await update_doc(store, db, box_id, drop_settled)
+        await update_box(store, db, box_id, drop_settled)
     except DocumentNotFound:
         return False
     return written

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from kazoo_vm.domain.documents import document_hash, stamp
 from kazoo_vm.domain.legacy.entries import ENTRY_KEYS
@@ -23,7 +25,7 @@ from kazoo_vm.domain.messages.documents import (
     build_metadata,
     message_name,
 )
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, JsonDict, MessageDoc
 from kazoo_vm.storage import naming
 
 
@@ -81,21 +83,21 @@ class Audio:
 def migrated_doc(
     *,
     account_id: str,
-    box: JsonDict,
+    box: BoxDoc,
     legacy_id: str,
-    entry: JsonDict,
+    entry: Mapping[str, Any],
     timestamp: int,
     attachment_name: str,
     default_timezone: str,
     node: str | None = None,
-) -> JsonDict:
+) -> MessageDoc:
     """The 4.x message for a legacy entry: what ``kzd_box_message:new/2`` writes (the same fields as
     :func:`kazoo_vm.domain.messages.documents.new_message_doc`, which requires 32-hex ids while legacy ids may be
     anything, e.g. in Kazoo's fixture), plus Kazoo's migration markers. The attachment is added by the caller."""
     message_id = new_id(timestamp, legacy_id)
     fields = {key: entry[key] for key in ENTRY_KEYS if key in entry and entry[key] is not None and key != "media_id"}
     fields["timestamp"] = timestamp
-    doc: JsonDict = {
+    doc: MessageDoc = {
         "_id": message_id,
         "name": message_name(box.get("mailbox"), timestamp, box.get("timezone"), default_timezone),
         "description": "voicemail message with media",
@@ -128,14 +130,14 @@ class TargetAudio(Enum):
     MISSING = "missing"  # no real audio (e.g. Kazoo's kz_att_link stub) or a copy that does not match
 
 
-def _real_attachments(doc: JsonDict) -> dict[str, JsonDict]:
+def _real_attachments(doc: MessageDoc) -> dict[str, JsonDict]:
     attachments = doc.get("_attachments")
     if not isinstance(attachments, dict):
         return {}
     return {name: stub for name, stub in attachments.items() if isinstance(stub, dict)}
 
 
-def target_audio(doc: JsonDict, attachment_name: str | None, audio: Audio | None) -> TargetAudio:
+def target_audio(doc: MessageDoc, attachment_name: str | None, audio: Audio | None) -> TargetAudio:
     """Judge an existing target. ``audio`` is None when the legacy media is gone (purged after a verified
     copy), in which case a non-empty attachment of ours is trusted."""
     attachments = _real_attachments(doc)
@@ -151,12 +153,12 @@ def target_audio(doc: JsonDict, attachment_name: str | None, audio: Audio | None
     return TargetAudio.REPLACED if others else TargetAudio.MISSING
 
 
-def repaired_doc(doc: JsonDict, audio: Audio, attachment_name: str, data: bytes) -> JsonDict:
+def repaired_doc(doc: MessageDoc, audio: Audio, attachment_name: str, data: bytes) -> MessageDoc:
     """An existing target with the legacy audio copied in as its only real attachment. Kazoo's migrator
     leaves a ``kz_att_link`` stub in ``pvt_attachments`` instead: it is dropped, since it points at the legacy
     document (whose audio is unreadable once soft-deleted; docs/compatibility.md) and Kazoo's raw download expects one
     attachment."""
-    repaired = dict(doc)
+    repaired = doc.copy()
     repaired["_attachments"] = {attachment_name: inline_attachment(audio, data)}
     repaired["media_filename"] = attachment_name
     links = repaired.get("pvt_attachments")

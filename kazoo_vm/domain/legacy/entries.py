@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any, cast
 
-from kazoo_vm.model import JsonDict, LegacySummary
+from kazoo_vm.model import BoxDoc, JsonDict, LegacySummary
 from kazoo_vm.storage import naming
 
 # The keys a 3.x entry carries (cf_voicemail:create_metadata_object/5); the view legacy_msg_by_timestamp emits these.
@@ -30,7 +31,7 @@ ENTRY_KEYS = (
 _DIGITS = re.compile(r"^\s*\d+\s*$")
 
 
-def entries_of(box: JsonDict) -> list[Any]:
+def entries_of(box: BoxDoc) -> list[Any]:
     messages = box.get("messages")
     return list(messages) if isinstance(messages, list) else []
 
@@ -63,7 +64,7 @@ def entry_timestamp(entry: Any) -> int | None:
     return as_timestamp(entry.get("timestamp")) if isinstance(entry, dict) else None
 
 
-def fallback_timestamp(media_doc: JsonDict | None, box: JsonDict, now: int) -> int:
+def fallback_timestamp(media_doc: JsonDict | None, box: BoxDoc, now: int) -> int:
     """Kazoo's order for an entry without a timestamp (kvm_migrate_account): the media document's
     ``pvt_modified``, then its ``pvt_created``, then the box's, then now. Kazoo's view reads the box's
     ``modified``/``created`` (keys a box never has; docs/compatibility.md); we read the ``pvt_`` keys it meant."""
@@ -91,7 +92,7 @@ def legacy_audio(media_doc: JsonDict | None) -> tuple[str, JsonDict] | None:
     return None
 
 
-def summary(entry: JsonDict, media_id: str, timestamp: int) -> LegacySummary:
+def summary(entry: Mapping[str, Any], media_id: str, timestamp: int) -> LegacySummary:
     """A listing item shaped like a ``mailbox_messages/listing_by_mailbox`` value, with the legacy id as
     ``media_id``. Keys the entry lacks are left out, as the view's JSON leaves out undefined values; a missing
     folder reads ``new``, which is what the entry becomes when migrated (3.22 also read it as new)."""

@@ -29,7 +29,7 @@ from kazoo_vm.domain.legacy.entries import (
 from kazoo_vm.domain.legacy.outcomes import BOX_BUSY, Status
 from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.domain.messages import retention
-from kazoo_vm.model import JsonDict, LegacySummary
+from kazoo_vm.model import BoxDoc, JsonDict, LegacyEntry, LegacySummary
 from kazoo_vm.storage import legacy as stored_legacy
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 _LOOKUP_CONCURRENCY = 8
 
 
-async def resolve_legacy_id(scope: Scope, box: JsonDict, legacy_id: str) -> str | None:
+async def resolve_legacy_id(scope: Scope, box: BoxDoc, legacy_id: str) -> str | None:
     """The MODB id for a legacy 32-hex message id of ``box``: migrate the entry first if it is still in the
     box's ``messages`` array, or find the document already migrated from it (``pvt_previous_id``).
     None when the id is unknown to this box, or its entry cannot be migrated (no audio: it stays listed, with
@@ -123,7 +123,7 @@ async def _deterministic(store: CouchStore, db: str, legacy_id: str, box_id: str
     ]
 
 
-async def legacy_summaries(scope: Scope, box: JsonDict) -> list[LegacySummary]:
+async def legacy_summaries(scope: Scope, box: BoxDoc) -> list[LegacySummary]:
     """Listing items (same shape as ``listing_by_mailbox`` values) for the box's not-yet-migrated entries,
     newest first, with their legacy ids as ``media_id``. The timestamp is the one the entry will be migrated
     with (Kazoo's fallback when it has none), so the message keeps its place in the list once migrated.
@@ -133,7 +133,7 @@ async def legacy_summaries(scope: Scope, box: JsonDict) -> list[LegacySummary]:
     that kept changing) would show twice, under both ids: within retention, where listings look, such entries
     are left out (one ``_all_docs`` per month that has any)."""
     store, settings, account = scope.store, scope.settings, scope.account
-    firsts: dict[str, JsonDict] = {}
+    firsts: dict[str, LegacyEntry] = {}
     for entry in entries_of(box):
         legacy_id = media_id_of(entry)
         if legacy_id is not None and legacy_id not in firsts:

@@ -63,8 +63,9 @@ from kazoo_vm.domain.legacy.outcomes import (
     Status,
 )
 from kazoo_vm.events import NO_EVENTS, Events, MessageChange, MessageEvent
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, JsonDict, LegacyEntry, MessageDoc
 from kazoo_vm.observability import metrics
+from kazoo_vm.storage import messages as stored_messages
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import DatabaseNotFound, KeptChanging
@@ -73,13 +74,13 @@ from kazoo_vm.storage.errors import DatabaseNotFound, KeptChanging
 @dataclass
 class _Item:
     legacy_id: str
-    entry: JsonDict
+    entry: LegacyEntry
     media_doc: JsonDict | None = None
     media_deleted: bool = False
     audio: Audio | None = None
     timestamp: int | None = None
     data: bytes | None = None
-    existing: JsonDict | None = None
+    existing: MessageDoc | None = None
     verified_copy: bool = False
     outcome: Outcome | None = None
 
@@ -113,7 +114,7 @@ class Batch:
 
     store: CouchStore
     account_id: str
-    box: JsonDict
+    box: BoxDoc
     default_timezone: str
     options: Options
     now: int
@@ -129,7 +130,7 @@ async def migrate_entries(
     store: CouchStore,
     *,
     account_id: str,
-    box: JsonDict,
+    box: BoxDoc,
     entries: Sequence[Any],
     default_timezone: str,
     options: Options | None = None,
@@ -238,15 +239,13 @@ def _by_db(batch: Batch, items: Iterable[_Item]) -> dict[str, list[_Item]]:
 async def _read_targets(batch: Batch, db: str, items: list[_Item]) -> bool:
     """Fill ``item.existing`` (a doc, or ``{}`` for a deleted one); False when the MODB does not exist."""
     try:
-        rows = await batch.store.docs_by_id(db, [item.new_id for item in items])
+        found = await stored_messages.known_messages(batch.store, db, [item.new_id for item in items])
     except DatabaseNotFound:
         for item in items:
             item.existing = None
         return False
-    found = {row.id: row for row in rows if row.id is not None}
     for item in items:
-        row = found.get(item.new_id)
-        item.existing = None if row is None else (row.doc if row.doc is not None else {})
+        item.existing = None if item.new_id not in found else (found[item.new_id] or {})
     return True
 
 
@@ -341,7 +340,7 @@ async def _read_audio(batch: Batch, items: list[_Item]) -> None:
             item.data = data
 
 
-def _document(batch: Batch, item: _Item) -> JsonDict:
+def _document(batch: Batch, item: _Item) -> MessageDoc:
     assert item.audio is not None and item.data is not None and item.timestamp is not None
     name = item.audio.attachment_name(item.legacy_id)
     if item.existing:
@@ -387,11 +386,11 @@ async def _write(batch: Batch, db: str, items: list[_Item]) -> list[_Item]:
 async def _verify(batch: Batch, db: str, items: list[_Item]) -> None:
     if not items:
         return
-    rows = await batch.store.docs_by_id(db, [item.new_id for item in items])
-    docs = {row.id: row.doc for row in rows if row.doc is not None}
+    docs = await stored_messages.messages_by_id(batch.store, db, [item.new_id for item in items])
     for item in items:
         assert item.audio is not None and item.data is not None
-        stub = ((docs.get(item.new_id) or {}).get("_attachments") or {}).get(item.attachment_name)
+        attachments = (docs.get(item.new_id) or {}).get("_attachments") or {}
+        stub = attachments.get(item.audio.attachment_name(item.legacy_id))
         stored_length = stub.get("length") if isinstance(stub, dict) else None
         stored_digest = stub.get("digest") if isinstance(stub, dict) else None
         expected_digest = item.audio.digest or md5_digest(item.data)

@@ -19,13 +19,13 @@ from kazoo_vm.domain.messages.lookup import find_message
 from kazoo_vm.domain.messages.records import MessageGone, move_plan
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, JsonDict, MessageMetadata
 from kazoo_vm.storage.errors import StorageError
 
 EMPTY_SOURCE = "empty source_id is specified. please set a single or a list of source_ids."
 
 
-async def destinations(scope: Scope, source_id: Any) -> JsonDict | list[JsonDict] | None:
+async def destinations(scope: Scope, source_id: Any) -> BoxDoc | list[BoxDoc] | None:
     """None (no ``source_id``), the box to move to, or the boxes to copy to (cb_vmboxes maybe_load_vmboxes)."""
     if source_id is None:
         return None
@@ -47,7 +47,9 @@ async def destinations(scope: Scope, source_id: Any) -> JsonDict | list[JsonDict
     return [await load_box(scope, box_id) for box_id in dict.fromkeys(ids)]
 
 
-async def change_message(scope: Scope, box_id: str, raw_id: str, data: JsonDict, folder: Any) -> JsonDict:
+async def change_message(
+    scope: Scope, box_id: str, raw_id: str, data: JsonDict, folder: Any
+) -> JsonDict | MessageMetadata:
     """One message: its metadata after a folder change, the moved document, or the copy result."""
     doc = await find_message(scope, box_id, raw_id)
     source_id = data.get("source_id")

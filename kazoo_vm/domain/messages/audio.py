@@ -18,7 +18,7 @@ from typing import Any
 from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.messages.documents import CONTENT_TYPES, EXTENSIONS
 from kazoo_vm.errors import ValidationFailed
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, MessageDoc
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import NotFound
@@ -125,7 +125,7 @@ def _content_type(stub: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-async def locate(store: CouchStore, db: str, doc: JsonDict) -> AudioRef | None:
+async def locate(store: CouchStore, db: str, doc: MessageDoc) -> AudioRef | None:
     """The recording of message ``doc`` (stored in ``db``), or None when it has none that can be read."""
     real = _object(doc.get("_attachments"))
     name = _pick(real, doc.get("media_filename"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages import transit
 from kazoo_vm.domain.messages.records import NOT_FOUND, MessageGone, move_plan, read_messages, update_message
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, MessageDoc
 
 
 @dataclass
@@ -47,10 +47,10 @@ def failed(reason: str, *, write: bool = False) -> Decision:
     return Decision(write=write, failure=reason)
 
 
-BulkChange = Callable[[JsonDict | None], Decision]
+BulkChange = Callable[[MessageDoc | None], Decision]
 
 
-async def read_settled(scope: Scope, message_ids: list[str]) -> dict[str, JsonDict]:
+async def read_settled(scope: Scope, message_ids: list[str]) -> dict[str, MessageDoc]:
     """The documents among ``message_ids``, without those on their way to another box: their moves are
     finished here (the copy exists in the other box, the source is gone), so they are missing as after a move."""
     docs = await read_messages(scope, message_ids)
@@ -71,7 +71,7 @@ async def bulk_update(scope: Scope, message_ids: list[str], change: BulkChange) 
     """
     result = BulkResult()
     docs = await read_settled(scope, message_ids)
-    to_write: dict[str, list[JsonDict]] = defaultdict(list)
+    to_write: dict[str, list[MessageDoc]] = defaultdict(list)
     failures: dict[str, str] = {}
     for message_id in message_ids:
         doc = docs.get(message_id)
@@ -103,7 +103,7 @@ async def bulk_update(scope: Scope, message_ids: list[str], change: BulkChange) 
 async def _retry_one(scope: Scope, message_id: str, change: BulkChange, result: BulkResult) -> None:
     failure: list[str | None] = []
 
-    def single(doc: JsonDict) -> bool:
+    def single(doc: MessageDoc) -> bool:
         decision = change(doc)
         failure.append(decision.failure)
         return decision.write

@@ -44,7 +44,7 @@ from kazoo_vm.domain.messages.records import (
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, ValidationFailed
 from kazoo_vm.events import MessageChange, MessageEvent
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, JsonDict, MessageDoc, MessageMetadata
 from kazoo_vm.storage import naming
 
 TRASH = "deleted"
@@ -91,14 +91,14 @@ def _within_limit(ids: list[Any], limit: int) -> list[str]:
     return list(dict.fromkeys(str(item) for item in ids))
 
 
-def check_retention(scope: Scope, doc: JsonDict, raw_id: str) -> None:
+def check_retention(scope: Scope, doc: MessageDoc, raw_id: str) -> None:
     """cb_vmboxes validate_message/4: an expired message cannot be changed (400 ``date_range``)."""
     oldest = scope.oldest()
     if retention.is_prior(doc, oldest):
         raise retention.change_refused(raw_id, oldest)
 
 
-def _set_folder(doc: JsonDict, folder: str, *, soft_delete: bool) -> bool:
+def _set_folder(doc: MessageDoc, folder: str, *, soft_delete: bool) -> bool:
     """Put ``doc`` in ``folder`` (and soft-delete it); False when a plain folder change has nothing to do
     (kvm_message set_folder: the same folder is left alone, except for a delete)."""
     if not soft_delete and folder_of(doc) == folder:
@@ -111,7 +111,7 @@ def _folder_change(folder: str, *, soft_delete: bool) -> MessageEdit:
     return lambda doc: _set_folder(doc, folder, soft_delete=soft_delete)
 
 
-async def _update(scope: Scope, box_id: str, raw_id: str, doc: JsonDict, change: MessageEdit) -> JsonDict:
+async def _update(scope: Scope, box_id: str, raw_id: str, doc: MessageDoc, change: MessageEdit) -> MessageDoc:
     """Save ``change`` to this box's message ``doc``; 404 when it stopped being the box's message meanwhile."""
     try:
         return await update_message(scope, doc["_id"], box_change(box_id, change), doc)
@@ -120,8 +120,8 @@ async def _update(scope: Scope, box_id: str, raw_id: str, doc: JsonDict, change:
 
 
 async def _change_one(
-    scope: Scope, box_id: str, raw_id: str, folder: str, *, soft_delete: bool, doc: JsonDict | None = None
-) -> JsonDict:
+    scope: Scope, box_id: str, raw_id: str, folder: str, *, soft_delete: bool, doc: MessageDoc | None = None
+) -> MessageMetadata:
     if doc is None:
         doc = await load_message(scope, box_id, raw_id)
     check_retention(scope, doc, raw_id)
@@ -135,17 +135,19 @@ def _folder_event(scope: Scope, box_id: str, message_id: str, folder: str, *, so
     return scope.event(change, box_id, message_id, folder=folder)
 
 
-async def change_folder(scope: Scope, box_id: str, raw_id: str, folder: Any, doc: JsonDict | None = None) -> JsonDict:
+async def change_folder(
+    scope: Scope, box_id: str, raw_id: str, folder: Any, doc: MessageDoc | None = None
+) -> MessageMetadata:
     """``POST /{B}/messages/{M}`` without ``source_id``; returns the updated metadata."""
     return await _change_one(scope, box_id, raw_id, target_folder(folder), soft_delete=False, doc=doc)
 
 
-async def delete_message(scope: Scope, box_id: str, raw_id: str) -> JsonDict:
+async def delete_message(scope: Scope, box_id: str, raw_id: str) -> MessageMetadata:
     """``DELETE /{B}/messages/{M}``: soft delete; returns the metadata, folder ``deleted``."""
     return await _change_one(scope, box_id, raw_id, TRASH, soft_delete=True)
 
 
-async def fetch_message(scope: Scope, box_id: str, raw_id: str) -> JsonDict:
+async def fetch_message(scope: Scope, box_id: str, raw_id: str) -> MessageDoc:
     """``GET /{B}/messages/{M}``: the message, retention-enforced when expired (not saved).
 
     A message without a folder is answered and saved as ``new``, as the 4.3 API document says (4.3's code does
@@ -156,7 +158,7 @@ async def fetch_message(scope: Scope, box_id: str, raw_id: str) -> JsonDict:
         return retention.enforce_doc(doc)
     if folder_of(doc) is None:
 
-        def give_folder(current: JsonDict) -> bool:
+        def give_folder(current: MessageDoc) -> bool:
             if folder_of(current) is not None:
                 return False  # someone else set one meanwhile: keep theirs
             apply_folder(current, "new")
@@ -166,7 +168,7 @@ async def fetch_message(scope: Scope, box_id: str, raw_id: str) -> JsonDict:
     return doc
 
 
-async def replace_audio(scope: Scope, box_id: str, raw_id: str, files: list[UploadedFile]) -> JsonDict:
+async def replace_audio(scope: Scope, box_id: str, raw_id: str, files: list[UploadedFile]) -> MessageDoc:
     """``PUT /{B}/messages/{M}/raw``: the upload replaces every attachment, in one document write."""
     doc = await load_message(scope, box_id, raw_id)
     upload = audio.single_upload(files, required=True)
@@ -175,7 +177,7 @@ async def replace_audio(scope: Scope, box_id: str, raw_id: str, files: list[Uplo
     name = recording.attachment_name(doc["_id"])
     inline = recording.inline()
 
-    def replace(current: JsonDict) -> bool:
+    def replace(current: MessageDoc) -> bool:
         # crossbar_util maybe_remove_attachments drops real and handler-backed attachments alike.
         current.pop("pvt_attachments", None)
         current["_attachments"] = {name: dict(inline)}
@@ -186,7 +188,7 @@ async def replace_audio(scope: Scope, box_id: str, raw_id: str, files: list[Uplo
 
 
 async def resolve_many(
-    scope: Scope, box_id: str, raw_ids: list[str], result: BulkResult, box: JsonDict | None = None
+    scope: Scope, box_id: str, raw_ids: list[str], result: BulkResult, box: BoxDoc | None = None
 ) -> dict[str, str]:
     """``{MODB id: requested id}`` for the ids that can name a message; the others fail ``not_found``."""
     resolved = await resolve_ids(scope, box_id, raw_ids, box)
@@ -197,7 +199,7 @@ async def resolve_many(
 def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool) -> BulkChange:
     oldest = scope.oldest()
 
-    def change(doc: JsonDict | None) -> Decision:
+    def change(doc: MessageDoc | None) -> Decision:
         # Kazoo's bulk path also changes soft-deleted documents (all_docs returns them); they count as missing here.
         if doc is None or not is_box_message(doc, box_id):
             return failed(NOT_FOUND)
@@ -225,7 +227,7 @@ async def _bulk_apply(scope: Scope, box_id: str, ids: dict[str, str], folder: st
 
 
 async def change_folders(
-    scope: Scope, box_id: str, raw_ids: list[str], folder: Any, box: JsonDict | None = None
+    scope: Scope, box_id: str, raw_ids: list[str], folder: Any, box: BoxDoc | None = None
 ) -> BulkResult:
     """``POST /{B}/messages`` without ``source_id``."""
     result = BulkResult()
@@ -241,7 +243,7 @@ def _retained(scope: Scope) -> Window:
 
 
 async def delete_messages(
-    scope: Scope, box: JsonDict, selected_ids: list[str] | None, folder: str | None, *, legacy: bool = True
+    scope: Scope, box: BoxDoc, selected_ids: list[str] | None, folder: str | None, *, legacy: bool = True
 ) -> BulkResult:
     """``DELETE /{B}/messages``: soft-delete the box's retained messages that are listed in ``selected_ids``, or in
     ``folder``, or all of them (with the not yet migrated ones when ``legacy``). Ids that are not the box's
@@ -294,7 +296,7 @@ async def _retained_among(scope: Scope, box_id: str, chosen: dict[str, str]) -> 
     }
 
 
-async def delete_box_messages(scope: Scope, box: JsonDict) -> None:
+async def delete_box_messages(scope: Scope, box: BoxDoc) -> None:
     """Before a box is deleted: soft-delete its retained messages (cb_vmboxes delete/2). Not yet migrated legacy
     messages live in the box document and go with it; migrating them only to delete them would be wasted work."""
     await delete_messages(scope, box, None, None, legacy=False)

@@ -23,7 +23,7 @@ from kazoo_vm.domain.messages.records import put_new_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
 from kazoo_vm.events import MessageChange
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, JsonDict, MessageDoc, MessageMetadata
 from kazoo_vm.storage import naming
 
 SCHEMA = "vm_message_metadata"
@@ -46,7 +46,7 @@ def _address(user: str, realm: str) -> str:
     return user if "@" in user else f"{user}@{realm}"
 
 
-def default_metadata(fields: JsonDict, box: JsonDict, realm: str, timestamp: int) -> JsonDict:
+def default_metadata(fields: JsonDict, box: BoxDoc, realm: str, timestamp: int) -> MessageMetadata:
     """The metadata Kazoo builds for a REST-created message (build_metadata_object with its defaults)."""
     caller_number = _text(fields, "caller_id_number") or ANONYMOUS
     caller_name = _text(fields, "caller_id_name") or ANONYMOUS
@@ -64,7 +64,7 @@ def default_metadata(fields: JsonDict, box: JsonDict, realm: str, timestamp: int
     }
 
 
-async def ensure_room(scope: Scope, box: JsonDict) -> None:
+async def ensure_room(scope: Scope, box: BoxDoc) -> None:
     """Refuse a new message for a box already at ``max_message_count`` (new + saved within retention)."""
     limit = scope.settings.max_message_count
     if limit <= 0:
@@ -93,7 +93,7 @@ def message_timestamp(fields: JsonDict) -> int:
     return int(timestamp)
 
 
-async def create_message(scope: Scope, box_id: str, data: Any, files: list[UploadedFile]) -> JsonDict:
+async def create_message(scope: Scope, box_id: str, data: Any, files: list[UploadedFile]) -> MessageDoc:
     """Validate, then write the document and its audio together; returns the saved document."""
     box = await load_box(scope, box_id)
     fields = validation.validate(SCHEMA, data if isinstance(data, dict) else {})

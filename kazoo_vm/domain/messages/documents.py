@@ -8,13 +8,15 @@ writes: ``_id`` = ``metadata.media_id`` = ``YYYYMM-<32 hex>`` in the MODB of tha
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kazoo_vm.domain.documents import Actor, stamp
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, MessageDoc, MessageMetadata
 from kazoo_vm.storage import naming
+from kazoo_vm.storage.messages import as_metadata
 
 MESSAGE_TYPE = "mailbox_message"
 # The realm of from/to when the account has none (cb_vmboxes create_new_message_document).
@@ -89,23 +91,27 @@ def split_address(address: str) -> tuple[str, str]:
     return user, realm
 
 
-def build_metadata(message_id: str, fields: JsonDict) -> JsonDict:
+def build_metadata(message_id: str, fields: Mapping[str, Any]) -> MessageMetadata:
     """Metadata with Kazoo's derived ``from_user``/``from_realm``/``to_user``/``to_realm`` and ``media_id``."""
-    metadata = copy.deepcopy(fields)
+    metadata = as_metadata(copy.deepcopy(dict(fields)))
     metadata["media_id"] = message_id
-    for side in ("from", "to"):
-        address = metadata.get(side)
-        if isinstance(address, str):
-            user, realm = split_address(address)
-            metadata.setdefault(f"{side}_user", user)
-            metadata.setdefault(f"{side}_realm", realm)
+    sender = metadata.get("from")
+    if isinstance(sender, str):
+        user, realm = split_address(sender)
+        metadata.setdefault("from_user", user)
+        metadata.setdefault("from_realm", realm)
+    recipient = metadata.get("to")
+    if isinstance(recipient, str):
+        user, realm = split_address(recipient)
+        metadata.setdefault("to_user", user)
+        metadata.setdefault("to_realm", realm)
     metadata.setdefault("folder", "new")
     return metadata
 
 
 def stamp_message(
-    doc: JsonDict, *, account_id: str, actor: Actor | None, node: str | None, now: int | None = None
-) -> JsonDict:
+    doc: MessageDoc, *, account_id: str, actor: Actor | None, node: str | None, now: int | None = None
+) -> MessageDoc:
     """Kazoo's private fields on a message document, in place: those of every crossbar write plus ``pvt_node``
     (kz_doc:update_pvt_parameters, as in Kazoo's MODB fixture message)."""
     if node:
@@ -123,23 +129,23 @@ def stamp_message(
 def new_message_doc(
     *,
     account_id: str,
-    box: JsonDict,
+    box: BoxDoc,
     message_id: str,
     utc_seconds: int,
-    metadata: JsonDict,
+    metadata: Mapping[str, Any],
     attachment_name: str | None,
     default_timezone: str,
     actor: Actor | None = None,
     node: str | None = None,
     description: str = "voicemail message with media",
     stamped_at: int | None = None,
-) -> JsonDict:
+) -> MessageDoc:
     """A new message document for ``box`` (kzd_box_message:new/2 + kz_doc:update_pvt_parameters).
 
     ``pvt_created``/``pvt_modified`` are ``stamped_at``, by default the message's own time (as the migrator and
     kzd_box_message:new/2 set them); a message created through the API is stamped with the time of the request,
     as crossbar_doc:save does, while its ``timestamp`` stays in the metadata."""
-    doc: JsonDict = {
+    doc: MessageDoc = {
         "_id": message_id,
         "name": message_name(box.get("mailbox"), utc_seconds, box.get("timezone"), default_timezone),
         "description": description,
@@ -156,7 +162,7 @@ def new_message_doc(
     return stamp_message(doc, account_id=account_id, actor=actor, node=node, now=moment)
 
 
-def folder_of(doc: JsonDict) -> str | None:
+def folder_of(doc: MessageDoc) -> str | None:
     """``metadata.folder``, then a top-level ``folder`` (kzd_box_message:folder/2)."""
     metadata = doc.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("folder"), str):
@@ -165,7 +171,7 @@ def folder_of(doc: JsonDict) -> str | None:
     return folder if isinstance(folder, str) else None
 
 
-def apply_folder(doc: JsonDict, folder: str, *, soft_delete: bool = False) -> JsonDict:
+def apply_folder(doc: MessageDoc, folder: str, *, soft_delete: bool = False) -> MessageDoc:
     """Set the folder in place; ``soft_delete`` also sets ``pvt_deleted`` (kzd_box_message:apply_folder)."""
     metadata = doc.setdefault("metadata", {})
     metadata["folder"] = folder
@@ -174,10 +180,10 @@ def apply_folder(doc: JsonDict, folder: str, *, soft_delete: bool = False) -> Js
     return doc
 
 
-def public_metadata(doc: JsonDict) -> JsonDict:
+def public_metadata(doc: MessageDoc) -> MessageMetadata:
     """What a single-message response shows: the metadata, plus the transcription when present
     (kzd_box_message:metadata/2)."""
-    metadata = copy.deepcopy(doc.get("metadata") or {})
+    metadata = copy.deepcopy(doc.get("metadata") or as_metadata({}))
     if isinstance(doc.get("transcription"), dict):
         metadata["transcription"] = copy.deepcopy(doc["transcription"])
     return metadata

@@ -27,10 +27,11 @@ from kazoo_vm.domain.messages.records import is_box_message
 from kazoo_vm.domain.messages.zip_download import ZipEntry, unique_names
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier, NothingFound
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, MessageDoc, MessageMetadata
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import DocWithAttachments
 from kazoo_vm.storage.errors import NotFound
+from kazoo_vm.storage.messages import as_message
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -104,9 +105,9 @@ class Download:
             yield body
 
 
-def _caller_and_time(doc: JsonDict) -> tuple[Any, Any]:
+def _caller_and_time(doc: MessageDoc) -> tuple[Any, Any]:
     found = doc.get("metadata")
-    metadata: JsonDict = found if isinstance(found, dict) else {}
+    metadata: MessageMetadata = found if isinstance(found, dict) else {}
     timestamp = metadata.get("timestamp")
     if not isinstance(timestamp, int):
         timestamp = doc.get("utc_seconds")
@@ -156,7 +157,7 @@ async def single_download(scope: Scope, box_id: str, raw_id: str, *, whole: bool
 
 async def _with_audio(scope: Scope, box_id: str, read: DocWithAttachments) -> Download | None:
     """The download of a message read with its attachments, or None when the general way must answer."""
-    doc = read.doc
+    doc = as_message(read.doc)
     if not is_box_message(doc, box_id) or folder_of(doc) is None or retention.is_prior(doc, scope.oldest()):
         return None
     ref = await audio.locate(scope.store, scope.db(doc["_id"]), doc)

@@ -25,11 +25,18 @@ from kazoo_vm.domain.messages.listing_query import ListingQuery, Window
 from kazoo_vm.domain.paging import Paging, encode_start_key
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import ValidationFailed
-from kazoo_vm.model import JsonDict, LegacySummary
+from kazoo_vm.model import JsonDict, LegacySummary, MessageDoc
 from kazoo_vm.storage import messages as stored_messages
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import ViewRow
-from kazoo_vm.storage.messages import ListingView, account_listing_view, box_key, box_listing_view
+from kazoo_vm.storage.messages import (
+    ListingView,
+    account_listing_view,
+    as_message,
+    box_key,
+    box_listing_view,
+    listed_message,
+)
 
 MAX_BATCH = 500
 # The metadata fields the listing views emit as each row's value (couch_design_docs/modb/mailbox_messages.json).
@@ -79,8 +86,8 @@ class Entry:
     yyyymm: int
     key: Any
     doc_id: str
-    value: JsonDict
-    filter_doc: JsonDict | None
+    value: JsonDict  # the listing view's value (Kazoo's summary of the message)
+    filter_doc: MessageDoc | None  # what filters see: the document, or the value as its metadata
 
     @property
     def position(self) -> Position:
@@ -181,7 +188,8 @@ async def view_entries(
                 if transit.in_transit_row(str(row.id), row.value) and await transit.settle_quietly(scope, str(row.id)):
                     continue  # a source on its way to another box: finished now, listed there from here on
                 value = dict(row.value or {})
-                yield Entry(yyyymm, row.key, str(row.id), value, row.doc if docs else {"metadata": value})
+                shown = listed_message(row) if docs else as_message({"metadata": value})
+                yield Entry(yyyymm, row.key, str(row.id), value, shown)
             if len(rows) < limit:
                 break
 
@@ -252,7 +260,8 @@ def legacy_entries(
             continue
         year, month = naming.year_month(timestamp)
         value: JsonDict = {**item}
-        entries.append(Entry(year * 100 + month, box_key(box_id, timestamp), media_id, value, {"metadata": value}))
+        entry = Entry(year * 100 + month, box_key(box_id, timestamp), media_id, value, as_message({"metadata": value}))
+        entries.append(entry)
     entries.sort(key=Entry.order, reverse=descending)
     if start is not None:
         origin = (start.yyyymm, start.key, start.doc_id or ("\uffff" if descending else ""))

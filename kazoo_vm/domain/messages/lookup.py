@@ -16,7 +16,7 @@ from kazoo_vm.domain.messages import transit
 from kazoo_vm.domain.messages.records import belongs, is_live, move_plan, read_message
 from kazoo_vm.domain.vmboxes import load_box
 from kazoo_vm.errors import BadIdentifier
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, MessageDoc
 from kazoo_vm.storage import naming
 
 
@@ -28,7 +28,7 @@ def may_exist(raw_id: str) -> bool:
     return naming.is_legacy_message_id(raw_id)
 
 
-async def resolve_id(scope: Scope, box_id: str, raw_id: str, box: JsonDict | None = None) -> str | None:
+async def resolve_id(scope: Scope, box_id: str, raw_id: str, box: BoxDoc | None = None) -> str | None:
     """The MODB message id for ``raw_id``, or None when it cannot name a message of this box.
 
     Only a legacy id costs anything: the box is needed to look it up in the migrator's seam.
@@ -51,7 +51,7 @@ class Resolved:
     unknown: list[str] = field(default_factory=list)
 
 
-async def resolve_ids(scope: Scope, box_id: str, raw_ids: list[str], box: JsonDict | None = None) -> Resolved:
+async def resolve_ids(scope: Scope, box_id: str, raw_ids: list[str], box: BoxDoc | None = None) -> Resolved:
     resolved = Resolved()
     for raw_id in dict.fromkeys(raw_ids):
         if naming.is_legacy_message_id(raw_id) and box is None:
@@ -64,7 +64,7 @@ async def resolve_ids(scope: Scope, box_id: str, raw_ids: list[str], box: JsonDi
     return resolved
 
 
-async def find_message(scope: Scope, box_id: str, raw_id: str, box: JsonDict | None = None) -> JsonDict:
+async def find_message(scope: Scope, box_id: str, raw_id: str, box: BoxDoc | None = None) -> MessageDoc:
     """This box's live message ``raw_id``, even when it is on its way elsewhere (for the move that may be
     finishing it), or 404 ``bad_identifier`` with the requested id as cause."""
     message_id = await resolve_id(scope, box_id, raw_id, box)
@@ -74,7 +74,7 @@ async def find_message(scope: Scope, box_id: str, raw_id: str, box: JsonDict | N
     return doc
 
 
-async def load_message(scope: Scope, box_id: str, raw_id: str, box: JsonDict | None = None) -> JsonDict:
+async def load_message(scope: Scope, box_id: str, raw_id: str, box: BoxDoc | None = None) -> MessageDoc:
     """This box's message ``raw_id``; a message in transit has its move finished and is 404."""
     doc = await find_message(scope, box_id, raw_id, box)
     if move_plan(doc) is not None:

@@ -30,10 +30,10 @@ from kazoo_vm.domain.messages.records import (
     update_message,
 )
 from kazoo_vm.events import MessageChange
-from kazoo_vm.model import JsonDict, MovePlan
+from kazoo_vm.model import BoxDoc, MessageDoc, MovePlan
+from kazoo_vm.storage import messages as stored_messages
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.errors import NotFound, StorageError
-from kazoo_vm.storage.updates import update_doc
 
 # Messages moved or copied at once by a bulk request.
 CONCURRENCY = 8
@@ -41,7 +41,7 @@ CONCURRENCY = 8
 T = TypeVar("T")
 
 
-async def _source(scope: Scope, box_id: str, message_id: str, source: JsonDict | None) -> JsonDict:
+async def _source(scope: Scope, box_id: str, message_id: str, source: MessageDoc | None) -> MessageDoc:
     """The live message ``message_id`` of ``box_id`` (read unless given), in transit or not."""
     if source is None:
         source = await read_message(scope, message_id)
@@ -51,8 +51,8 @@ async def _source(scope: Scope, box_id: str, message_id: str, source: JsonDict |
 
 
 async def move_message(
-    scope: Scope, box_id: str, message_id: str, dest: JsonDict, source: JsonDict | None = None
-) -> JsonDict:
+    scope: Scope, box_id: str, message_id: str, dest: BoxDoc, source: MessageDoc | None = None
+) -> MessageDoc:
     """Move one message of ``box_id`` into box ``dest``; returns the new document. ``source`` is the message
     document when the caller has just read it.
 
@@ -63,7 +63,7 @@ async def move_message(
     source = await _source(scope, box_id, message_id, source)
     found: list[MovePlan] = []  # a plan already on the message (recorded by another request or process)
 
-    def plan_move(doc: JsonDict) -> JsonDict | None:
+    def plan_move(doc: MessageDoc) -> MessageDoc | None:
         if not is_live(doc) or not belongs(doc, box_id):
             raise MessageGone(message_id)
         found.clear()
@@ -74,7 +74,9 @@ async def move_message(
         return transit.with_plan(doc, dest["_id"], box_id)
 
     try:
-        source = await update_doc(scope.store, scope.db(message_id), message_id, plan_move, current=source)
+        source = await stored_messages.update_message(
+            scope.store, scope.db(message_id), message_id, plan_move, current=source
+        )
     except NotFound:
         raise MessageGone(message_id) from None
     plan = move_plan(source)
@@ -90,7 +92,7 @@ async def move_message(
 
 
 async def copy_message(
-    scope: Scope, box_id: str, message_id: str, dests: list[JsonDict], source: JsonDict | None = None
+    scope: Scope, box_id: str, message_id: str, dests: list[BoxDoc], source: MessageDoc | None = None
 ) -> list[str]:
     """Copy one message of ``box_id`` into every box of ``dests``; returns the new ids, in order. A message
     on its way elsewhere is no longer this box's: its move is finished and the copy refused."""
@@ -114,10 +116,10 @@ async def copy_message(
     return created
 
 
-async def expire(scope: Scope, box_id: str, source: JsonDict) -> None:
+async def expire(scope: Scope, box_id: str, source: MessageDoc) -> None:
     """Save an expired message retention-enforced, as kvm_message does before refusing to change it."""
 
-    def enforce(doc: JsonDict) -> bool:
+    def enforce(doc: MessageDoc) -> bool:
         if (doc.get("metadata") or {}).get("retention") == "enforced":
             return False
         retention.enforce_doc(doc)
@@ -131,7 +133,7 @@ Outcome = tuple[str, str | None, str | None]  # (message id, new id, failure rea
 
 
 async def _each(
-    scope: Scope, box_id: str, message_id: str, act: Callable[[JsonDict], Awaitable[list[str]]]
+    scope: Scope, box_id: str, message_id: str, act: Callable[[MessageDoc], Awaitable[list[str]]]
 ) -> list[Outcome]:
     """Read one message of a bulk move or copy, refuse it when missing or expired, else ``act`` on it (a
     message in transit goes straight to ``act``: its recorded move decides)."""
@@ -147,7 +149,7 @@ async def _each(
         return [(message_id, None, exc.reason or "datastore_fault")]
 
 
-Act = Callable[[str, JsonDict], Awaitable[list[str]]]
+Act = Callable[[str, MessageDoc], Awaitable[list[str]]]
 
 
 async def _bulk(scope: Scope, box_id: str, ids: dict[str, str], act: Act) -> BulkResult:
@@ -167,19 +169,19 @@ async def _bulk(scope: Scope, box_id: str, ids: dict[str, str], act: Act) -> Bul
     return result
 
 
-async def move_messages(scope: Scope, box_id: str, ids: dict[str, str], dest: JsonDict) -> BulkResult:
+async def move_messages(scope: Scope, box_id: str, ids: dict[str, str], dest: BoxDoc) -> BulkResult:
     """Bulk move of resolved ids (``{MODB id: requested id}``); succeeded lists the new ids."""
 
-    async def act(message_id: str, source: JsonDict) -> list[str]:
+    async def act(message_id: str, source: MessageDoc) -> list[str]:
         return [(await move_message(scope, box_id, message_id, dest, source))["_id"]]
 
     return await _bulk(scope, box_id, ids, act)
 
 
-async def copy_messages(scope: Scope, box_id: str, ids: dict[str, str], dests: list[JsonDict]) -> BulkResult:
+async def copy_messages(scope: Scope, box_id: str, ids: dict[str, str], dests: list[BoxDoc]) -> BulkResult:
     """Bulk copy of resolved ids to every box of ``dests``; succeeded lists the new ids."""
 
-    async def act(message_id: str, source: JsonDict) -> list[str]:
+    async def act(message_id: str, source: MessageDoc) -> list[str]:
         return await copy_message(scope, box_id, message_id, dests, source)
 
     return await _bulk(scope, box_id, ids, act)

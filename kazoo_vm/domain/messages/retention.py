@@ -7,15 +7,19 @@ Messages older than the retention window are hidden from listings and counts, re
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, TypeVar
 
 from kazoo_vm.config import Settings
 from kazoo_vm.errors import ValidationFailed
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, MessageDoc, MessageMetadata
+from kazoo_vm.storage.messages import as_metadata
 
 RETENTION_MESSAGE = "this message is prior to retention policy, no update operation is permitted"
 CHANGE_REFUSED_MESSAGE = "cannot make changes to messages prior to retention duration"
 PRIOR_TO_RETENTION = "prior_to_retention_duration"
+
+# A message's metadata, or a listing item (which has the same keys).
+M = TypeVar("M", MessageMetadata, JsonDict)
 
 
 def _object(value: Any) -> JsonDict:
@@ -32,7 +36,7 @@ def cutoff(settings: Settings, now: int) -> int:
     return now - retention_seconds(settings)
 
 
-def message_time(doc: JsonDict) -> int | None:
+def message_time(doc: MessageDoc) -> int | None:
     """The first defined of ``utc_seconds``, ``timestamp``, ``metadata.timestamp`` and ``pvt_created``.
 
     Kazoo's is_prior_to_retention looks for ``pvt_create`` (a typo that never matches); we read ``pvt_created``.
@@ -44,12 +48,12 @@ def message_time(doc: JsonDict) -> int | None:
     return None
 
 
-def is_prior(doc: JsonDict, oldest: int) -> bool:
+def is_prior(doc: MessageDoc, oldest: int) -> bool:
     moment = message_time(doc)
     return moment is not None and moment < oldest
 
 
-def enforce(metadata: JsonDict) -> JsonDict:
+def enforce(metadata: M) -> M:
     """A copy of message metadata (or a listing item) as Kazoo shows an expired message."""
     shown = copy.deepcopy(metadata)
     shown["folder"] = "deleted"
@@ -58,9 +62,10 @@ def enforce(metadata: JsonDict) -> JsonDict:
     return shown
 
 
-def enforce_doc(doc: JsonDict) -> JsonDict:
+def enforce_doc(doc: MessageDoc) -> MessageDoc:
     """The document with its metadata retention-enforced (what Kazoo saves when an expired message is touched)."""
-    doc["metadata"] = enforce(_object(doc.get("metadata")))
+    found = doc.get("metadata")
+    doc["metadata"] = enforce(found if isinstance(found, dict) else as_metadata({}))
     return doc
 
 

@@ -38,9 +38,11 @@ from kazoo_vm.domain.messages.records import (
     update_message,
 )
 from kazoo_vm.errors import DatastoreConflict
-from kazoo_vm.model import JsonDict, MovePlan
+from kazoo_vm.model import BoxDoc, JsonDict, MessageDoc, MovePlan
 from kazoo_vm.storage import naming
+from kazoo_vm.storage.boxes import read_box
 from kazoo_vm.storage.errors import Conflict, NotFound, StorageError
+from kazoo_vm.storage.messages import as_message
 from kazoo_vm.storage.updates import update_doc
 
 log = logging.getLogger(__name__)
@@ -50,10 +52,10 @@ _NOT_COPIED = ("_id", "_rev", "id", "_attachments", "pvt_attachments", MOVE_MARK
 
 
 def transformed(
-    scope: Scope, source: JsonDict, new_id: str, from_box: str, dest: JsonDict, zone: str, now: int
-) -> JsonDict:
+    scope: Scope, source: MessageDoc, new_id: str, from_box: str, dest: BoxDoc, zone: str, now: int
+) -> MessageDoc:
     """The copy of ``source`` that lands in ``dest`` (kvm_util get_change_vmbox_funs, in Kazoo's order)."""
-    doc = {key: copy.deepcopy(value) for key, value in source.items() if key not in _NOT_COPIED}
+    doc = as_message({key: copy.deepcopy(value) for key, value in source.items() if key not in _NOT_COPIED})
     doc["_id"] = new_id
     doc["source_id"] = dest["_id"]
     apply_folder(doc, "new")
@@ -72,11 +74,11 @@ def transformed(
     return scope.stamp(doc, now=now)
 
 
-async def destination_zone(scope: Scope, box: JsonDict) -> str:
+async def destination_zone(scope: Scope, box: BoxDoc) -> str:
     return await box_timezone(scope, box)
 
 
-async def inline_audio(scope: Scope, source: JsonDict) -> dict[str, Any]:
+async def inline_audio(scope: Scope, source: MessageDoc) -> dict[str, Any]:
     """The source's recording as ``_attachments`` content for a copy (also when it sits behind a
     ``kz_att_link``: Kazoo's move_doc materialises attachments too); empty when it has none."""
     ref = await audio.locate(scope.store, scope.db(source["_id"]), source)
@@ -85,14 +87,14 @@ async def inline_audio(scope: Scope, source: JsonDict) -> dict[str, Any]:
     return {ref.shown_name: await audio.read_inline(scope.store, ref)}
 
 
-def with_audio(target: JsonDict, inline: dict[str, Any]) -> JsonDict:
+def with_audio(target: MessageDoc, inline: dict[str, Any]) -> MessageDoc:
     if inline:
         target["_attachments"] = copy.deepcopy(inline)
         target["media_filename"] = next(iter(inline))
     return target
 
 
-def with_plan(source: JsonDict, dest_id: str, from_box: str) -> JsonDict:
+def with_plan(source: MessageDoc, dest_id: str, from_box: str) -> MessageDoc:
     """``source`` with a new move plan into box ``dest_id`` recorded on it (its ``media_id`` names the target)."""
     now = naming.now_gregorian()
     plan = MovePlan(id=naming.message_id(now), vmbox_id=dest_id, from_vmbox_id=from_box, at=now)
@@ -101,9 +103,9 @@ def with_plan(source: JsonDict, dest_id: str, from_box: str) -> JsonDict:
     return source
 
 
-async def _remove(scope: Scope, doc: JsonDict) -> None:
+async def _remove(scope: Scope, doc: MessageDoc) -> None:
     """Hard-delete the moved source (Kazoo's move_doc does too), whatever its revision by now."""
-    latest = {"_id": doc["_id"], "_rev": doc["_rev"]}
+    latest: JsonDict = {"_id": doc["_id"], "_rev": doc["_rev"]}
     # NotFound: already removed by a concurrent run of the same move.
     with contextlib.suppress(NotFound):
         await update_doc(scope.store, scope.db(doc["_id"]), doc["_id"], _unchanged, current=latest, delete=True)
@@ -120,7 +122,7 @@ SETTLE_CONFLICTS_AFTER_S = 30
 _CONFLICT_PAUSES_S = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
-async def _confirm_plan(scope: Scope, source: JsonDict, plan: MovePlan) -> None:
+async def _confirm_plan(scope: Scope, source: MessageDoc, plan: MovePlan) -> None:
     """Refuse (409) to act on ``plan`` unless CouchDB holds it as the source's only live revision.
 
     On a CouchDB cluster two writers racing to record different plans can both see their write accepted for a
@@ -150,7 +152,7 @@ async def _confirm_plan(scope: Scope, source: JsonDict, plan: MovePlan) -> None:
         raise DatastoreConflict()
 
 
-async def finish(scope: Scope, source: JsonDict, plan: MovePlan, dest: JsonDict | None = None) -> JsonDict:
+async def finish(scope: Scope, source: MessageDoc, plan: MovePlan, dest: BoxDoc | None = None) -> MessageDoc:
     """Carry out a recorded move plan: create the target (unless it exists), then remove the source.
 
     Raises :class:`MessageGone` when the source vanished without its target (nothing left to finish).
@@ -159,7 +161,7 @@ async def finish(scope: Scope, source: JsonDict, plan: MovePlan, dest: JsonDict 
     target_id = str(plan["id"])
     if dest is None:
         try:
-            dest = await scope.store.get_doc(scope.account.db, str(plan["vmbox_id"]))
+            dest = await read_box(scope.store, scope.account.db, str(plan["vmbox_id"]))
         except NotFound:
             dest = {"_id": plan["vmbox_id"]}
     zone = await destination_zone(scope, dest)
@@ -187,7 +189,7 @@ async def finish(scope: Scope, source: JsonDict, plan: MovePlan, dest: JsonDict 
 _DELETED_FOLDER = "deleted"
 
 
-async def follow_box(scope: Scope, target: JsonDict, box_id: str) -> JsonDict:
+async def follow_box(scope: Scope, target: MessageDoc, box_id: str) -> MessageDoc:
     """A message just written into box ``box_id`` (moved or copied there) shares the box's fate.
 
     Deleting a box soft-deletes its messages, then the box, then sweeps its messages once more; a message
@@ -196,7 +198,7 @@ async def follow_box(scope: Scope, target: JsonDict, box_id: str) -> JsonDict:
     deleting request's ``pvt_request_id``/``pvt_auth_*`` (kept on the box). Either way no live message is
     left in a deleted box, and the move or copy the client is told about did happen, before the deletion."""
     try:
-        box: JsonDict | None = await scope.store.get_doc(scope.account.db, box_id)
+        box: BoxDoc | None = await read_box(scope.store, scope.account.db, box_id)
     except NotFound:
         box = None  # removed outright (a hard delete)
     if box is not None and box.get("pvt_type") == "vmbox" and not box.get("pvt_deleted"):
@@ -209,7 +211,7 @@ async def follow_box(scope: Scope, target: JsonDict, box_id: str) -> JsonDict:
             request_id=box.get("pvt_request_id"),
         )
 
-    def bury(doc: JsonDict) -> bool:
+    def bury(doc: MessageDoc) -> bool:
         if doc.get("pvt_deleted"):
             return False
         apply_folder(doc, _DELETED_FOLDER, soft_delete=True)
@@ -221,7 +223,7 @@ async def follow_box(scope: Scope, target: JsonDict, box_id: str) -> JsonDict:
         return target
 
 
-async def settle(scope: Scope, source: JsonDict) -> JsonDict | None:
+async def settle(scope: Scope, source: MessageDoc) -> MessageDoc | None:
     """Finish the move ``source`` is on (if any); the target, or None when there was no plan to finish."""
     plan = move_plan(source)
     if plan is None:
