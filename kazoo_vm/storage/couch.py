@@ -354,7 +354,7 @@ class CouchStore:
         doc["_rev"] = rev
         return rev
 
-    async def _drop_strays(self, db: str, doc: JsonDict) -> None:
+    async def _drop_strays(self, db: str, doc: Document) -> None:
         """After a 409: delete any revision our refused write left behind on a copy of the document.
 
         A CouchDB cluster answers 409 when no copy quorum took a write, yet a copy that got it before its rival's
@@ -375,7 +375,7 @@ class CouchStore:
                 log.warning("write of %s/%s refused (409) but kept by a copy: deleting it", db, doc["_id"])
                 await self._give_way(db, doc["_id"], str(stored["_rev"]))
 
-    async def _yield_if_contested(self, db: str, doc: JsonDict, rev: str) -> None:
+    async def _yield_if_contested(self, db: str, doc: Document, rev: str) -> None:
         """After a 202: give way to a rival revision of the same document when the rules below say so.
 
         A CouchDB cluster answers 201 when ``w`` copies took a write and 202 when fewer did (but at least one).
@@ -603,7 +603,7 @@ class CouchStore:
 _NOT_CONTENT = frozenset({"_rev", "_revisions", "_attachments", "_conflicts", "_deleted_conflicts", "_revs_info"})
 
 
-def _content(doc: JsonDict) -> Any:
+def _content(doc: Mapping[str, Any]) -> Any:
     """A document's content as CouchDB stores it (JSON round trip), without revision data and attachments."""
     return json.loads(json.dumps({key: value for key, value in doc.items() if key not in _NOT_CONTENT}))
 
