@@ -471,7 +471,8 @@ class Settings:
         default=50,
         metadata=doc(
             NOTIFICATIONS,
-            "Outbox items a worker claims in one request, and delivers at once (a slow receiver holds one slot).",
+            "Outbox items a worker handles at once; their writes (claims, outcomes) go to CouchDB together, up to "
+            "this many per request.",
             _int(1, 1000),
         ),
     )
