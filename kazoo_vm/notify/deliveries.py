@@ -78,6 +78,8 @@ class Read:
     account: Account
     message: JsonDict | None
     box: JsonDict | None = None
+    recipients: list[str] = field(default_factory=list)
+    hooks: dict[str, JsonDict] = field(default_factory=dict)
     deliveries: list[Item] = field(default_factory=list)
 
 
@@ -140,7 +142,8 @@ async def fan_out(ctx: Context, item: Item) -> Read:
     wants_email = email.emailed(ctx.settings, item.event) and (message is not None or item.event == "voicemail_full")
     if wants_email:
         read.box = await _box(ctx, account, str(fields["box_id"]))
-        if read.box is not None and await email.recipients(scope, read.box, item.event):
+        read.recipients = await email.recipients(scope, read.box, item.event) if read.box is not None else []
+        if read.recipients:
             read.deliveries.append(
                 new_item(
                     "email",
@@ -152,6 +155,7 @@ async def fan_out(ctx: Context, item: Item) -> Read:
                 )
             )
     for owner, hook in await hooks_for(ctx.store, account, item.event):
+        read.hooks[hook["_id"]] = hook
         retries = hook.get("retries", 2)
         read.deliveries.append(
             new_item(
@@ -184,7 +188,7 @@ async def send_email(ctx: Context, item: Item, known: Read | None = None) -> str
             raise Undeliverable("the message no longer exists")
     if box is None or (item.event == payloads.VOICEMAIL_NEW and (message or {}).get("source_id") != box["_id"]):
         raise Undeliverable("the message or its box no longer exists")
-    to = await email.recipients(scope, box, item.event)
+    to = known.recipients if known is not None else await email.recipients(scope, box, item.event)
     if not to:
         return "no recipients"
     mail = await email.compose(scope, item.event, box, message, to, fields)
@@ -225,5 +229,6 @@ async def deliver(ctx: Context, item: Item, known: Read | None = None) -> str | 
         item,
         timeout_s=ctx.settings.webhook_timeout_s,
         disable_after=ctx.settings.webhook_disable_after,
+        hook=known.hooks.get(item.hook_id or "") if known is not None else None,
     )
     return None

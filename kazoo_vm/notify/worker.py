@@ -41,6 +41,8 @@ LONGPOLL_MAX_S = 20.0
 # Even with nothing due, the due view is read this often: items of a process that died without a change since.
 SWEEP_EVERY_S = 300.0
 PAUSE_AFTER_ERROR_S = 2.0
+SWEEP_AGAIN_S = 30.0
+SWEEP_LIMIT = 200
 # An event whose message does not carry it yet is looked at again after about as long as it has waited so far.
 NOT_YET_PAUSE_S = 0.25
 NOT_YET_PAUSE_MAX_S = 30.0
@@ -120,12 +122,16 @@ class Worker:
 
     async def _loop(self, ctx: deliveries.Context) -> None:
         since: str | None = None
+        ready = False
         while True:
             try:
-                if since is None:
+                if not ready:
                     await outbox.prepare(self.store, self.db)
-                    since = await self.store.update_seq(self.db)
+                    # After an error the feed goes on where it was: nothing written meanwhile is missed.
+                    since = since or await self.store.update_seq(self.db)
                     self._sweep_at = 0.0
+                    ready = True
+                assert since is not None
                 now = time.time()
                 if now >= self._sweep_at:
                     await self._sweep(ctx)
@@ -142,15 +148,25 @@ class Worker:
             except Exception:
                 # Whatever went wrong (CouchDB unreachable, most likely), the worker must not stop for good.
                 log.exception("notification worker failed; starting over shortly")
-                since = None
+                ready = False
                 await asyncio.sleep(PAUSE_AFTER_ERROR_S)
 
     async def _sweep(self, ctx: deliveries.Context) -> None:
+        """Read the due view. A view CouchDB is slow to bring up to date (many items written since the last read)
+        does not stop the feed: the sweep is tried again a little later."""
         now = time.time()
         self._sweep_at = now + SWEEP_EVERY_S
-        for item in await outbox.due(self.store, self.db, now):
-            self._consider(ctx, item, now)
-        upcoming = await outbox.next_due(self.store, self.db, now)
+        try:
+            found = await outbox.due(self.store, self.db, now, limit=SWEEP_LIMIT)
+            for item in found:
+                self._consider(ctx, item, now)
+            upcoming = await outbox.next_due(self.store, self.db, now)
+        except StorageError as exc:
+            log.warning("notification worker: the due view could not be read (%s); trying again shortly", exc)
+            self._sweep_at = now + SWEEP_AGAIN_S
+            return
+        if len(found) >= SWEEP_LIMIT:
+            upcoming = now + 1.0  # more are due than one read returns: read again once these are under way
         if upcoming is not None:
             self._sweep_at = min(self._sweep_at, upcoming)
 
