@@ -139,7 +139,9 @@ async def fan_out(ctx: Context, item: Item) -> Read:
         confirm(ctx, item, message, time.time())
     read = Read(account, message)
     payload = payloads.build(item.event, fields, account.realm, message)
-    wants_email = email.emailed(ctx.settings, item.event) and (message is not None or item.event == "voicemail_full")
+    wants_email = email.emailed(ctx.settings, item.event) and (
+        message is not None or item.event == payloads.VOICEMAIL_FULL
+    )
     if wants_email:
         read.box = await _box(ctx, account, str(fields["box_id"]))
         read.recipients = await email.recipients(scope, read.box, item.event) if read.box is not None else []
