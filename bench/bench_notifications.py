@@ -9,7 +9,10 @@ in one run:
 
 * messages created per second in each case (a create writes the message and one outbox item; it never waits on
   SMTP or the receiver, so the two rates should be close even with a slow receiver);
-* the time from the first create until the last email and the last webhook call arrived.
+* the time from the first create until the last email and the last webhook call arrived;
+* delivery throughput on its own: ``--backlog`` messages are created while no worker runs (a second service
+  over the same CouchDB, with its own outbox and its workers off), then a service with one worker is started and
+  the time until every email and webhook call of that backlog arrived is printed, as deliveries per second.
 
     .venv/bin/python bench/bench_notifications.py                  # 1,000 messages each
     .venv/bin/python bench/bench_notifications.py --messages 200   # a quick look
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import socket
 import sys
@@ -39,6 +43,7 @@ from kazoo_vm import appkeys, devserver
 from kazoo_vm.app import create_app
 from kazoo_vm.config import load_settings
 from kazoo_vm.domain import accounts
+from kazoo_vm.observability import metrics
 from kazoo_vm.storage import naming
 
 
@@ -120,6 +125,56 @@ async def make_box(client: TestClient[Any, Any], account_id: str, headers: dict[
         return str(body["data"]["id"])
 
 
+def couch_requests() -> dict[str, float]:
+    """CouchDB requests this process made so far, by kind (the service's own request metrics)."""
+    counts: dict[str, float] = {}
+    for family in metrics.COUCH_REQUESTS.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                kind = sample.labels["kind"]
+                counts[kind] = counts.get(kind, 0) + sample.value
+    return counts
+
+
+async def drain_backlog(
+    args: argparse.Namespace,
+    settings: Any,
+    client: TestClient[Any, Any],
+    account_id: str,
+    headers: dict[str, str],
+    box_id: str,
+    emails: Counter,
+    calls: Counter,
+) -> None:
+    """Queue ``args.backlog`` messages with no worker running, then time one worker delivering them."""
+    outbox = dataclasses.replace(settings, notifications_db=f"{settings.notifications_db}_backlog")
+    queuing = TestClient(TestServer(create_app(dataclasses.replace(outbox, notify_workers=0))))
+    await queuing.start_server()
+    n = args.backlog
+    try:
+        await create_many(queuing, account_id, headers, box_id, n, args.concurrency)
+    finally:
+        await queuing.close()
+    before_emails, before_calls = emails.count, calls.count
+    requests_before = couch_requests()
+    started = time.perf_counter()
+    delivering = TestClient(TestServer(create_app(outbox)))
+    await delivering.start_server()
+    try:
+        deadline = time.perf_counter() + args.timeout
+        while (emails.count - before_emails < n or calls.count - before_calls < n) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+        took = max(emails.last, calls.last) - started
+        done = emails.count - before_emails + calls.count - before_calls
+        print(f"backlog of {n} messages: {emails.count - before_emails} emails, {calls.count - before_calls} calls")
+        print(f"backlog delivered in {took:7.1f} s: {done / took:6.1f} deliveries/s ({n / took:.1f} messages/s)")
+        spent = {kind: count - requests_before.get(kind, 0) for kind, count in couch_requests().items()}
+        shown = ", ".join(f"{kind} {count / n:.1f}" for kind, count in sorted(spent.items()) if count)
+        print(f"CouchDB requests per message delivered: {sum(spent.values()) / n:.1f} ({shown})")
+    finally:
+        await delivering.close()
+
+
 async def main(args: argparse.Namespace) -> None:
     cache = Path(os.environ.get("KAZOO_VM_DEVSERVER_CACHE", Path(tempfile.gettempdir()) / "kazoo-vm-devserver"))
     server = devserver.start(port=0, data_dir=None, cache_dir=cache)
@@ -177,6 +232,8 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"last email      {emails.last - started:7.1f} s after the first create")
                 print(f"last webhook    {calls.last - started:7.1f} s after the first create")
                 print(f"delivery tail   {max(emails.last, calls.last) - created_at:7.1f} s after the last create")
+            if args.backlog:
+                await drain_backlog(args, settings, client, loud.id, loud_headers, loud_box, emails, calls)
         finally:
             await client.close()
     finally:
@@ -191,4 +248,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--receiver-delay", type=float, default=0.05, help="seconds the receiver takes per call")
     parser.add_argument("--timeout", type=float, default=600.0, help="longest wait for the deliveries")
+    parser.add_argument("--backlog", type=int, default=500, help="messages queued with no worker, then delivered")
     asyncio.run(main(parser.parse_args()))

@@ -22,7 +22,7 @@ from kazoo_vm.events import Events, Listener
 from kazoo_vm.handlers.docs import setup_docs
 from kazoo_vm.http import health, metrics_endpoint, observe
 from kazoo_vm.http.middleware import kazoo_middleware
-from kazoo_vm.notify.listener import outbox_listener
+from kazoo_vm.notify.listener import outbox_recorder
 from kazoo_vm.notify.worker import Worker
 from kazoo_vm.routes import setup_routes
 from kazoo_vm.runtime import prepare_couch, wait_for_couch
@@ -74,9 +74,10 @@ def create_app(
         handler_args={"keepalive_timeout": settings.keepalive_timeout_s, "lingering_time": 2.0},
     )
     app[appkeys.SETTINGS] = settings
-    # Notifications: every message event that is one is written to the outbox first (durable), then delivered by
-    # the workers of whichever process claims it.
-    app[appkeys.EVENTS] = Events([outbox_listener(lambda: app[appkeys.STORE], settings.notifications_db), *listeners])
+    # Notifications: every message event that is one is written to the outbox before the write that makes it true
+    # (durable), then delivered by the workers of whichever process claims it.
+    recorder = outbox_recorder(lambda: app[appkeys.STORE], settings.notifications_db)
+    app[appkeys.EVENTS] = Events(listeners, recorders=[recorder])
     app[appkeys.ACCOUNTS] = AccountCache(settings.account_cache_s)
 
     async def couch_context(app: web.Application) -> AsyncIterator[None]:

@@ -458,6 +458,33 @@ class Settings:
             NOTIFICATIONS, "How long a claimed item is its worker's before another process may take it.", _seconds
         ),
     )
+    notify_confirm_s: float = field(
+        default=300.0,
+        metadata=doc(
+            NOTIFICATIONS,
+            "How long a recorded event waits for the message write it announces (written right after it); an event "
+            "whose message never shows it by then is removed: the writer died before the change was made.",
+            _seconds,
+        ),
+    )
+    notify_batch: int = field(
+        default=50,
+        metadata=doc(
+            NOTIFICATIONS,
+            "Outbox items a worker handles at once; their writes (claims, outcomes) go to CouchDB together, up to "
+            "this many per request.",
+            _int(1, 1000),
+        ),
+    )
+    email_voicemail_deleted: bool = field(
+        default=False,
+        metadata=doc(
+            NOTIFICATIONS,
+            "Also email the box's recipients when a message is deleted (teletype's `voicemail_deleted`, which "
+            "Kazoo ships switched off).",
+            _bool,
+        ),
+    )
     webhook_timeout_s: float = field(
         default=10.0, metadata=doc(NOTIFICATIONS, "How long a webhook receiver may take to answer.", _seconds)
     )
@@ -489,7 +516,8 @@ class Settings:
         default=None,
         metadata=doc(
             NOTIFICATIONS,
-            "A folder whose `voicemail_to_email.subject`/`.text`/`.html` replace the bundled templates.",
+            "A folder whose `<template>.subject`/`.text`/`.html` files (`voicemail_to_email`, `voicemail_full`, "
+            "`voicemail_deleted`) replace the bundled templates.",
             _directory,
         ),
     )

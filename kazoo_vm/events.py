@@ -4,12 +4,18 @@ The domain announces every message it creates, moves, copies, deletes or files i
 message the migrator writes, through one :class:`Events`; with no listener that costs nothing. A listener is an
 ``async`` callable taking a :class:`MessageEvent`; one that fails is logged and never fails the operation (the
 change is already in CouchDB). Listeners are wired in :mod:`kazoo_vm.app` (the one composition root).
+
+A *recorder* hears of a new message, a copy, a folder change or a full box *before* the write that makes it true
+(:meth:`Events.record`), so that it can keep the event durably first: a process dying between the two writes then
+leaves an event whose change never happened, which the recorder's reader can tell (the written document carries
+the event's ``token``), never a change without its event. A recorder that fails fails the operation, before
+anything changed. It answers the tokens the written documents must carry.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -37,16 +43,30 @@ class MessageEvent:
     # BOX_FULL only: how many messages the box holds, and its limit.
     message_count: int | None = None
     max_message_count: int | None = None
+    # What the written document carries to prove the change happened (see Events.record).
+    token: str | None = None
 
 
 Listener = Callable[[MessageEvent], Awaitable[None]]
+# Keeps events before their write; answers the tokens the written documents must carry.
+Recorder = Callable[[Sequence[MessageEvent]], Awaitable[set[str]]]
 
 
 class Events:
     """The listeners of one process; :data:`NO_EVENTS` has none."""
 
-    def __init__(self, listeners: Iterable[Listener] = ()) -> None:
+    def __init__(self, listeners: Iterable[Listener] = (), recorders: Iterable[Recorder] = ()) -> None:
         self._listeners = list(listeners)
+        self._recorders = list(recorders)
+
+    async def record(self, events: Sequence[MessageEvent]) -> set[str]:
+        """Before the write that makes ``events`` true: every recorder keeps them (its failure is the caller's, and
+        nothing is written then); returns the tokens the written documents must carry."""
+        tokens: set[str] = set()
+        if events:
+            for recorder in self._recorders:
+                tokens |= await recorder(events)
+        return tokens
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)

@@ -147,6 +147,8 @@ class MessageDoc(KazooDoc, total=False):
     pvt_attachments: dict[str, JsonDict]
     pvt_moved_to_modb: str
     pvt_previous_id: str
+    # Tokens of the notification events recorded before the writes that made them true ({token: unix time}).
+    pvt_notify_tokens: dict[str, float]
 
 
 # A listing item for a not yet migrated legacy entry, shaped like a ``listing_by_mailbox`` value (functional form:

@@ -183,3 +183,82 @@ async def test_an_operator_template_overrides_the_bundled_one(
     assert mail["Subject"] == "Voicemail for box 4108 from anonymous (+1999)"
     text = mail.get_body(preferencelist=("plain",))
     assert text is not None and "New Voicemail Message" in text.get_content()  # the bundled text body
+
+
+async def test_a_full_box_emails_its_owner_and_addresses_with_teletypes_voicemail_full(
+    api: Api, mailbox: tuple[Mailbox, int], settings: Settings, aiohttp_client: Any
+) -> None:
+    received, _ = mailbox
+    # teletype_voicemail_full does not ask the owner whether they want voicemail emails.
+    owner = await make_user(api, "owner@example.test", vm_to_email_enabled=False)
+    box = await create_box(api, name="Front Desk", mailbox="4109", owner_id=owner, notify_email_addresses=["d@x.test"])
+    small = create_app(dataclasses.replace(settings, max_message_count=1), sync_design_docs=False)
+    other = Api(await aiohttp_client(small), api.account)
+    await leave_message(other, box["id"], fake_mp3())
+    status, body = await put_message(other, box["id"], {}, fake_mp3())
+    assert status == 400, body
+    await wait_for(lambda: len(received.messages) == 2, what="the new message's and the full box's emails")
+    (full,) = [mail for _, to, mail in received.messages if "full" in str(mail["Subject"])]
+    assert full["Subject"] == "Voicemail box 'Front Desk' is full"
+    assert sorted(full["To"].split(", ")) == ["d@x.test", "owner@example.test"]
+    text = full.get_body(preferencelist=("plain",))
+    assert text is not None and "Front Desk (4109) holds 1 messages, its limit of 1" in text.get_content()
+    assert list(full.iter_attachments()) == []
+
+
+async def test_deleted_messages_are_emailed_only_when_switched_on(
+    api: Api, mailbox: tuple[Mailbox, int], settings: Settings, aiohttp_client: Any
+) -> None:
+    received, _ = mailbox
+    box = await create_box(api, mailbox="4110", notify_email_addresses=["desk@example.test"])
+    quiet = await leave_message(api, box["id"], fake_mp3())
+    status, _ = await api.delete(f"/vmboxes/{box['id']}/messages/{quiet}")
+    assert status == 200
+    await settled(api.client.app[appkeys.STORE], db(api))
+    assert [str(mail["Subject"]) for _, _, mail in received.messages] == ["New voicemail from anonymous"]
+
+    loud = dataclasses.replace(settings, email_voicemail_deleted=True, notifications_db=f"{db(api)}_deleted")
+    other = Api(await aiohttp_client(create_app(loud, sync_design_docs=False)), api.account)
+    audio = fake_mp3()
+    message = await leave_message(other, box["id"], audio, caller_id_number="+1555")
+    await wait_for(lambda: len(received.messages) == 2, what="the second new message's email")
+    status, _ = await other.delete(f"/vmboxes/{box['id']}/messages/{message}")
+    assert status == 200
+    await wait_for(lambda: len(received.messages) == 3, what="the deleted message's email")
+    _, to, mail = received.messages[2]
+    assert to == ["desk@example.test"] and mail["Subject"] == "Voicemail from anonymous (+1555) was deleted"
+    text = mail.get_body(preferencelist=("plain",))
+    assert text is not None and "was deleted due to crossbar action (webhook)." in " ".join(text.get_content().split())
+    (attachment,) = list(mail.iter_attachments())
+    assert attachment.get_payload(decode=True) == audio
+
+
+@pytest.mark.parametrize("wanted", [True, False])
+async def test_the_transcription_is_in_the_email_when_the_box_wants_it(
+    wanted: bool, api: Api, mailbox: tuple[Mailbox, int], settings: Settings, aiohttp_client: Any
+) -> None:
+    received, _ = mailbox
+    box = await create_box(
+        api, mailbox="4111", notify_email_addresses=["desk@example.test"], include_transcription_on_notify=wanted
+    )
+    # The message is written by a process without workers, transcribed (Kazoo's ASR keeps its answer at the top
+    # of the document), then a process with workers sends the email.
+    apart = dataclasses.replace(settings, notifications_db=f"{db(api)}_asr")
+    quiet = dataclasses.replace(apart, notify_workers=0)
+    writer = Api(await aiohttp_client(create_app(quiet, sync_design_docs=False)), api.account)
+    message = await leave_message(writer, box["id"], fake_mp3())
+    store = api.client.app[appkeys.STORE]
+    doc = await message_doc(store, api.account.id, message)
+    doc["transcription"] = {"result": "success", "text": "Call me back <soon>, please."}
+    await store.put_doc(naming.message_db(api.account.id, message), doc)
+    await aiohttp_client(create_app(apart, sync_design_docs=False))
+
+    await wait_for(lambda: received.messages, what="the email")
+    mail = received.messages[0][2]
+    text, html = mail.get_body(preferencelist=("plain",)), mail.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    if wanted:
+        assert "=== Transcription ===\n\nCall me back <soon>, please.\n" in text.get_content().replace("\r\n", "\n")
+        assert "<p>Call me back &lt;soon&gt;, please.</p>" in html.get_content()
+    else:
+        assert "Transcription" not in text.get_content() and "Call me back" not in html.get_content()

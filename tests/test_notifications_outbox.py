@@ -20,7 +20,7 @@ from kazoo_vm import appkeys, cli
 from kazoo_vm.app import create_app
 from kazoo_vm.config import Settings
 from kazoo_vm.events import MessageChange, MessageEvent
-from kazoo_vm.notify import payloads, queue
+from kazoo_vm.notify import listener, payloads, queue, worker
 from kazoo_vm.storage import outbox
 from kazoo_vm.storage.couch import CouchStore
 
@@ -171,3 +171,23 @@ async def test_two_processes_over_one_couchdb_deliver_each_item_once(
     assert sorted(call.json()["Voicemail-ID"] for call in receiver.received) == sorted(created)
     deliveries = [call.headers["X-Kazoo-VM-Delivery"] for call in receiver.received]
     assert len(set(deliveries)) == len(deliveries) == 8
+
+
+async def test_a_backlog_larger_than_one_read_of_the_due_view_is_delivered_without_waiting_for_the_next_sweep(
+    receiver: Receiver, settings: Settings, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queuing = await aiohttp_client(create_app(dataclasses.replace(settings, notify_workers=0), sync_design_docs=False))
+    api = Api(queuing, await make_account(queuing))
+    await hook(api, receiver.hook_url())
+    box = await create_box(api, mailbox="5104")
+    created = [(await new_message(api, box["id"]))["media_id"] for _ in range(5)]
+    await queuing.close()
+    await asyncio.sleep(listener.SETTLE_S + 0.2)  # every event is due when the worker starts
+
+    # Two items per read of the due view: the worker must read it again at once, not five minutes later.
+    monkeypatch.setattr(worker, "SWEEP_LIMIT", 2)
+    delivering = await aiohttp_client(create_app(settings, sync_design_docs=False))
+    await wait_for(lambda: len(receiver.received) == 5, timeout_s=15, what="the whole backlog")
+    assert sorted(call.json()["Voicemail-ID"] for call in receiver.received) == sorted(created)
+    done = await settled(delivering.app[appkeys.STORE], settings.notifications_db)
+    assert {item.state for item in done} == {"delivered"}

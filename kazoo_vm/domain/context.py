@@ -37,9 +37,10 @@ class Scope:
         folder: str | None = None,
         message_count: int | None = None,
         max_message_count: int | None = None,
+        token: str | None = None,
     ) -> MessageEvent:
         return MessageEvent(
-            change, self.account.id, box_id, message_id, previous_id, folder, message_count, max_message_count
+            change, self.account.id, box_id, message_id, previous_id, folder, message_count, max_message_count, token
         )
 
     def db(self, message_id: str) -> str:

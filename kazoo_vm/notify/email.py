@@ -1,17 +1,25 @@
-"""Voicemail-to-email (Kazoo's teletype ``voicemail_to_email``), over SMTP with aiosmtplib, and the after-notify
+"""Email for the voicemail events Kazoo's teletype emails, over SMTP with aiosmtplib, and the after-notify
 actions, which run only once the SMTP server accepted the message (Kazoo runs them even when the email failed).
 
-Recipients, as teletype_voicemail_to_email finds them: the box owner's ``email`` when the owner (a user document
-of the account) has ``vm_to_email_enabled`` (Kazoo's user schema: default true), plus the box's
-``notify_email_addresses``. The recording is attached when the box has ``include_message_on_notify`` (default
-true), under the name the raw download has. Subject and bodies come from ``templates/voicemail_to_email.*``
-(``string.Template`` placeholders), each of which ``KAZOO_VM_TEMPLATES_DIR`` may override.
+Teletype 4.3 has three voicemail templates; ``voicemail_saved`` has none, so it is never emailed:
+
+* ``voicemail_to_email`` for ``voicemail_new``: the box owner's ``email`` when the owner (a user document of the
+  account) has ``vm_to_email_enabled`` (Kazoo's user schema: default true), plus the box's
+  ``notify_email_addresses``; the recording attached when the box has ``include_message_on_notify`` (default
+  true), under the name the raw download has; the transcription, when the message has one and the box has
+  ``include_transcription_on_notify`` (default true);
+* ``voicemail_full`` for ``voicemail_full``: the owner's ``email`` (teletype_voicemail_full does not ask the owner
+  whether they want voicemail emails) plus the box's addresses;
+* ``voicemail_deleted`` for ``voicemail_deleted``, only with ``email_voicemail_deleted`` (Kazoo ships it switched
+  off): recipients, attachment and transcription as for a new message, and the reason.
+
+Subjects and bodies come from ``templates/<template>.{subject,text,html}`` (``string.Template`` placeholders),
+each of which ``KAZOO_VM_TEMPLATES_DIR`` may override.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from importlib import resources
@@ -22,37 +30,50 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from kazoo_vm.config import Settings
+from kazoo_vm.domain.box_timezone import box_timezone
 from kazoo_vm.domain.context import Scope
+from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages.documents import local_time
-from kazoo_vm.domain.messages.downloads import single_download
-from kazoo_vm.errors import KazooError
-from kazoo_vm.model import JsonDict, MessageDoc, MessageMetadata
+from kazoo_vm.domain.messages.downloads import media_file_name
+from kazoo_vm.model import BoxDoc, JsonDict, MessageDoc, MessageMetadata
+from kazoo_vm.notify import payloads
 from kazoo_vm.storage.errors import NotFound
 
-TEMPLATE = "voicemail_to_email"
+# The teletype template of each notification that is emailed.
+TEMPLATES = {
+    payloads.VOICEMAIL_NEW: "voicemail_to_email",
+    payloads.VOICEMAIL_FULL: "voicemail_full",
+    payloads.VOICEMAIL_DELETED: "voicemail_deleted",
+}
+# teletype_voicemail_deleted render_vm_delete_reason.
+REASONS = {
+    payloads.REASON_API: "due to crossbar action (webhook)",
+    payloads.REASON_AFTER_NOTIFY: "due to 'Deleted after notify'",
+}
 
 
 class EmailFailed(Exception):
     """The SMTP server did not accept the message (or could not be reached)."""
 
 
-@dataclass(frozen=True)
-class Composed:
-    message: EmailMessage
-    recipients: list[str]
+def emailed(settings: Settings, event: str) -> bool:
+    """Whether ``event`` is emailed at all (an SMTP server configured, a template for it, switched on)."""
+    if not settings.smtp_url or event not in TEMPLATES:
+        return False
+    return settings.email_voicemail_deleted or event != payloads.VOICEMAIL_DELETED
 
 
-def template(settings: Settings, part: str) -> Template:
+def template(settings: Settings, name: str, part: str) -> Template:
     """The operator's template from ``templates_dir`` when there is one, else the bundled one."""
-    name = f"{TEMPLATE}.{part}"
+    file_name = f"{name}.{part}"
     if settings.templates_dir is not None:
-        custom = Path(settings.templates_dir) / name
+        custom = Path(settings.templates_dir) / file_name
         if custom.is_file():
             return Template(custom.read_text(encoding="utf-8"))
-    return Template(resources.files("kazoo_vm.notify").joinpath("templates", name).read_text(encoding="utf-8"))
+    return Template(resources.files("kazoo_vm.notify").joinpath("templates", file_name).read_text(encoding="utf-8"))
 
 
-async def recipients(scope: Scope, box: JsonDict) -> list[str]:
+async def recipients(scope: Scope, box: BoxDoc, event: str = payloads.VOICEMAIL_NEW) -> list[str]:
     found: list[str] = []
     owner_id = box.get("owner_id")
     if isinstance(owner_id, str) and owner_id:
@@ -61,7 +82,8 @@ async def recipients(scope: Scope, box: JsonDict) -> list[str]:
         except NotFound:
             owner = {}
         live = owner.get("pvt_type") == "user" and not owner.get("pvt_deleted")
-        if live and owner.get("vm_to_email_enabled", True) is not False and isinstance(owner.get("email"), str):
+        wants = event == payloads.VOICEMAIL_FULL or owner.get("vm_to_email_enabled", True) is not False
+        if live and wants and isinstance(owner.get("email"), str):
             found.append(owner["email"])
     for address in box.get("notify_email_addresses") or []:
         if isinstance(address, str) and address and address not in found:
@@ -81,51 +103,104 @@ def _length(milliseconds: object) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def fields(scope: Scope, box: JsonDict, message: MessageDoc, attached: bool) -> dict[str, str]:
+def transcription(box: BoxDoc, message: MessageDoc) -> str | None:
+    """The message's transcription text when the box wants it in emails: Kazoo keeps the ASR answer at the top of
+    the document (``transcription``: ``{"result", "text"}``), the API shows it in the metadata; either may hold
+    it (teletype get_transcription takes a text or an object's ``text``)."""
+    if box.get("include_transcription_on_notify", True) is False:
+        return None
+    metadata = message.get("metadata")
+    for found in (message.get("transcription"), metadata.get("transcription") if isinstance(metadata, dict) else None):
+        text = found.get("text") if isinstance(found, dict) else found
+        if isinstance(text, str) and text.strip():
+            return text.strip()
+    return None
+
+
+def _box_fields(scope: Scope, box: BoxDoc) -> dict[str, str]:
+    return {
+        "vmbox_name": str(box.get("name") or ""),
+        "vmbox_number": str(box.get("mailbox") or ""),
+        "account_name": scope.account.name,
+        "account_id": scope.account.id,
+    }
+
+
+def message_fields(scope: Scope, box: BoxDoc, message: MessageDoc, timezone: str) -> dict[str, str]:
     metadata: MessageMetadata = message.get("metadata") or {}
     moment, _ = local_time(
-        int(metadata.get("timestamp") or message.get("utc_seconds") or 0),
-        box.get("timezone"),
-        scope.settings.default_timezone,
+        int(metadata.get("timestamp") or message.get("utc_seconds") or 0), timezone, scope.settings.default_timezone
     )
     return {
+        **_box_fields(scope, box),
         "caller_id_name_number": _name_number(metadata.get("caller_id_name"), metadata.get("caller_id_number")),
         "callee_id_name_number": _name_number(box.get("name"), metadata.get("to")),
         "date_called": f"{moment:%A, %B %-d, %Y at %H:%M %Z}".strip(),
         "length": _length(metadata.get("length")),
-        "vmbox_name": str(box.get("name") or ""),
-        "vmbox_number": str(box.get("mailbox") or ""),
-        "account_name": scope.account.name,
-        "attachment_note": "The message is attached." if attached else "",
+        "transcription": transcription(box, message) or "",
     }
 
 
-async def compose(scope: Scope, box: JsonDict, message: MessageDoc, to: list[str]) -> EmailMessage:
-    include = box.get("include_message_on_notify", True) is not False
-    audio: tuple[bytes, str, str] | None = None
-    if include:
-        try:
-            async with single_download(scope, box["_id"], message["_id"], whole=True) as download:
-                chunks: list[bytes] = []
-                async with download.open(scope) as body:
-                    async for chunk in body.chunks:
-                        chunks.append(chunk)
-                audio = (b"".join(chunks), download.audio.content_type, download.file_name)
-        except KazooError:
-            audio = None  # a message without audio is announced without attachment
-    values = fields(scope, box, message, attached=audio is not None)
+async def _recording(scope: Scope, message: MessageDoc, timezone: str) -> tuple[bytes, str, str] | None:
+    """The message's audio, its type and the raw download's file name; None without readable audio."""
+    ref = await audio.locate(scope.store, scope.db(message["_id"]), message)
+    if ref is None:
+        return None
+    try:
+        data = await scope.store.read_attachment(ref.db, ref.doc_id, ref.name)
+    except NotFound:
+        return None
+    metadata: MessageMetadata = message.get("metadata") or {}
+    timestamp = metadata.get("timestamp")
+    if not isinstance(timestamp, int):
+        timestamp = message.get("utc_seconds")
+    return data, ref.content_type, media_file_name(metadata.get("caller_id_number"), timestamp, ref.extension, timezone)
+
+
+def _sections(values: dict[str, str], attached: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """The values for the text and the HTML bodies: escaped for HTML, with the optional sections rendered for each
+    (teletype's ``{% if voicemail.transcription %}`` block)."""
+    note = "The message is attached." if attached else ""
+    said = values.get("transcription", "")
+    text = {**values, "attachment_note": note}
+    text["transcription_section"] = f"\n=== Transcription ===\n\n{said}\n" if said else ""
+    markup = {key: html.escape(value) for key, value in text.items()}
+    markup["transcription_section"] = f"<h3>Transcription</h3>\n<p>{html.escape(said)}</p>" if said else ""
+    return text, markup
+
+
+async def compose(
+    scope: Scope, event: str, box: BoxDoc, message: MessageDoc | None, to: list[str], payload: JsonDict
+) -> EmailMessage:
+    """The email of ``event`` (one of :data:`TEMPLATES`) about ``message`` (None for a full box)."""
     settings = scope.settings
+    recording = None
+    if message is None:
+        values = {
+            **_box_fields(scope, box),
+            "message_count": str(payload.get("Message-Count", "")),
+            "max_messages": str(payload.get("Max-Message-Count", "")),
+        }
+    else:
+        timezone = await box_timezone(scope, box)
+        values = message_fields(scope, box, message, timezone)
+        if event == payloads.VOICEMAIL_DELETED:
+            reason = str(payload.get("Reason") or payloads.REASON_API)
+            values["reason"] = REASONS.get(reason, reason)
+        if box.get("include_message_on_notify", True) is not False:
+            recording = await _recording(scope, message, timezone)
+    text, markup = _sections(values, attached=recording is not None)
+    name = TEMPLATES[event]
     mail = EmailMessage()
-    mail["Subject"] = template(settings, "subject").safe_substitute(values).strip()
+    mail["Subject"] = template(settings, name, "subject").safe_substitute(text).strip()
     mail["From"] = settings.smtp_from
     mail["To"] = ", ".join(to)
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = make_msgid(domain=settings.smtp_from.rpartition("@")[2] or None)
-    mail.set_content(template(settings, "text").safe_substitute(values))
-    escaped = {key: html.escape(value) for key, value in values.items()}
-    mail.add_alternative(template(settings, "html").safe_substitute(escaped), subtype="html")
-    if audio is not None:
-        data, content_type, file_name = audio
+    mail.set_content(template(settings, name, "text").safe_substitute(text))
+    mail.add_alternative(template(settings, name, "html").safe_substitute(markup), subtype="html")
+    if recording is not None:
+        data, content_type, file_name = recording
         main, _, sub = content_type.partition("/")
         mail.add_attachment(data, maintype=main or "audio", subtype=sub or "mpeg", filename=file_name)
     return mail

@@ -9,9 +9,11 @@ cannot be retried forever. A failed attempt is retried after an exponential paus
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from kazoo_vm.events import MessageEvent
@@ -65,27 +67,92 @@ def is_due(item: Item, now: float) -> bool:
     return due is not None and due <= now
 
 
-async def claim(store: CouchStore, db: str, item: Item, owner: str, lease_s: float) -> bool:
-    """Take ``item`` (as read) for ``lease_s`` seconds; False when it is not due or another worker took it."""
-    now = time.time()
-    if not is_due(item, now):
-        return False
+Save = Callable[[Item], Awaitable[bool]]
+
+
+def direct(store: CouchStore, db: str) -> Save:
+    """Each save its own request (the command line, tests); a worker batches them (:class:`Batcher`)."""
+    return lambda item: outbox.save(store, db, item)
+
+
+class Batcher:
+    """Saves items over their revisions, many in one ``_bulk_docs`` request: saves asked for while a request is
+    in flight go together in the next one (at most ``size``). Each save still succeeds or conflicts on its own
+    revision, as a single write does."""
+
+    def __init__(self, store: CouchStore, db: str, size: int) -> None:
+        self.store, self.db, self.size = store, db, size
+        self._waiting: list[tuple[Item, asyncio.Future[bool]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: Item) -> bool:
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self.size], self._waiting[self.size :]
+            try:
+                saved = await outbox.save_all(self.store, self.db, [item for item, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), ok in zip(batch, saved, strict=True):
+                if not done.done():
+                    done.set_result(ok)
+
+
+def mark_claimed(item: Item, owner: str, lease_s: float, now: float) -> None:
     item.state = "claimed"
     item.claimed_by = owner
     item.lease_until = now + lease_s
     item.attempts += 1
-    return await outbox.save(store, db, item)
 
 
-async def delivered(store: CouchStore, db: str, item: Item, note: str | None = None) -> bool:
+async def claim(store: CouchStore, db: str, item: Item, owner: str, lease_s: float, save: Save | None = None) -> bool:
+    """Take ``item`` (as read) for ``lease_s`` seconds; False when it is not due or another worker took it."""
+    now = time.time()
+    if not is_due(item, now):
+        return False
+    mark_claimed(item, owner, lease_s, now)
+    return await (save or direct(store, db))(item)
+
+
+async def not_yet(save: Save, item: Item, pause: float) -> bool:
+    """Give a claimed event back, due again after ``pause`` seconds; the claim does not count as an attempt."""
+    item.state = "pending"
+    item.attempts = max(item.attempts - 1, 0)
+    item.lease_until = None
+    item.next_attempt_at = time.time() + pause
+    return await save(item)
+
+
+async def add_claimed(store: CouchStore, db: str, items: list[Item], owner: str, lease_s: float) -> list[Item]:
+    """Write new items already claimed by ``owner`` (one attempt each), in one request; returns those written (an
+    id already there, from an earlier fan-out of the same event, is someone else's to deliver)."""
+    now = time.time()
+    for item in items:
+        item.state = "claimed"
+        item.claimed_by = owner
+        item.lease_until = now + lease_s
+        item.attempts = 1
+    return await outbox.add_new(store, db, items)
+
+
+async def delivered(save: Save, item: Item, note: str | None = None) -> bool:
     item.state = "delivered"
     item.finished_at = time.time()
     item.lease_until = None
     item.last_error = note
-    return await outbox.save(store, db, item)
+    return await save(item)
 
 
-async def attempt_failed(store: CouchStore, db: str, item: Item, error: str, backoff: Backoff) -> bool:
+async def attempt_failed(save: Save, item: Item, error: str, backoff: Backoff) -> bool:
     """Schedule the next attempt, or mark the item failed when it had its last."""
     item.last_error = error
     item.lease_until = None
@@ -95,13 +162,13 @@ async def attempt_failed(store: CouchStore, db: str, item: Item, error: str, bac
     else:
         item.state = "pending"
         item.next_attempt_at = time.time() + backoff.pause(item.attempts)
-    return await outbox.save(store, db, item)
+    return await save(item)
 
 
-async def give_up(store: CouchStore, db: str, item: Item, error: str) -> bool:
+async def give_up(save: Save, item: Item, error: str) -> bool:
     """Mark the item failed at once (nothing a retry could change, e.g. its hook was deleted)."""
     item.attempts = max(item.attempts, item.max_attempts)
-    return await attempt_failed(store, db, item, error, Backoff(0, 0))
+    return await attempt_failed(save, item, error, Backoff(0, 0))
 
 
 async def retry(store: CouchStore, db: str, item_id: str) -> Item:
@@ -116,5 +183,5 @@ async def retry(store: CouchStore, db: str, item_id: str) -> Item:
     return item
 
 
-def event_item(notification: str, event: MessageEvent, fields: JsonDict, max_attempts: int) -> Item:
-    return new_item("event", event.account_id, notification, fields, max_attempts=max_attempts)
+def event_item(notification: str, event: MessageEvent, fields: JsonDict, max_attempts: int, due: float) -> Item:
+    return new_item("event", event.account_id, notification, fields, max_attempts=max_attempts, next_attempt_at=due)

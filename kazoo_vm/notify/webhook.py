@@ -87,15 +87,23 @@ async def _record(store: CouchStore, db: str, hook: JsonDict, error: str | None,
 
 
 async def deliver(
-    store: CouchStore, session: aiohttp.ClientSession, item: Item, *, timeout_s: float, disable_after: int
+    store: CouchStore,
+    session: aiohttp.ClientSession,
+    item: Item,
+    *,
+    timeout_s: float,
+    disable_after: int,
+    hook: JsonDict | None = None,
 ) -> None:
-    """Send ``item`` to its hook; raises :class:`Undeliverable` or :class:`DeliveryFailed`."""
+    """Send ``item`` to its hook (``hook``: the document as just read, else it is read now); raises
+    :class:`Undeliverable` or :class:`DeliveryFailed`."""
     assert item.hook_id is not None and item.hook_account_id is not None
     db = naming.account_db(item.hook_account_id)
-    try:
-        hook = await store.get_doc(db, item.hook_id)
-    except NotFound:
-        raise Undeliverable("the webhook no longer exists") from None
+    if hook is None:
+        try:
+            hook = await store.get_doc(db, item.hook_id)
+        except NotFound:
+            raise Undeliverable("the webhook no longer exists") from None
     if hook.get("pvt_deleted"):
         raise Undeliverable("the webhook was deleted")
     if hook.get("enabled") is False:

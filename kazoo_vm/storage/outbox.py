@@ -15,7 +15,7 @@ from typing import Literal
 from kazoo_vm.model import JsonDict
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import ensure_database, query_view
-from kazoo_vm.storage.errors import Conflict
+from kazoo_vm.storage.errors import Conflict, NotFound, StorageFault
 
 DB_CLASS = "notifications"
 DESIGN = "kazoo_vm_outbox"
@@ -118,6 +118,44 @@ async def add(store: CouchStore, db: str, items: list[Item]) -> None:
         await store.bulk_docs(db, [item.to_doc() for item in items])
 
 
+async def add_new(store: CouchStore, db: str, items: list[Item]) -> list[Item]:
+    """Write new items in one request; returns those written (with their revision), leaving out ids already
+    there; raises :class:`StorageFault` when CouchDB refused one for another reason."""
+    if not items:
+        return []
+    answers = await store.bulk_docs(db, [item.to_doc() for item in items])
+    by_id = {item.id: item for item in items}
+    written = []
+    for answer in answers:
+        item = by_id.get(str(answer.get("id")))
+        if item is None or answer.get("error") == "conflict":
+            continue
+        if "error" in answer:
+            raise StorageFault(f"the outbox refused {item.id}: {answer.get('error')} ({answer.get('reason')})")
+        item.rev = str(answer["rev"])
+        written.append(item)
+    return written
+
+
+async def add_all(store: CouchStore, db: str, items: list[Item]) -> None:
+    """Write new items in one request; raises :class:`StorageFault` unless every one of them was written."""
+    if items:
+        answers = await store.bulk_docs(db, [item.to_doc() for item in items])
+        refused = [answer for answer in answers if "error" in answer]
+        if refused or len(answers) != len(items):
+            raise StorageFault(f"the outbox refused {len(refused) or len(items)} items: {refused[:3]}")
+
+
+async def remove(store: CouchStore, db: str, item: Item) -> bool:
+    """Delete ``item`` at the revision it was read at; False when another writer got there first."""
+    assert item.rev is not None
+    try:
+        await store.delete_doc(db, item.id, item.rev)
+    except (Conflict, NotFound):
+        return False
+    return True
+
+
 async def read(store: CouchStore, db: str, item_id: str) -> Item:
     return Item.from_doc(await store.get_doc(db, item_id))
 
@@ -132,15 +170,32 @@ async def save(store: CouchStore, db: str, item: Item) -> bool:
     return True
 
 
+async def save_all(store: CouchStore, db: str, items: list[Item]) -> list[bool]:
+    """Write each item over the revision it was read at, in one request; per item, False when another writer got
+    there first (each document succeeds or conflicts on its own, as a single write)."""
+    answers = {str(answer.get("id")): answer for answer in await store.bulk_docs(db, [i.to_doc() for i in items])}
+    saved = []
+    for item in items:
+        answer = answers.get(item.id) or {"error": "missing"}
+        if answer.get("error") == "conflict":
+            saved.append(False)
+        elif "error" in answer:
+            raise StorageFault(f"the outbox refused {item.id}: {answer.get('error')} ({answer.get('reason')})")
+        else:
+            item.rev = str(answer["rev"])
+            saved.append(True)
+    return saved
+
+
 async def due(store: CouchStore, db: str, now: float, *, limit: int = 200) -> list[Item]:
     """Pending items whose time has come and claimed items whose lease expired, oldest first."""
     rows = await query_view(store, db, DB_CLASS, DESIGN, "due", endkey=now, include_docs=True, limit=limit)
     return [Item.from_doc(row.doc) for row in rows if row.doc is not None]
 
 
-async def next_due(store: CouchStore, db: str) -> float | None:
-    """The earliest time any item becomes due (None when nothing waits)."""
-    rows = await query_view(store, db, DB_CLASS, DESIGN, "due", limit=1)
+async def next_due(store: CouchStore, db: str, after: float) -> float | None:
+    """The earliest time after ``after`` any item becomes due (None when nothing waits that long)."""
+    rows = await query_view(store, db, DB_CLASS, DESIGN, "due", startkey=after, limit=1)
     return float(rows[0].key) if rows and rows[0].key is not None else None
 
 

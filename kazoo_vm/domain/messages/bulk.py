@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from kazoo_vm.domain.context import Scope
@@ -48,6 +48,9 @@ def failed(reason: str, *, write: bool = False) -> Decision:
 
 
 BulkChange = Callable[[MessageDoc | None], Decision]
+# Called with the documents about to be written as changed (``{id: doc}``, retention refusals left out), before any
+# is written; it may edit them (see announcements).
+BeforeWrite = Callable[[dict[str, MessageDoc]], Awaitable[None]]
 
 
 async def read_settled(scope: Scope, message_ids: list[str]) -> dict[str, MessageDoc]:
@@ -61,7 +64,9 @@ async def read_settled(scope: Scope, message_ids: list[str]) -> dict[str, Messag
     return docs
 
 
-async def bulk_update(scope: Scope, message_ids: list[str], change: BulkChange) -> BulkResult:
+async def bulk_update(
+    scope: Scope, message_ids: list[str], change: BulkChange, before_write: BeforeWrite | None = None
+) -> BulkResult:
     """Apply ``change`` to many messages with one read and one ``_bulk_docs`` write per MODB.
 
     ``change`` gets the current document (None when missing) and decides whether to write it and whether the
@@ -73,6 +78,7 @@ async def bulk_update(scope: Scope, message_ids: list[str], change: BulkChange) 
     docs = await read_settled(scope, message_ids)
     to_write: dict[str, list[MessageDoc]] = defaultdict(list)
     failures: dict[str, str] = {}
+    changed: dict[str, MessageDoc] = {}
     for message_id in message_ids:
         doc = docs.get(message_id)
         decision = change(doc)
@@ -81,8 +87,12 @@ async def bulk_update(scope: Scope, message_ids: list[str], change: BulkChange) 
         if decision.write and doc is not None:
             scope.stamp(doc)
             to_write[scope.db(message_id)].append(doc)
+            if decision.failure is None:
+                changed[message_id] = doc
         elif decision.failure is None:
             result.succeeded.append(message_id)
+    if before_write is not None and changed:
+        await before_write(changed)
     retry: list[str] = []
     for db, batch in to_write.items():
         for answer in await scope.store.bulk_docs(db, batch):

@@ -19,6 +19,7 @@ from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import audio, retention
+from kazoo_vm.domain.messages.announcements import carry, new_token, record
 from kazoo_vm.domain.messages.bulk import (
     SKIP,
     WRITE,
@@ -98,17 +99,24 @@ def check_retention(scope: Scope, doc: MessageDoc, raw_id: str) -> None:
         raise retention.change_refused(raw_id, oldest)
 
 
-def _set_folder(doc: MessageDoc, folder: str, *, soft_delete: bool) -> bool:
-    """Put ``doc`` in ``folder`` (and soft-delete it); False when a plain folder change has nothing to do
-    (kvm_message set_folder: the same folder is left alone, except for a delete)."""
-    if not soft_delete and folder_of(doc) == folder:
+def _changes_folder(doc: MessageDoc, folder: str, *, soft_delete: bool) -> bool:
+    """kvm_message set_folder: the same folder is left alone, except for a delete."""
+    return soft_delete or folder_of(doc) != folder
+
+
+def _set_folder(doc: MessageDoc, folder: str, *, soft_delete: bool, token: str | None = None) -> bool:
+    """Put ``doc`` in ``folder`` (and soft-delete it), carrying the recorded event's ``token``; False when a plain
+    folder change has nothing to do."""
+    if not _changes_folder(doc, folder, soft_delete=soft_delete):
         return False
     apply_folder(doc, folder, soft_delete=soft_delete)
+    if token is not None:
+        carry(doc, [token])
     return True
 
 
-def _folder_change(folder: str, *, soft_delete: bool) -> MessageEdit:
-    return lambda doc: _set_folder(doc, folder, soft_delete=soft_delete)
+def _folder_change(folder: str, *, soft_delete: bool, token: str | None = None) -> MessageEdit:
+    return lambda doc: _set_folder(doc, folder, soft_delete=soft_delete, token=token)
 
 
 async def _update(scope: Scope, box_id: str, raw_id: str, doc: MessageDoc, change: MessageEdit) -> MessageDoc:
@@ -125,14 +133,19 @@ async def _change_one(
     if doc is None:
         doc = await load_message(scope, box_id, raw_id)
     check_retention(scope, doc, raw_id)
-    changed = await _update(scope, box_id, raw_id, doc, _folder_change(folder, soft_delete=soft_delete))
-    await scope.events.announce(_folder_event(scope, box_id, changed["_id"], folder, soft_delete=soft_delete))
+    event = _folder_event(scope, box_id, doc["_id"], folder, soft_delete=soft_delete)
+    # The event is kept before the change is written, and the change carries its token (see announcements).
+    token = None
+    if _changes_folder(doc, folder, soft_delete=soft_delete):
+        token = (await record(scope, [event])).get(event.message_id)
+    changed = await _update(scope, box_id, raw_id, doc, _folder_change(folder, soft_delete=soft_delete, token=token))
+    await scope.events.announce(event)
     return public_metadata(changed)
 
 
 def _folder_event(scope: Scope, box_id: str, message_id: str, folder: str, *, soft_delete: bool) -> MessageEvent:
     change = MessageChange.DELETED if soft_delete else MessageChange.FOLDER_CHANGED
-    return scope.event(change, box_id, message_id, folder=folder)
+    return scope.event(change, box_id, message_id, folder=folder, token=new_token())
 
 
 async def change_folder(
@@ -196,7 +209,9 @@ async def resolve_many(
     return resolved.ids
 
 
-def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool) -> BulkChange:
+def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool, tokens: dict[str, str]) -> BulkChange:
+    """The change of each message; ``tokens`` (filled once the events are recorded) is what each carries when it is
+    decided again after a lost write race."""
     oldest = scope.oldest()
 
     def change(doc: MessageDoc | None) -> Decision:
@@ -208,7 +223,7 @@ def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool) -
             if not already:
                 retention.enforce_doc(doc)  # kvm_message saves the enforced form, then reports the refusal
             return failed(retention.PRIOR_TO_RETENTION, write=not already)
-        return WRITE if _set_folder(doc, folder, soft_delete=soft_delete) else SKIP
+        return WRITE if _set_folder(doc, folder, soft_delete=soft_delete, token=tokens.get(doc["_id"])) else SKIP
 
     return change
 
@@ -216,9 +231,26 @@ def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool) -
 async def _bulk_apply(scope: Scope, box_id: str, ids: dict[str, str], folder: str, soft_delete: bool) -> BulkResult:
     """Apply a folder change to resolved ids (``{MODB id: requested id}``). Succeeded lists the MODB ids (a
     migrated legacy message is answered with its new id); failures stay under the ids the client sent."""
-    outcome = await bulk_update(scope, list(ids), _bulk_change(scope, box_id, folder, soft_delete=soft_delete))
+    tokens: dict[str, str] = {}
+    events: dict[str, MessageEvent] = {}
+
+    async def record_changes(changed: dict[str, MessageDoc]) -> None:
+        # The events are kept before the changes are written, and each change carries its token (announcements).
+        events.update(
+            {
+                message_id: _folder_event(scope, box_id, message_id, folder, soft_delete=soft_delete)
+                for message_id in changed
+            }
+        )
+        tokens.update(await record(scope, list(events.values())))
+        for message_id, token in tokens.items():
+            carry(changed[message_id], [token])
+
+    change = _bulk_change(scope, box_id, folder, soft_delete=soft_delete, tokens=tokens)
+    outcome = await bulk_update(scope, list(ids), change, before_write=record_changes)
     await scope.events.announce_all(
-        _folder_event(scope, box_id, message_id, folder, soft_delete=soft_delete) for message_id in outcome.succeeded
+        events.get(message_id) or _folder_event(scope, box_id, message_id, folder, soft_delete=soft_delete)
+        for message_id in outcome.succeeded
     )
     return BulkResult(
         succeeded=outcome.succeeded,

@@ -18,6 +18,7 @@ from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages import counts as message_counts
+from kazoo_vm.domain.messages.announcements import carry, new_token, record
 from kazoo_vm.domain.messages.documents import NO_REALM, folder_of, new_message_doc
 from kazoo_vm.domain.messages.records import put_new_message
 from kazoo_vm.domain.vmboxes import load_box
@@ -71,9 +72,9 @@ async def ensure_room(scope: Scope, box: BoxDoc) -> None:
         return
     count = await message_counts.box_count(scope, box["_id"], at_most=limit)
     if count >= limit:
-        await scope.events.announce(
-            scope.event(MessageChange.BOX_FULL, box["_id"], "", message_count=count, max_message_count=limit)
-        )
+        full = scope.event(MessageChange.BOX_FULL, box["_id"], "", message_count=count, max_message_count=limit)
+        await scope.events.record([full])
+        await scope.events.announce(full)
         raise ValidationFailed.single("messages", "maxItems", BOX_FULL_MESSAGE, target=limit, cause=count)
 
 
@@ -119,6 +120,9 @@ async def create_message(scope: Scope, box_id: str, data: Any, files: list[Uploa
     if recording is not None:
         # One request writes the document and its audio: a failed upload leaves no message without audio.
         doc["_attachments"] = {recording.attachment_name(message_id): recording.inline()}
+    created = scope.event(MessageChange.CREATED, box["_id"], message_id, folder=folder_of(doc), token=new_token())
+    # The event is kept before the message is written, and the message carries its token (see announcements).
+    carry(doc, (await record(scope, [created])).values())
     await put_new_message(scope, doc)
-    await scope.events.announce(scope.event(MessageChange.CREATED, box["_id"], message_id, folder=folder_of(doc)))
+    await scope.events.announce(created)
     return doc

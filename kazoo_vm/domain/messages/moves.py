@@ -16,6 +16,7 @@ from typing import TypeVar
 from kazoo_vm.concurrency import gather_bounded
 from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.messages import retention, transit
+from kazoo_vm.domain.messages.announcements import carry, new_token, record
 from kazoo_vm.domain.messages.bulk import BulkResult
 from kazoo_vm.domain.messages.documents import folder_of
 from kazoo_vm.domain.messages.records import (
@@ -107,12 +108,20 @@ async def copy_message(
         new_id = naming.message_id(now)
         zone = await transit.destination_zone(scope, dest)
         target = transit.transformed(scope, source, new_id, box_id, dest, zone, now)
+        copied = scope.event(
+            MessageChange.COPIED,
+            dest["_id"],
+            new_id,
+            previous_id=message_id,
+            folder=folder_of(target),
+            token=new_token(),
+        )
+        # The event is kept before the copy is written, and the copy carries its token (see announcements).
+        carry(target, (await record(scope, [copied])).values())
         await put_new_message(scope, transit.with_audio(target, inline))
         target = await transit.follow_box(scope, target, str(dest["_id"]))
         created.append(new_id)
-        await scope.events.announce(
-            scope.event(MessageChange.COPIED, dest["_id"], new_id, previous_id=message_id, folder=folder_of(target))
-        )
+        await scope.events.announce(copied)
     return created
 
 
