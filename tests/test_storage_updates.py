@@ -109,6 +109,16 @@ async def test_a_refused_write_that_a_copy_kept_anyway_is_deleted_before_the_con
     assert "_conflicts" not in stored
 
 
+async def test_a_refused_create_leaves_an_existing_document_with_the_same_content_alone(
+    store: CouchStore, account: TestAccount
+) -> None:
+    db = account.account.db
+    await store.put_doc(db, {"_id": "twice", "kind": "same"})
+    with pytest.raises(Conflict):
+        await store.put_doc(db, {"_id": "twice", "kind": "same"})  # no _rev: CouchDB answers 409
+    assert (await store.get_doc(db, "twice"))["kind"] == "same"
+
+
 async def _plant(couch_url: str, db: str, leaves: list[JsonDict]) -> None:
     """Write revisions as a cluster's replication would leave them (``new_edits=false``)."""
     async with aiohttp.ClientSession() as http:

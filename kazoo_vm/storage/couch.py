@@ -325,29 +325,30 @@ class CouchStore:
         Raises :class:`Conflict` also when a cluster accepted the write without its quorum (202) while another
         writer's revision of the same document won the quorum: see :meth:`_yield_if_contested`."""
         url = self.base_url + doc_path(db, doc["_id"])
-        refused: StorageError | None = None
-        with couch_call("PUT", doc_path(db, doc["_id"])):
-            try:
-                async with self._session.put(url, json=doc) as response:
-                    result = await response.json(content_type=None)
-                    if response.status == 412:
-                        # "Invalid attachment stub": the revision the stubs refer to is not (or no longer) on the
-                        # copies, e.g. a conflicting leaf removed meanwhile: a stale revision, like a 409.
-                        raise Conflict(
-                            f"CouchDB answered 412 ({result.get('reason')}) for PUT {doc['_id']}", status=412
-                        )
-                    if response.status == 409:
-                        refused = error_for_status(409, result.get("reason"), f"PUT {doc_path(db, doc['_id'])}")
-                    elif response.status >= 400:
-                        raise error_for_status(response.status, result.get("reason"), f"PUT {doc_path(db, doc['_id'])}")
-                    accepted_only = response.status == 202
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
-            except (aiohttp.ClientError, ValueError) as exc:
-                raise StorageError(f"CouchDB request PUT {doc['_id']} failed: {exc!r}") from exc
-        if refused is not None:
-            await self._drop_strays(db, doc)
-            raise refused
+        try:
+            with couch_call("PUT", doc_path(db, doc["_id"])):
+                try:
+                    async with self._session.put(url, json=doc) as response:
+                        result = await response.json(content_type=None)
+                        if response.status == 412:
+                            # "Invalid attachment stub": the revision the stubs refer to is not (or no longer) on
+                            # the copies, e.g. a conflicting leaf removed meanwhile: a stale revision, like a 409.
+                            raise Conflict(
+                                f"CouchDB answered 412 ({result.get('reason')}) for PUT {doc['_id']}", status=412
+                            )
+                        if response.status >= 400:
+                            raise error_for_status(
+                                response.status, result.get("reason"), f"PUT {doc_path(db, doc['_id'])}"
+                            )
+                        accepted_only = response.status == 202
+                except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                    raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
+                except (aiohttp.ClientError, ValueError) as exc:
+                    raise StorageError(f"CouchDB request PUT {doc['_id']} failed: {exc!r}") from exc
+        except Conflict as refused:
+            if refused.status == 409:
+                await self._drop_strays(db, doc)
+            raise
         rev = str(result["rev"])
         if accepted_only:
             await self._yield_if_contested(db, doc, rev)
@@ -355,25 +356,39 @@ class CouchStore:
         return rev
 
     async def _drop_strays(self, db: str, doc: Document) -> None:
-        """After a 409: delete any revision our refused write left behind on a copy of the document.
+        """After a 409: delete the revision our refused write left behind on a copy of the document, if any.
 
         A CouchDB cluster answers 409 when no copy quorum took a write, yet a copy that got it before its rival's
         keeps it as a conflicting leaf; internal replication then spreads that leaf, CouchDB may pick it as the
         winner, and it comes back whenever the other leaves are deleted (a message moved away reappearing in its
-        old box). A 409 must mean "not written", so the leaf whose content is exactly what we sent is deleted
-        before the caller re-reads. On a single node a 409 writes nothing and this finds no such leaf."""
+        old box). A 409 must mean "not written", so such a leaf is deleted before the caller re-reads. It is one
+        with exactly the content we sent, based on the revision we sent, beside a rival branch from that same
+        revision (the write that won); a lone leaf with our content is an earlier identical write, never ours to
+        delete. On a single node a 409 writes nothing and this finds no such leaf."""
         sent = _content(doc)
         leaves = await self._json(
             "GET",
             doc_path(db, doc["_id"]),
-            params={"open_revs": "all", "r": 3},
+            params={"open_revs": "all", "revs": True, "r": 3},
             headers={"Accept": "application/json"},
         )
-        for leaf in leaves if isinstance(leaves, list) else []:
-            stored = leaf.get("ok") if isinstance(leaf, dict) else None
-            if isinstance(stored, dict) and not stored.get("_deleted") and _content(stored) == sent:
+        branches = [leaf["ok"] for leaf in leaves if isinstance(leaf, dict) and isinstance(leaf.get("ok"), dict)]
+        base = doc.get("_rev")
+        for stray in branches:
+            if stray.get("_deleted") or stray.get(GAVE_WAY) or _content(stray) != sent:
+                continue
+            generation, _, digest = str(stray["_rev"]).partition("-")
+            parent = _revision_at(stray, int(generation) - 1)
+            if isinstance(base, str) and parent != base.partition("-")[2]:
+                continue  # not a child of the revision we wrote on
+            if any(
+                other is not stray
+                and _revision_at(other, int(generation) - 1) == parent
+                and _revision_at(other, int(generation)) not in (None, digest)
+                for other in branches
+            ):
                 log.warning("write of %s/%s refused (409) but kept by a copy: deleting it", db, doc["_id"])
-                await self._give_way(db, doc["_id"], str(stored["_rev"]))
+                await self._give_way(db, doc["_id"], str(stray["_rev"]))
 
     async def _yield_if_contested(self, db: str, doc: Document, rev: str) -> None:
         """After a 202: give way to a rival revision of the same document when the rules below say so.
