@@ -25,8 +25,9 @@ import base64
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -42,7 +43,7 @@ from kazoo_vm.storage.errors import (
     StorageUnreachable,
     error_for_status,
 )
-from kazoo_vm.storage.instrument import audio_sent, couch_call
+from kazoo_vm.storage.instrument import CouchCall, audio_sent, couch_call
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,10 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _MAX_SEEN_DATABASES = 100_000
 
 
+@lru_cache(maxsize=4096)
 def quote_name(name: str) -> str:
-    """A database name or document id as one URL path segment (``/`` becomes ``%2F``)."""
+    """A database name or document id as one URL path segment (``/`` becomes ``%2F``). Remembered: the same
+    account and monthly databases are named on request after request."""
     return quote(name, safe="")
 
 
@@ -138,9 +141,22 @@ class DocWithAttachments:
             part = await self._reader.next()
             if part is None:
                 return None
-            if isinstance(part, aiohttp.BodyPartReader) and part.filename == name:
+            if isinstance(part, aiohttp.BodyPartReader) and _part_named(part, name):
                 length = part.headers.get("Content-Length")
                 return _part_chunks(part), int(length) if length and length.isdigit() else None
+
+
+def _part_named(part: aiohttp.BodyPartReader, name: str) -> bool:
+    """Whether a part of CouchDB's ``multipart/related`` answer is attachment ``name``. CouchDB writes
+    ``Content-Disposition: attachment; filename="<name>"``: that exact text is recognised without parsing it, as
+    aiohttp's parser of the header (``part.filename``) costs more than the rest of a download's CPU together; any
+    other form of the header is parsed."""
+    disposition = part.headers.get(aiohttp.hdrs.CONTENT_DISPOSITION, "")
+    if disposition == f'attachment; filename="{name}"':
+        return True
+    if disposition.startswith('attachment; filename="') and disposition.endswith('"') and "\\" not in disposition:
+        return False  # another attachment's plain name
+    return part.filename == name
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
@@ -186,19 +202,17 @@ class CouchStore:
         base, user, password = _split_credentials(url)
         self.base_url = base
         self._silence_s = timeout_s
-        # Every HTTP request this store sends, counted where aiohttp starts it (JSON calls, attachments, views):
-        # what tests and benchmarks compare with the CouchDB work an API request needs.
+        # Every HTTP request this store sends (JSON calls, attachments, views), counted where it is measured for
+        # the metrics and the request's log line (:meth:`_call`): what tests and benchmarks compare with the CouchDB
+        # work an API request needs.
         self.requests_sent = 0
         self._seen_databases: set[str] = set()
-        counting = aiohttp.TraceConfig()
-        counting.on_request_start.append(self._count_request)
         self._couch = aiocouch.CouchDB(
             base,
             user=user,
             password=password,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s),
             auto_decompress=True,
-            trace_configs=[counting],
         )
         self._remote = self._couch._server
 
@@ -210,8 +224,10 @@ class CouchStore:
     async def close(self) -> None:
         await self._couch.close()
 
-    async def _count_request(self, session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+    def _call(self, method: str, path: str, *, kind: str | None = None) -> AbstractContextManager[CouchCall]:
+        """Count and measure the one request sent inside the block (:func:`instrument.couch_call`)."""
         self.requests_sent += 1
+        return couch_call(method, path, kind=kind)
 
     # -- the request primitive -------------------------------------------------------------------------
 
@@ -232,11 +248,11 @@ class CouchStore:
             sent_headers.update(_JSON_HEADERS)
         if sent_headers:
             kwargs["headers"] = sent_headers
-        with couch_call(method, path):
+        if params:
+            kwargs["params"] = _encode_params(params)
+        with self._call(method, path):
             try:
-                async with self._session.request(
-                    method, self.base_url + path, params=_encode_params(params or {}), **kwargs
-                ) as response:
+                async with self._session.request(method, self.base_url + path, **kwargs) as response:
                     raw = await response.read()
                     status = response.status
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
@@ -323,7 +339,7 @@ class CouchStore:
         Raises :class:`Conflict` also when a cluster accepted the write without its quorum (202) while another
         writer's revision of the same document won the quorum: see :meth:`_yield_if_contested`."""
         url = self.base_url + doc_path(db, doc["_id"])
-        with couch_call("PUT", doc_path(db, doc["_id"])):
+        with self._call("PUT", doc_path(db, doc["_id"])):
             try:
                 async with self._session.put(url, json=doc) as response:
                     result = await response.json(content_type=None)
@@ -450,7 +466,7 @@ class CouchStore:
         """Stream an attachment, or the inclusive byte span ``span`` of it."""
         url = self.base_url + doc_path(db, doc_id) + "/" + quote_name(name)
         headers = {"Range": f"bytes={span[0]}-{span[1]}"} if span is not None else {}
-        with couch_call("GET", url, kind="attachment") as call:
+        with self._call("GET", url, kind="attachment") as call:
             try:
                 async with self._session.get(url, headers=headers, auto_decompress=False) as response:
                     if response.status >= 400:
@@ -476,19 +492,20 @@ class CouchStore:
         ``multipart/related``, the document first, then each attachment, read while they arrive; a server that
         answers JSON instead (the development server) inlines them as base64. Everything must be read inside
         this context."""
-        url = self.base_url + doc_path(db, doc_id)
+        url = self.base_url + doc_path(db, doc_id) + "?attachments=true"
         headers = {"Accept": "multipart/related, application/json"}
-        with couch_call("GET", url, kind="attachment"):
+        with self._call("GET", url, kind="attachment"):
             try:
-                async with self._session.get(
-                    url, params={"attachments": "true"}, headers=headers, auto_decompress=False
-                ) as response:
+                async with self._session.get(url, headers=headers, auto_decompress=False) as response:
                     if response.status >= 400:
                         reason = None
                         with suppress(ValueError, aiohttp.ClientError):
                             reason = (await response.json(content_type=None)).get("reason")
                         raise error_for_status(response.status, reason, f"GET {doc_id} with attachments")
-                    if response.content_type == "multipart/related":
+                    # The raw header, not ``response.content_type``: aiohttp parses that with the email package, and
+                    # remembers the result per header text, which is new for each answer (its boundary).
+                    content_type = response.headers.get(aiohttp.hdrs.CONTENT_TYPE, "")
+                    if content_type.split(";", 1)[0].strip().lower() == "multipart/related":
                         reader = aiohttp.MultipartReader(response.headers, response.content)
                         first = await reader.next()
                         if not isinstance(first, aiohttp.BodyPartReader):
@@ -509,7 +526,7 @@ class CouchStore:
         """Store an attachment; returns the document's new revision."""
         url = self.base_url + doc_path(db, doc_id) + "/" + quote_name(name)
         params = {"rev": rev} if rev else {}
-        with couch_call("PUT", url, kind="attachment"):
+        with self._call("PUT", url, kind="attachment"):
             try:
                 async with self._session.put(
                     url, data=data, params=params, headers={"Content-Type": content_type}
