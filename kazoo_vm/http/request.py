@@ -236,12 +236,12 @@ async def _parse_body(
 
 
 async def parse_request(
-    request: web.Request, *, max_body_bytes: int, read_timeout_s: float | None = None
+    request: web.Request, *, max_body_bytes: int, read_timeout_s: float | None = None, request_id: str | None = None
 ) -> ParsedRequest:
     """Decode ``request`` into a :class:`ParsedRequest` (raises Kazoo-shaped errors for bad bodies).
 
     The whole body must arrive within ``read_timeout_s``: a client trickling it in holds a connection and a
-    buffer, so it is answered 408 and cut off."""
+    buffer, so it is answered 408 and cut off. ``request_id``: the one the request was given already."""
     content_type = media_type(request.headers.get("Content-Type"))
     envelope: dict[str, Any] = {}
     files: list[UploadedFile] = []
@@ -254,7 +254,7 @@ async def parse_request(
     method = request.method.upper()
     parsed = ParsedRequest(
         method=method,
-        request_id=request_id_of(request),
+        request_id=request_id or request_id_of(request),
         query=request.query,
         content_type=content_type,
         envelope=envelope,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -195,10 +196,12 @@ def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
 class CouchStore:
     """A CouchDB server: databases, documents, views and attachments, with typed errors."""
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 5.0, missing_db_recheck_s: float = 0.0) -> None:
         """``timeout_s``: how long CouchDB may stay silent (to connect, or between two reads of an answer)
         before the request fails as :class:`StorageUnreachable`. A hung server (stopped process, black-holed
-        network) is noticed after that long; a long answer that keeps flowing (a big attachment) is not cut."""
+        network) is noticed after that long; a long answer that keeps flowing (a big attachment) is not cut.
+        ``missing_db_recheck_s``: how long a database :meth:`existing_databases` found missing is taken as missing
+        without asking again (0: asked every time)."""
         base, user, password = _split_credentials(url)
         self.base_url = base
         self._silence_s = timeout_s
@@ -207,6 +210,8 @@ class CouchStore:
         # work an API request needs.
         self.requests_sent = 0
         self._seen_databases: set[str] = set()
+        self._missing_databases: dict[str, float] = {}  # name -> when found missing (monotonic seconds)
+        self._missing_db_recheck_s = missing_db_recheck_s
         self._couch = aiocouch.CouchDB(
             base,
             user=user,
@@ -307,18 +312,31 @@ class CouchStore:
 
     async def existing_databases(self, names: Sequence[str]) -> list[str]:
         """Those of ``names`` that exist. A database once seen existing is taken to exist from then on (one deleted
-        since answers its queries with ``DatabaseNotFound``, which callers read as empty); the rest cost one
-        ``_all_dbs`` request over their range together, nothing when every one is already known."""
-        unknown = [name for name in names if name not in self._seen_databases]
+        since answers its queries with ``DatabaseNotFound``, which callers read as empty); one found missing is
+        taken as missing for ``missing_db_recheck_s`` seconds (created since by another process, it is seen
+        within that bound; by this one, at once). The rest cost one ``_all_dbs`` request over their range
+        together, nothing when every one is already known."""
+        now = time.monotonic()
+        unknown = [name for name in names if name not in self._seen_databases and not self._known_missing(name, now)]
         if unknown:
             found = set(await self.all_dbs_between(min(unknown), max(unknown)))
             self._saw_databases(name for name in unknown if name in found)
+            if self._missing_db_recheck_s > 0:
+                if len(self._missing_databases) > _MAX_SEEN_DATABASES:
+                    self._missing_databases.clear()
+                self._missing_databases.update((name, now) for name in unknown if name not in found)
         return [name for name in names if name in self._seen_databases]
+
+    def _known_missing(self, name: str, now: float) -> bool:
+        found_missing = self._missing_databases.get(name)
+        return found_missing is not None and now - found_missing < self._missing_db_recheck_s
 
     def _saw_databases(self, names: Iterable[str]) -> None:
         if len(self._seen_databases) > _MAX_SEEN_DATABASES:
             self._seen_databases.clear()
-        self._seen_databases.update(names)
+        for name in names:
+            self._seen_databases.add(name)
+            self._missing_databases.pop(name, None)
 
     async def db_exists(self, db: str) -> bool:
         try:
