@@ -94,9 +94,10 @@ def real_engine(url: str | None) -> Iterator[str]:
 
 
 @contextmanager
-def service(couch_url: str, profile: str | None = None) -> Iterator[tuple[str, int]]:
+def service(couch_url: str, profile: str | None = None, tree: Path = ROOT) -> Iterator[tuple[str, int]]:
     """``kazoo-vm serve`` as its own process; yields its base URL and pid. ``profile``: run it under yappi's CPU
-    clock (``profiled_serve.py``), its functions by CPU written to that file when it stops."""
+    clock (``profiled_serve.py``), its functions by CPU written to that file when it stops. ``tree``: the source tree
+    whose ``kazoo_vm`` serves (another checkout, to compare two versions with the same benchmark)."""
     port = free_port()
     env = {
         **os.environ,
@@ -112,7 +113,7 @@ def service(couch_url: str, profile: str | None = None) -> Iterator[tuple[str, i
     command = [sys.executable, "-m", "kazoo_vm.cli", "serve"]
     if profile:
         command = [sys.executable, str(ROOT / "bench" / "profiled_serve.py"), str(Path(profile).resolve())]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, cwd=tree, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -462,7 +463,7 @@ async def run_engine(name: str, couch_url: str, args: argparse.Namespace) -> Non
     store = CouchStore(couch_url, timeout_s=900)  # index builds of big boxes on a busy machine
     parts = args.parts
     try:
-        with service(couch_url, args.profile) as (api, pid):
+        with service(couch_url, args.profile, Path(args.service_tree).resolve()) as (api, pid):
             workers = max(args.concurrency)
             f = await prepare(api, couch_url, store, workers)
             row("request (requests/s)", *[f"c={c} svc/bare" for c in args.concurrency], "ratios", "svc CPU ms/req")
@@ -536,6 +537,11 @@ async def main() -> None:
         "--parts",
         default="requests,put,tokens,listing",
         help="what to measure: requests, put, tokens, listing (default all)",
+    )
+    parser.add_argument(
+        "--service-tree",
+        default=str(ROOT),
+        help="serve the kazoo_vm of this source tree (e.g. an export of an older commit; default: this one)",
     )
     parser.add_argument("--profile", help="run the service under yappi (CPU clock); its profile goes to this file")
     parser.add_argument("--py-spy", help="record the service with py-spy into this file (collapsed stacks)")
