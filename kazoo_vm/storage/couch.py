@@ -55,18 +55,22 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _MAX_SEEN_DATABASES = 100_000
 
 
-@lru_cache(maxsize=4096)
 def quote_name(name: str) -> str:
-    """A database name or document id as one URL path segment (``/`` becomes ``%2F``). Remembered: the same
-    account and monthly databases are named on request after request."""
+    """A database name or document id as one URL path segment (``/`` becomes ``%2F``)."""
     return quote(name, safe="")
+
+
+@lru_cache(maxsize=4096)
+def _quoted_db(db: str) -> str:
+    # Remembered: the same account and monthly databases are named request after request (document ids are not).
+    return quote(db, safe="")
 
 
 def doc_path(db: str, doc_id: str) -> str:
     # Design documents keep their literal "_design/" prefix in the path.
     if doc_id.startswith("_design/"):
-        return f"/{quote_name(db)}/_design/{quote_name(doc_id[len('_design/') :])}"
-    return f"/{quote_name(db)}/{quote_name(doc_id)}"
+        return f"/{_quoted_db(db)}/_design/{quote_name(doc_id[len('_design/') :])}"
+    return f"/{_quoted_db(db)}/{quote_name(doc_id)}"
 
 
 def _encode_params(params: Mapping[str, Any]) -> dict[str, str]:
