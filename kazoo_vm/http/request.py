@@ -195,7 +195,9 @@ async def _parse_multipart(request: web.Request, limit: int) -> tuple[dict[str, 
                 if part_type
                 else UploadedFile("application/octet-stream", raw)
             )
-            if part.filename:
+            # aiohttp's parser of Content-Disposition costs as much as the rest of an upload's parsing, even for a
+            # part without the header: it is asked only when there is one.
+            if part.headers.get("Content-Disposition") and part.filename:
                 upload = UploadedFile(upload.content_type, upload.data, part.filename)
             files = [upload]
     return envelope, files

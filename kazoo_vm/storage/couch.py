@@ -159,8 +159,10 @@ def _part_named(part: aiohttp.BodyPartReader, name: str) -> bool:
     disposition = part.headers.get(aiohttp.hdrs.CONTENT_DISPOSITION, "")
     if disposition == f'attachment; filename="{name}"':
         return True
-    if disposition.startswith('attachment; filename="') and disposition.endswith('"') and "\\" not in disposition:
-        return False  # another attachment's plain name
+    if not disposition or (
+        disposition.startswith('attachment; filename="') and disposition.endswith('"') and "\\" not in disposition
+    ):
+        return False  # no name, or another attachment's plain name
     return part.filename == name
 
 
