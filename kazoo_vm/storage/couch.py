@@ -25,7 +25,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
@@ -202,12 +202,19 @@ def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
 class CouchStore:
     """A CouchDB server: databases, documents, views and attachments, with typed errors."""
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0, missing_db_recheck_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5.0,
+        missing_db_recheck_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """``timeout_s``: how long CouchDB may stay silent (to connect, or between two reads of an answer)
         before the request fails as :class:`StorageUnreachable`. A hung server (stopped process, black-holed
         network) is noticed after that long; a long answer that keeps flowing (a big attachment) is not cut.
         ``missing_db_recheck_s``: how long a database :meth:`existing_databases` found missing is taken as missing
-        without asking again (0: asked every time)."""
+        without asking again (0: asked every time), by ``clock``."""
         base, user, password = _split_credentials(url)
         self.base_url = base
         self._silence_s = timeout_s
@@ -218,6 +225,7 @@ class CouchStore:
         self._seen_databases: set[str] = set()
         self._missing_databases: dict[str, float] = {}  # name -> when found missing (monotonic seconds)
         self._missing_db_recheck_s = missing_db_recheck_s
+        self._clock = clock
         self._couch = aiocouch.CouchDB(
             base,
             user=user,
@@ -322,7 +330,7 @@ class CouchStore:
         taken as missing for ``missing_db_recheck_s`` seconds (created since by another process, it is seen
         within that bound; by this one, at once). The rest cost one ``_all_dbs`` request over their range
         together, nothing when every one is already known."""
-        now = time.monotonic()
+        now = self._clock()
         unknown = [name for name in names if name not in self._seen_databases and not self._known_missing(name, now)]
         if unknown:
             found = set(await self.all_dbs_between(min(unknown), max(unknown)))
