@@ -4,17 +4,19 @@
 For each engine (the bundled development server, and a real Apache CouchDB 3.5 node started from
 ``../shared/couchdb/couchdb``, or one given with ``--couch-url``) it starts the service as its own process
 (``kazoo-vm serve``, access log off), makes an account, boxes and messages, and drives, with an embedded load
-generator (aiohttp, ``c`` workers looping for ``--seconds``), each request and the bare CouchDB requests that do
-its work, one after the other, at every concurrency of ``--concurrency``:
+generator (aiohttp, ``c`` workers looping), each request and the bare CouchDB requests that do its work, at every
+concurrency of ``--concurrency``, each side for ``--seconds`` in all, interleaved in ``--rounds`` slices (service,
+bare, bare, service, ...) so that load from elsewhere on the machine weighs on both alike:
 
 * GET box                  vs one GET of the box document;
 * GET message              vs one GET of the message document in its MODB;
 * folder change            vs GET + PUT of the message document (each worker toggles new/saved on its own message);
 * GET raw audio (100 KB)   vs one GET of the attachment;
 * PUT message with audio   vs one PUT of the document with the same inline attachment (in a box of ``--small``
-  messages, and again in a box of ``--large`` messages, to compare the two).
+  messages, and again in a box of ``--large`` messages; then the two boxes against each other, interleaved too).
+  The boxes are built once and found again by later runs on the same CouchDB (``--couch-url``).
 
-It prints requests per second of both and their ratio, then:
+It prints requests per second of both, their ratio and the service's CPU per request, then:
 
 * the service CPU per token (``PUT /v2/api_auth``, the service process's user + system time over ``--tokens``
   sequential requests);
@@ -24,6 +26,9 @@ It prints requests per second of both and their ratio, then:
     .venv/bin/python bench/bench_fast_path.py                      # both engines, about 5 minutes
     .venv/bin/python bench/bench_fast_path.py --large 50000        # the 1,000 vs 50,000 (longer)
     .venv/bin/python bench/bench_fast_path.py --engines dev        # the development server only
+    .venv/bin/python bench/bench_fast_path.py --parts requests,put # skip the token and listing parts
+    .venv/bin/python bench/bench_fast_path.py --service-tree /tmp/old  # serve another checkout (before/after)
+    .venv/bin/python bench/bench_fast_path.py --profile /tmp/prof.txt  # the service under yappi (CPU clock)
 
 The load generator shares the machine with the service and CouchDB: on a small machine the figures move with
 whatever else runs; compare the ratios of one run, not the absolute figures of two.
