@@ -154,7 +154,7 @@ class DocWithAttachments:
 def _part_named(part: aiohttp.BodyPartReader, name: str) -> bool:
     """Whether a part of CouchDB's ``multipart/related`` answer is attachment ``name``. CouchDB writes
     ``Content-Disposition: attachment; filename="<name>"``: that exact text is recognised without parsing it, as
-    aiohttp's parser of the header (``part.filename``) costs more than the rest of a download's CPU together; any
+    aiohttp's parser of the header (``part.filename``) builds and compiles a regular expression on every call; any
     other form of the header is parsed."""
     disposition = part.headers.get(aiohttp.hdrs.CONTENT_DISPOSITION, "")
     if disposition == f'attachment; filename="{name}"':
