@@ -4,17 +4,19 @@
 For each engine (the bundled development server, and a real Apache CouchDB 3.5 node started from
 ``../shared/couchdb/couchdb``, or one given with ``--couch-url``) it starts the service as its own process
 (``kazoo-vm serve``, access log off), makes an account, boxes and messages, and drives, with an embedded load
-generator (aiohttp, ``c`` workers looping for ``--seconds``), each request and the bare CouchDB requests that do
-its work, one after the other, at every concurrency of ``--concurrency``:
+generator (aiohttp, ``c`` workers looping), each request and the bare CouchDB requests that do its work, at every
+concurrency of ``--concurrency``, each side for ``--seconds`` in all, interleaved in ``--rounds`` slices (service,
+bare, bare, service, ...) so that load from elsewhere on the machine weighs on both alike:
 
 * GET box                  vs one GET of the box document;
 * GET message              vs one GET of the message document in its MODB;
 * folder change            vs GET + PUT of the message document (each worker toggles new/saved on its own message);
 * GET raw audio (100 KB)   vs one GET of the attachment;
 * PUT message with audio   vs one PUT of the document with the same inline attachment (in a box of ``--small``
-  messages, and again in a box of ``--large`` messages, to compare the two).
+  messages, and again in a box of ``--large`` messages; then the two boxes against each other, interleaved too).
+  The boxes are built once and found again by later runs on the same CouchDB (``--couch-url``).
 
-It prints requests per second of both and their ratio, then:
+It prints requests per second of both, their ratio and the service's CPU per request, then:
 
 * the service CPU per token (``PUT /v2/api_auth``, the service process's user + system time over ``--tokens``
   sequential requests);
@@ -24,6 +26,9 @@ It prints requests per second of both and their ratio, then:
     .venv/bin/python bench/bench_fast_path.py                      # both engines, about 5 minutes
     .venv/bin/python bench/bench_fast_path.py --large 50000        # 1,000 vs 50,000 messages (longer)
     .venv/bin/python bench/bench_fast_path.py --engines dev        # the development server only
+    .venv/bin/python bench/bench_fast_path.py --parts requests,put # skip the token and listing parts
+    .venv/bin/python bench/bench_fast_path.py --service-tree /tmp/old  # serve another checkout (before/after)
+    .venv/bin/python bench/bench_fast_path.py --profile /tmp/prof.txt  # the service under yappi (CPU clock)
 
 The load generator shares the machine with the service and CouchDB: on a small machine the figures move with
 whatever else runs; compare the ratios of one run, not the absolute figures of two.
@@ -36,6 +41,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -48,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from yarl import URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,6 +66,7 @@ from kazoo_vm.model import JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, doc_path
 from kazoo_vm.storage.design_docs import ensure_database
+from kazoo_vm.storage.errors import NotFound
 from kazoo_vm.storage.messages import COUNTS_DESIGN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,8 +99,10 @@ def real_engine(url: str | None) -> Iterator[str]:
 
 
 @contextmanager
-def service(couch_url: str) -> Iterator[tuple[str, int]]:
-    """``kazoo-vm serve`` as its own process; yields its base URL and pid."""
+def service(couch_url: str, profile: str | None = None, tree: Path = ROOT) -> Iterator[tuple[str, int]]:
+    """``kazoo-vm serve`` as its own process; yields its base URL and pid. ``profile``: run it under yappi's CPU
+    clock (``profiled_serve.py``), its functions by CPU written to that file when it stops. ``tree``: the source tree
+    whose ``kazoo_vm`` serves (another checkout, to compare two versions with the same benchmark)."""
     port = free_port()
     env = {
         **os.environ,
@@ -101,10 +111,14 @@ def service(couch_url: str) -> Iterator[tuple[str, int]]:
         "KAZOO_VM_LOG_LEVEL": "WARNING",
         "KAZOO_VM_SYNC_DESIGN_DOCS": "false",
         "KAZOO_VM_MAX_MESSAGE_COUNT": "100",
+        # Notifications are queued (the outbox write is part of a request) but delivered by no one here: delivery
+        # is not the answer's work (bench_notifications.py measures it).
+        "KAZOO_VM_NOTIFY_WORKERS": "0",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kazoo_vm.cli", "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
-    )
+    command = [sys.executable, "-m", "kazoo_vm.cli", "serve"]
+    if profile:
+        command = [sys.executable, str(ROOT / "bench" / "profiled_serve.py"), str(Path(profile).resolve())]
+    process = subprocess.Popen(command, env=env, cwd=tree, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -120,7 +134,7 @@ def service(couch_url: str) -> Iterator[tuple[str, int]]:
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=120 if profile else 15)
         except subprocess.TimeoutExpired:
             process.kill()
 
@@ -133,24 +147,50 @@ def cpu_seconds(pid: int) -> float:
 # -- the load generator -----------------------------------------------------------------------------------------
 
 
-async def throughput(call: Call, concurrency: int, seconds: float, headers: dict[str, str] | None = None) -> float:
-    """Requests per second of ``call`` run by ``concurrency`` workers for ``seconds`` (after a short warm-up)."""
-    connector = aiohttp.TCPConnector(limit=concurrency + 2)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        for worker in range(concurrency):
-            await call(session, worker)
-        done = 0
-        stop = time.perf_counter() + seconds
+@dataclass
+class Compared:
+    ours: float  # requests per second
+    theirs: float
+    cpu_ms: float  # the service process's CPU per request of ours (when its pid is given)
 
-        async def worker(number: int) -> None:
-            nonlocal done
-            while time.perf_counter() < stop:
-                await call(session, number)
-                done += 1
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(number) for number in range(concurrency)))
-        return done / (time.perf_counter() - started)
+async def compare(
+    call: Call, bare: Call, concurrency: int, seconds: float, rounds: int, pid: int | None = None
+) -> Compared:
+    """Requests per second of ``call`` and of ``bare``, each run by ``concurrency`` workers for ``seconds`` in all,
+    interleaved in ``rounds`` slices (service, bare, bare, service, ...) so that whatever else loads the machine
+    meanwhile weighs on both sides alike; and the CPU the process ``pid`` spent per request of ``call``."""
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency + 2)) as ours,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency + 2)) as theirs,
+    ):
+        for worker in range(concurrency):  # warm-up: connections open, caches as a busy service has them
+            await call(ours, worker)
+            await bare(theirs, worker)
+        done = {True: 0, False: 0}
+        spent = {True: 0.0, False: 0.0}
+        cpu = 0.0
+        order = [side for number in range(rounds) for side in ((True, False) if number % 2 == 0 else (False, True))]
+        for service_side in order:
+            session, run = (ours, call) if service_side else (theirs, bare)
+            cpu_before = cpu_seconds(pid) if pid and service_side else 0.0
+            started = time.perf_counter()
+            counts = await asyncio.gather(
+                *(_loop(run, session, number, started + seconds / rounds) for number in range(concurrency))
+            )
+            spent[service_side] += time.perf_counter() - started
+            done[service_side] += sum(counts)
+            if pid and service_side:
+                cpu += cpu_seconds(pid) - cpu_before
+        return Compared(done[True] / spent[True], done[False] / spent[False], cpu * 1000 / max(done[True], 1))
+
+
+async def _loop(run: Call, session: aiohttp.ClientSession, worker: int, stop: float) -> int:
+    done = 0
+    while time.perf_counter() < stop:
+        await run(session, worker)
+        done += 1
+    return done
 
 
 async def check(response: aiohttp.ClientResponse, *expected: int) -> bytes:
@@ -175,7 +215,7 @@ class Fixture:
 
 
 def split(url: str) -> tuple[str, dict[str, str]]:
-    parsed = aiohttp.client.URL(url)
+    parsed = URL(url)
     headers = {"Authorization": aiohttp.BasicAuth(parsed.user, parsed.password or "").encode()} if parsed.user else {}
     return str(parsed.with_user(None).with_password(None)).rstrip("/"), headers
 
@@ -309,13 +349,13 @@ def pairs(f: Fixture) -> list[tuple[str, Call, Call]]:
     ]
 
 
-def put_pair(f: Fixture, box: str) -> tuple[Call, Call]:
+def put_pair(f: Fixture, account_id: str, token: str, box: str) -> tuple[Call, Call]:
     """New messages go to the trash, so the box never fills up (Kazoo's limit: 100 new + saved) while the
     mailbox-full check still runs on every one."""
-    url = f"{f.api}/v2/accounts/{f.account.id}/vmboxes/{box}/messages"
+    url = f"{f.api}/v2/accounts/{account_id}/vmboxes/{box}/messages"
 
     async def put_message(session: aiohttp.ClientSession, worker: int) -> None:
-        await multipart_message(session, url, f.token, {"folder": "deleted"})
+        await multipart_message(session, url, token, {"folder": "deleted"})
 
     async def bare_put(session: aiohttp.ClientSession, worker: int) -> None:
         message_id = naming.message_id(naming.now_gregorian())
@@ -326,11 +366,43 @@ def put_pair(f: Fixture, box: str) -> tuple[Call, Call]:
             "metadata": {"folder": "deleted", "timestamp": naming.now_gregorian()},
             "_attachments": {f"{message_id[7:]}.mp3": {"content_type": "audio/mpeg", "data": AUDIO_B64}},
         }
-        url = f.couch + doc_path(naming.message_db(f.account.id, message_id), message_id)
+        url = f.couch + doc_path(naming.message_db(account_id, message_id), message_id)
         async with session.put(url, json=doc, headers=f.couch_headers) as response:
             await check(response, 201, 202)
 
     return put_message, bare_put
+
+
+@dataclass
+class BigBox:
+    account_id: str
+    api_key: str
+    box: str
+
+
+FIXTURES_DB = "kazoo_vm_bench_fixtures"
+
+
+async def big_box(f: Fixture, store: CouchStore, size: int, mailbox: str) -> BigBox:
+    """A box of ``size`` messages in the trash (not full by Kazoo's limit of 100 new + saved, but big), in an account
+    of its own. Kept in the CouchDB, and found again by the next run on the same CouchDB (``--couch-url``): a box of
+    50,000 messages takes minutes to write and index."""
+    await store.create_db(FIXTURES_DB)
+    marker = f"put-box-{size}"
+    try:
+        found = await store.get_doc(FIXTURES_DB, marker)
+        return BigBox(found["account_id"], found["api_key"], found["box"])
+    except NotFound:
+        pass
+    started = time.perf_counter()
+    account, api_key = await accounts.create_account(store, name=f"bench box of {size}")
+    token = await token_for(f.api, api_key)
+    box = await new_box(f, account, token, mailbox)
+    await fill_box(store, account, box, size, ("deleted",))
+    await listing_time(f, account, token, 0)  # builds the count indexes
+    await store.put_doc(FIXTURES_DB, {"_id": marker, "account_id": account.id, "api_key": api_key, "box": box})
+    print(f"  (built a box of {size:,} messages in {time.perf_counter() - started:.0f} s)", flush=True)
+    return BigBox(account.id, api_key, box)
 
 
 async def listing_time(f: Fixture, account: accounts.Account, token: str, repeat: int) -> float:
@@ -361,57 +433,102 @@ def row(label: str, *cells: str) -> None:
     print(f"  {label:<34}" + "".join(f"{cell:>14}" for cell in cells), flush=True)
 
 
+@contextmanager
+def profiled(pid: int, output: str | None) -> Iterator[None]:
+    """py-spy recording the service process while the block runs (``--py-spy FILE``: collapsed stacks, one line per
+    stack with its sample count, as flame-graph tools read them)."""
+    if output is None:
+        yield
+        return
+    spy = subprocess.Popen(
+        [
+            shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--output",
+            output,
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
 async def run_engine(name: str, couch_url: str, args: argparse.Namespace) -> None:
     print(f"\n## {name}: {split(couch_url)[0]}", flush=True)
     store = CouchStore(couch_url, timeout_s=900)  # index builds of big boxes on a busy machine
+    parts = args.parts
     try:
-        with service(couch_url) as (api, pid):
+        with service(couch_url, args.profile, Path(args.service_tree).resolve()) as (api, pid):
             workers = max(args.concurrency)
             f = await prepare(api, couch_url, store, workers)
-            row("request (requests/s)", *[f"c={c} svc/bare" for c in args.concurrency], "ratios")
-            for label, call, bare in pairs(f):
-                cells, ratios = [], []
+            row("request (requests/s)", *[f"c={c} svc/bare" for c in args.concurrency], "ratios", "svc CPU ms/req")
+
+            async def measure(label: str, call: Call, bare: Call) -> None:
+                cells, ratios, cpu = [], [], []
                 for concurrency in args.concurrency:
-                    ours = await throughput(call, concurrency, args.seconds)
-                    theirs = await throughput(bare, concurrency, args.seconds)
-                    cells.append(f"{ours:.0f}/{theirs:.0f}")
-                    ratios.append(f"{ours / theirs:.2f}")
-                row(label, *cells, " ".join(ratios))
-            for number, size in enumerate((args.small, args.large)):
-                box = await new_box(f, f.account, f.token, str(2001 + number))
-                # Old messages in the trash: the box is not full (Kazoo's limit of 100 new + saved), but it is big.
-                await fill_box(store, f.account, box, size, ("deleted",))
-                await listing_time(f, f.account, f.token, 0)  # builds the count indexes
-                put, bare_put = put_pair(f, box)
-                cells, ratios = [], []
-                for concurrency in args.concurrency:
-                    ours = await throughput(put, concurrency, args.seconds)
-                    theirs = await throughput(bare_put, concurrency, args.seconds)
-                    cells.append(f"{ours:.0f}/{theirs:.0f}")
-                    ratios.append(f"{ours / theirs:.2f}")
-                row(f"PUT message+audio, box of {size:,}", *cells, " ".join(ratios))
-            before = cpu_seconds(pid)
-            async with aiohttp.ClientSession() as session:
-                _, api_key = await accounts.create_account(store, name="bench tokens")
-                for _ in range(args.tokens):
-                    async with session.put(f"{api}/v2/api_auth", json={"data": {"api_key": api_key}}) as response:
-                        await check(response, 201)
-            per_token = (cpu_seconds(pid) - before) / args.tokens
-            print(f"  service CPU per api_auth token: {per_token * 1000:.1f} ms ({args.tokens} tokens)", flush=True)
-            listings = []
-            for size in (args.small, args.large):
-                account, api_key = await accounts.create_account(store, name=f"bench listing {size}")
-                token = await token_for(api, api_key)
-                box = await new_box(f, account, token, "1000")
-                await fill_box(store, account, box, size)
-                listings.append(await listing_time(f, account, token, args.repeat))
-            print(
-                f"  GET /vmboxes with counts: {args.small:,} messages {listings[0] * 1000:.1f} ms, "
-                f"{args.large:,} messages {listings[1] * 1000:.1f} ms, ratio {listings[1] / listings[0]:.2f}",
-                flush=True,
-            )
+                    got = await compare(call, bare, concurrency, args.seconds, args.rounds, pid)
+                    cells.append(f"{got.ours:.0f}/{got.theirs:.0f}")
+                    ratios.append(f"{got.ours / got.theirs:.2f}")
+                    cpu.append(f"{got.cpu_ms:.2f}")
+                row(label, *cells, " ".join(ratios), " ".join(cpu))
+
+            with profiled(pid, args.py_spy):
+                if "requests" in parts:
+                    for label, call, bare in pairs(f):
+                        await measure(label, call, bare)
+                if "put" in parts:
+                    boxes = [await big_box(f, store, size, str(2001 + n)) for n, size in enumerate(sizes(args))]
+                    puts = []
+                    for size, big in zip(sizes(args), boxes, strict=True):
+                        token = await token_for(api, big.api_key)
+                        put, bare_put = put_pair(f, big.account_id, token, big.box)
+                        puts.append(put)
+                        await measure(f"PUT message+audio, box of {size:,}", put, bare_put)
+                    # The two boxes against each other, interleaved: how much more a message costs in the big one.
+                    cells, ratios = [], []
+                    for concurrency in args.concurrency:
+                        got = await compare(puts[0], puts[1], concurrency, args.seconds, args.rounds)
+                        cells.append(f"{got.ours:.0f}/{got.theirs:.0f}")
+                        ratios.append(f"{got.ours / got.theirs:.2f}")
+                    row(f"PUT cost {args.large:,} vs {args.small:,} (rate small/large)", *cells, " ".join(ratios))
+            if "tokens" in parts:
+                before = cpu_seconds(pid)
+                async with aiohttp.ClientSession() as session:
+                    _, api_key = await accounts.create_account(store, name="bench tokens")
+                    for _ in range(args.tokens):
+                        async with session.put(f"{api}/v2/api_auth", json={"data": {"api_key": api_key}}) as response:
+                            await check(response, 201)
+                per_token = (cpu_seconds(pid) - before) / args.tokens
+                print(f"  service CPU per api_auth token: {per_token * 1000:.1f} ms ({args.tokens} tokens)", flush=True)
+            if "listing" in parts:
+                listings = []
+                for size in sizes(args):
+                    account, api_key = await accounts.create_account(store, name=f"bench listing {size}")
+                    token = await token_for(api, api_key)
+                    box = await new_box(f, account, token, "1000")
+                    await fill_box(store, account, box, size)
+                    listings.append(await listing_time(f, account, token, args.repeat))
+                print(
+                    f"  GET /vmboxes with counts: {args.small:,} messages {listings[0] * 1000:.1f} ms, "
+                    f"{args.large:,} messages {listings[1] * 1000:.1f} ms, ratio {listings[1] / listings[0]:.2f}",
+                    flush=True,
+                )
     finally:
         await store.close()
+
+
+def sizes(args: argparse.Namespace) -> tuple[int, int]:
+    return args.small, args.large
 
 
 async def main() -> None:
@@ -419,7 +536,20 @@ async def main() -> None:
     parser.add_argument("--engines", default="dev,real", help="dev, real or both (default dev,real)")
     parser.add_argument("--couch-url", help="a running CouchDB to use as the real engine (default: start one)")
     parser.add_argument("--concurrency", default="1,10", help="concurrencies (default 1,10)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per measurement (default 3)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="seconds per side of each measurement (default 4)")
+    parser.add_argument("--rounds", type=int, default=4, help="slices each measurement is interleaved in (default 4)")
+    parser.add_argument(
+        "--parts",
+        default="requests,put,tokens,listing",
+        help="what to measure: requests, put, tokens, listing (default all)",
+    )
+    parser.add_argument(
+        "--service-tree",
+        default=str(ROOT),
+        help="serve the kazoo_vm of this source tree (e.g. an export of an older commit; default: this one)",
+    )
+    parser.add_argument("--profile", help="run the service under yappi (CPU clock); its profile goes to this file")
+    parser.add_argument("--py-spy", help="record the service with py-spy into this file (collapsed stacks)")
     parser.add_argument("--small", type=int, default=1000, help="messages in the small box (default 1000)")
     parser.add_argument("--large", type=int, default=10000, help="messages in the large box (default 10000)")
     parser.add_argument("--tokens", type=int, default=100, help="api_auth tokens to time (default 100)")

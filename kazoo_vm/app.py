@@ -81,7 +81,9 @@ def create_app(
     app[appkeys.ACCOUNTS] = AccountCache(settings.account_cache_s)
 
     async def couch_context(app: web.Application) -> AsyncIterator[None]:
-        store = CouchStore(couch_url, timeout_s=settings.couch_timeout_s)
+        store = CouchStore(
+            couch_url, timeout_s=settings.couch_timeout_s, missing_db_recheck_s=settings.missing_db_recheck_s
+        )
         try:
             await wait_for_couch(store)
             await prepare_couch(store)

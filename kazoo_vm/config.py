@@ -375,6 +375,16 @@ class Settings:
             _float_range(0, 3600),
         ),
     )
+    missing_db_recheck_s: float = field(
+        default=5.0,
+        metadata=doc(
+            SERVICE,
+            "Seconds a monthly database found missing is taken as missing without asking CouchDB again (counts and "
+            "the full-box check skip it); one created since through another process is counted within this bound, "
+            "through this process at once (0: ask on every request that needs it).",
+            _float_range(0, 3600),
+        ),
+    )
     signing_key_check_s: float = field(
         default=30.0,
         metadata=doc(

@@ -1,10 +1,11 @@
 """What the fast path keeps in a process, and the bounds that keep several processes over one CouchDB correct: an
-account is re-read after ``account_cache_s``, the signing key after ``signing_key_check_s``; list revisions are
-the same for the same content."""
+account is re-read after ``account_cache_s``, the signing key after ``signing_key_check_s``, a database found
+missing after ``missing_db_recheck_s``; list revisions are the same for the same content."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
 import jwt
@@ -70,6 +71,38 @@ async def test_the_cache_holds_at_most_its_number_of_accounts(store: CouchStore,
     before = store.requests_sent
     await cache.load(store, first.id)  # dropped for the second one: read again
     assert store.requests_sent == before + 1
+
+
+async def test_a_database_found_missing_is_asked_for_again_once_the_bound_has_passed(couch_url: str) -> None:
+    names = [f"kazoo_vm_missing_{secrets.token_hex(6)}_{number}" for number in range(2)]
+    clock = Clock()
+    ours, other = CouchStore(couch_url, missing_db_recheck_s=5.0, clock=clock), CouchStore(couch_url)
+    try:
+        await other.create_db(names[0])
+        assert await ours.existing_databases(names) == names[:1]
+        before = ours.requests_sent
+        assert await ours.existing_databases(names) == names[:1]
+        assert ours.requests_sent == before  # one known to exist, one known missing: nothing asked
+        await other.create_db(names[1])  # as another process would
+        clock.now += 4.9
+        assert await ours.existing_databases(names) == names[:1]  # within the bound
+        clock.now += 0.2
+        assert await ours.existing_databases(names) == names
+        assert ours.requests_sent == before + 1
+    finally:
+        await ours.close()
+        await other.close()
+
+
+async def test_a_database_this_store_creates_is_seen_at_once(couch_url: str) -> None:
+    name = f"kazoo_vm_missing_{secrets.token_hex(6)}"
+    store = CouchStore(couch_url, missing_db_recheck_s=60)
+    try:
+        assert await store.existing_databases([name]) == []
+        await store.create_db(name)
+        assert await store.existing_databases([name]) == [name]
+    finally:
+        await store.close()
 
 
 async def test_a_new_signing_key_is_followed_within_the_check_interval(store: CouchStore) -> None:

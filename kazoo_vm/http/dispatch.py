@@ -30,7 +30,10 @@ def endpoint(routes: Sequence[Route]) -> Handler:
             return web.Response(status=200)  # CORS preflight: no authentication (api_util.erl L903-906)
         settings = request.app[appkeys.SETTINGS]
         parsed = await parse_request(
-            request, max_body_bytes=settings.max_upload_bytes, read_timeout_s=settings.body_read_timeout_s
+            request,
+            max_body_bytes=settings.max_upload_bytes,
+            read_timeout_s=settings.body_read_timeout_s,
+            request_id=request.get(appkeys.REQUEST_ID),
         )
         request[appkeys.PARSED] = parsed
         route = by_method.get(parsed.method)

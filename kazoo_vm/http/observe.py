@@ -61,8 +61,8 @@ def _record(
         if stats.cause:
             fields["cause"] = stats.cause
     log.log(level, "%s %s %s", request.method, route, status, extra=fields)
-    metrics.HTTP_REQUESTS.labels(route=route, method=request.method, status=str(status)).inc()
-    metrics.HTTP_DURATION.labels(route=route, method=request.method).observe(duration)
+    metrics.http_series(route, request.method, str(status)).inc()
+    metrics.http_duration(route, request.method).observe(duration)
     received = _audio_in(request, status)
     if received:
         metrics.AUDIO_BYTES.labels(direction="in").inc(received)

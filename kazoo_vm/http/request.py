@@ -195,7 +195,9 @@ async def _parse_multipart(request: web.Request, limit: int) -> tuple[dict[str, 
                 if part_type
                 else UploadedFile("application/octet-stream", raw)
             )
-            if part.filename:
+            # aiohttp's parser of Content-Disposition costs as much as the rest of an upload's parsing, even for a
+            # part without the header: it is asked only when there is one.
+            if part.headers.get("Content-Disposition") and part.filename:
                 upload = UploadedFile(upload.content_type, upload.data, part.filename)
             files = [upload]
     return envelope, files
@@ -236,12 +238,12 @@ async def _parse_body(
 
 
 async def parse_request(
-    request: web.Request, *, max_body_bytes: int, read_timeout_s: float | None = None
+    request: web.Request, *, max_body_bytes: int, read_timeout_s: float | None = None, request_id: str | None = None
 ) -> ParsedRequest:
     """Decode ``request`` into a :class:`ParsedRequest` (raises Kazoo-shaped errors for bad bodies).
 
     The whole body must arrive within ``read_timeout_s``: a client trickling it in holds a connection and a
-    buffer, so it is answered 408 and cut off."""
+    buffer, so it is answered 408 and cut off. ``request_id``: the one the request was given already."""
     content_type = media_type(request.headers.get("Content-Type"))
     envelope: dict[str, Any] = {}
     files: list[UploadedFile] = []
@@ -254,7 +256,7 @@ async def parse_request(
     method = request.method.upper()
     parsed = ParsedRequest(
         method=method,
-        request_id=request_id_of(request),
+        request_id=request_id or request_id_of(request),
         query=request.query,
         content_type=content_type,
         envelope=envelope,

@@ -6,6 +6,7 @@ Label values are bounded: routes are templates (``/v2/accounts/{account_id}/vmbo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
@@ -72,6 +73,30 @@ NOTIFICATION_DELIVERIES = Counter(
     ["kind", "outcome"],
     namespace=NAMESPACE,
 )
+
+
+# The labelled series of the per-request metrics, found once per label values: prometheus_client's ``labels()``
+# validates and locks on every call, which a request paid several times. The label sets are bounded (see above).
+
+
+@lru_cache(maxsize=1024)
+def http_series(route: str, method: str, status: str) -> Counter:
+    return HTTP_REQUESTS.labels(route=route, method=method, status=status)
+
+
+@lru_cache(maxsize=1024)
+def http_duration(route: str, method: str) -> Histogram:
+    return HTTP_DURATION.labels(route=route, method=method)
+
+
+@lru_cache(maxsize=256)
+def couch_series(kind: str, method: str, outcome: str) -> Counter:
+    return COUCH_REQUESTS.labels(kind=kind, method=method, outcome=outcome)
+
+
+@lru_cache(maxsize=256)
+def couch_duration(kind: str, method: str) -> Histogram:
+    return COUCH_DURATION.labels(kind=kind, method=method)
 
 
 def record_delivery(kind: str, outcome: str) -> None:

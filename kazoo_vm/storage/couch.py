@@ -24,9 +24,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -42,7 +44,7 @@ from kazoo_vm.storage.errors import (
     StorageUnreachable,
     error_for_status,
 )
-from kazoo_vm.storage.instrument import audio_sent, couch_call
+from kazoo_vm.storage.instrument import CouchCall, audio_sent, couch_call
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +62,17 @@ def quote_name(name: str) -> str:
     return quote(name, safe="")
 
 
+@lru_cache(maxsize=4096)
+def _quoted_db(db: str) -> str:
+    # Remembered: the same account and monthly databases are named request after request (document ids are not).
+    return quote(db, safe="")
+
+
 def doc_path(db: str, doc_id: str) -> str:
     # Design documents keep their literal "_design/" prefix in the path.
     if doc_id.startswith("_design/"):
-        return f"/{quote_name(db)}/_design/{quote_name(doc_id[len('_design/') :])}"
-    return f"/{quote_name(db)}/{quote_name(doc_id)}"
+        return f"/{_quoted_db(db)}/_design/{quote_name(doc_id[len('_design/') :])}"
+    return f"/{_quoted_db(db)}/{quote_name(doc_id)}"
 
 
 def _encode_params(params: Mapping[str, Any]) -> dict[str, str]:
@@ -140,9 +148,24 @@ class DocWithAttachments:
             part = await self._reader.next()
             if part is None:
                 return None
-            if isinstance(part, aiohttp.BodyPartReader) and part.filename == name:
+            if isinstance(part, aiohttp.BodyPartReader) and _part_named(part, name):
                 length = part.headers.get("Content-Length")
                 return _part_chunks(part), int(length) if length and length.isdigit() else None
+
+
+def _part_named(part: aiohttp.BodyPartReader, name: str) -> bool:
+    """Whether a part of CouchDB's ``multipart/related`` answer is attachment ``name``. CouchDB writes
+    ``Content-Disposition: attachment; filename="<name>"``: that exact text is recognised without parsing it, as
+    aiohttp's parser of the header (``part.filename``) builds and compiles a regular expression on every call; any
+    other form of the header is parsed."""
+    disposition = part.headers.get(aiohttp.hdrs.CONTENT_DISPOSITION, "")
+    if disposition == f'attachment; filename="{name}"':
+        return True
+    if not disposition or (
+        disposition.startswith('attachment; filename="') and disposition.endswith('"') and "\\" not in disposition
+    ):
+        return False  # no name, or another attachment's plain name
+    return part.filename == name
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
@@ -181,26 +204,36 @@ def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
 class CouchStore:
     """A CouchDB server: databases, documents, views and attachments, with typed errors."""
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5.0,
+        missing_db_recheck_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """``timeout_s``: how long CouchDB may stay silent (to connect, or between two reads of an answer)
         before the request fails as :class:`StorageUnreachable`. A hung server (stopped process, black-holed
-        network) is noticed after that long; a long answer that keeps flowing (a big attachment) is not cut."""
+        network) is noticed after that long; a long answer that keeps flowing (a big attachment) is not cut.
+        ``missing_db_recheck_s``: how long a database :meth:`existing_databases` found missing is taken as missing
+        without asking again (0: asked every time), by ``clock``."""
         base, user, password = _split_credentials(url)
         self.base_url = base
         self._silence_s = timeout_s
-        # Every HTTP request this store sends, counted where aiohttp starts it (JSON calls, attachments, views):
-        # what tests and benchmarks compare with the CouchDB work an API request needs.
+        # Every HTTP request this store sends (JSON calls, attachments, views), counted where it is measured for
+        # the metrics and the request's log line (:meth:`_call`): what tests and benchmarks compare with the CouchDB
+        # work an API request needs.
         self.requests_sent = 0
         self._seen_databases: set[str] = set()
-        counting = aiohttp.TraceConfig()
-        counting.on_request_start.append(self._count_request)
+        self._missing_databases: dict[str, float] = {}  # name -> when found missing (monotonic seconds)
+        self._missing_db_recheck_s = missing_db_recheck_s
+        self._clock = clock
         self._couch = aiocouch.CouchDB(
             base,
             user=user,
             password=password,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s),
             auto_decompress=True,
-            trace_configs=[counting],
         )
         self._remote = self._couch._server
 
@@ -212,8 +245,10 @@ class CouchStore:
     async def close(self) -> None:
         await self._couch.close()
 
-    async def _count_request(self, session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+    def _call(self, method: str, path: str, *, kind: str | None = None) -> AbstractContextManager[CouchCall]:
+        """Count and measure the one request sent inside the block (:func:`instrument.couch_call`)."""
         self.requests_sent += 1
+        return couch_call(method, path, kind=kind)
 
     # -- the request primitive -------------------------------------------------------------------------
 
@@ -234,11 +269,11 @@ class CouchStore:
             sent_headers.update(_JSON_HEADERS)
         if sent_headers:
             kwargs["headers"] = sent_headers
-        with couch_call(method, path):
+        if params:
+            kwargs["params"] = _encode_params(params)
+        with self._call(method, path):
             try:
-                async with self._session.request(
-                    method, self.base_url + path, params=_encode_params(params or {}), **kwargs
-                ) as response:
+                async with self._session.request(method, self.base_url + path, **kwargs) as response:
                     raw = await response.read()
                     status = response.status
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
@@ -293,18 +328,31 @@ class CouchStore:
 
     async def existing_databases(self, names: Sequence[str]) -> list[str]:
         """Those of ``names`` that exist. A database once seen existing is taken to exist from then on (one deleted
-        since answers its queries with ``DatabaseNotFound``, which callers read as empty); the rest cost one
-        ``_all_dbs`` request over their range together, nothing when every one is already known."""
-        unknown = [name for name in names if name not in self._seen_databases]
+        since answers its queries with ``DatabaseNotFound``, which callers read as empty); one found missing is
+        taken as missing for ``missing_db_recheck_s`` seconds (created since by another process, it is seen
+        within that bound; by this one, at once). The rest cost one ``_all_dbs`` request over their range
+        together, nothing when every one is already known."""
+        now = self._clock()
+        unknown = [name for name in names if name not in self._seen_databases and not self._known_missing(name, now)]
         if unknown:
             found = set(await self.all_dbs_between(min(unknown), max(unknown)))
             self._saw_databases(name for name in unknown if name in found)
+            if self._missing_db_recheck_s > 0:
+                if len(self._missing_databases) > _MAX_SEEN_DATABASES:
+                    self._missing_databases.clear()
+                self._missing_databases.update((name, now) for name in unknown if name not in found)
         return [name for name in names if name in self._seen_databases]
+
+    def _known_missing(self, name: str, now: float) -> bool:
+        found_missing = self._missing_databases.get(name)
+        return found_missing is not None and now - found_missing < self._missing_db_recheck_s
 
     def _saw_databases(self, names: Iterable[str]) -> None:
         if len(self._seen_databases) > _MAX_SEEN_DATABASES:
             self._seen_databases.clear()
-        self._seen_databases.update(names)
+        for name in names:
+            self._seen_databases.add(name)
+            self._missing_databases.pop(name, None)
 
     async def db_exists(self, db: str) -> bool:
         try:
@@ -326,7 +374,7 @@ class CouchStore:
         writer's revision of the same document won the quorum: see :meth:`_yield_if_contested`."""
         url = self.base_url + doc_path(db, doc["_id"])
         try:
-            with couch_call("PUT", doc_path(db, doc["_id"])):
+            with self._call("PUT", doc_path(db, doc["_id"])):
                 try:
                     async with self._session.put(url, json=doc) as response:
                         result = await response.json(content_type=None)
@@ -510,7 +558,7 @@ class CouchStore:
         """Stream an attachment, or the inclusive byte span ``span`` of it."""
         url = self.base_url + doc_path(db, doc_id) + "/" + quote_name(name)
         headers = {"Range": f"bytes={span[0]}-{span[1]}"} if span is not None else {}
-        with couch_call("GET", url, kind="attachment") as call:
+        with self._call("GET", url, kind="attachment") as call:
             try:
                 async with self._session.get(url, headers=headers, auto_decompress=False) as response:
                     if response.status >= 400:
@@ -536,19 +584,20 @@ class CouchStore:
         ``multipart/related``, the document first, then each attachment, read while they arrive; a server that
         answers JSON instead (the development server) inlines them as base64. Everything must be read inside
         this context."""
-        url = self.base_url + doc_path(db, doc_id)
+        url = self.base_url + doc_path(db, doc_id) + "?attachments=true"
         headers = {"Accept": "multipart/related, application/json"}
-        with couch_call("GET", url, kind="attachment"):
+        with self._call("GET", url, kind="attachment"):
             try:
-                async with self._session.get(
-                    url, params={"attachments": "true"}, headers=headers, auto_decompress=False
-                ) as response:
+                async with self._session.get(url, headers=headers, auto_decompress=False) as response:
                     if response.status >= 400:
                         reason = None
                         with suppress(ValueError, aiohttp.ClientError):
                             reason = (await response.json(content_type=None)).get("reason")
                         raise error_for_status(response.status, reason, f"GET {doc_id} with attachments")
-                    if response.content_type == "multipart/related":
+                    # The raw header, not ``response.content_type``: aiohttp parses that with the email package, and
+                    # remembers the result per header text, which is new for each answer (its boundary).
+                    content_type = response.headers.get(aiohttp.hdrs.CONTENT_TYPE, "")
+                    if content_type.split(";", 1)[0].strip().lower() == "multipart/related":
                         reader = aiohttp.MultipartReader(response.headers, response.content)
                         first = await reader.next()
                         if not isinstance(first, aiohttp.BodyPartReader):
@@ -569,7 +618,7 @@ class CouchStore:
         """Store an attachment; returns the document's new revision."""
         url = self.base_url + doc_path(db, doc_id) + "/" + quote_name(name)
         params = {"rev": rev} if rev else {}
-        with couch_call("PUT", url, kind="attachment"):
+        with self._call("PUT", url, kind="attachment"):
             try:
                 async with self._session.put(
                     url, data=data, params=params, headers={"Content-Type": content_type}

@@ -70,8 +70,8 @@ class CouchCall:
             return
         self.recorded = True
         outcome = outcome_of(exc)
-        metrics.COUCH_DURATION.labels(kind=self.kind, method=self.method).observe(time.perf_counter() - self.started)
-        metrics.COUCH_REQUESTS.labels(kind=self.kind, method=self.method, outcome=outcome).inc()
+        metrics.couch_duration(self.kind, self.method).observe(time.perf_counter() - self.started)
+        metrics.couch_series(self.kind, self.method, outcome).inc()
         if outcome == "conflict":
             metrics.COUCH_CONFLICTS.labels(kind=self.kind).inc()
 

@@ -273,22 +273,43 @@ async def all_listed(store: CouchStore, db: str) -> list[ViewRow]:
 
 async def box_modb_count(store: CouchStore, db: str, box_id: str, low: int, high: int, *, at_most: int) -> int:
     """New + saved messages of a box stamped ``low``..``high`` in one MODB, counted up to ``at_most``: rows are
-    read (``limit``), not reduced, so the cost is bounded by ``at_most`` whatever the size of the box."""
-    queries = [
-        query_view(
-            store,
-            db,
-            "modb",
-            COUNTS_DESIGN,
-            "by_box_folder",
-            startkey=[box_id, folder, low],
-            endkey=[box_id, folder, high],
-            reduce=False,
-            limit=at_most,
-        )
-        for folder in ("new", "saved")
-    ]
+    read (``limit``), not reduced, so the cost is bounded by ``at_most`` whatever the size of the box.
+
+    One query reads both folders, which are neighbours in the view (``[box, "new", t]`` then ``[box, "saved", t]``),
+    and counts the rows inside the window. Only when its ``at_most`` rows included some outside it (saved
+    messages older than ``low`` in the oldest month of retention, new ones stamped after ``high``) does each folder
+    get its own exact query."""
+    counted_folders = ("new", "saved")
+
+    def counted(rows: list[ViewRow]) -> int:
+        return sum(1 for row in rows if row.key[1] in counted_folders and _inside(row.key[2], low, high))
+
     try:
+        rows = await query_view(
+            store, db, "modb", COUNTS_DESIGN, "by_box_folder",
+            startkey=[box_id, "new", low], endkey=[box_id, "saved", high], reduce=False, limit=at_most,
+        )  # fmt: skip
+        found = counted(rows)
+        if len(rows) < at_most or found == len(rows):
+            return min(at_most, found)
+        queries = [
+            query_view(
+                store,
+                db,
+                "modb",
+                COUNTS_DESIGN,
+                "by_box_folder",
+                startkey=[box_id, folder, low],
+                endkey=[box_id, folder, high],
+                reduce=False,
+                limit=at_most,
+            )
+            for folder in counted_folders
+        ]
         return min(at_most, sum(len(rows) for rows in await _all_or_missing(queries)))
     except DatabaseNotFound:
         return 0
+
+
+def _inside(timestamp: Any, low: int, high: int) -> bool:
+    return isinstance(timestamp, int | float) and not isinstance(timestamp, bool) and low <= timestamp <= high

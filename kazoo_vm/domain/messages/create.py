@@ -9,6 +9,7 @@ refuses new ones (Kazoo's callflow check, cf_voicemail; 0 disables it).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
@@ -65,12 +66,21 @@ def default_metadata(fields: JsonDict, box: BoxDoc, realm: str, timestamp: int) 
     }
 
 
-async def ensure_room(scope: Scope, box: BoxDoc) -> None:
-    """Refuse a new message for a box already at ``max_message_count`` (new + saved within retention)."""
+async def count_for_room(scope: Scope, box_id: str) -> int:
+    """What :func:`ensure_room` compares with the limit (0 when there is no limit, without a query)."""
+    limit = scope.settings.max_message_count
+    if limit <= 0:
+        return 0
+    return await message_counts.box_count(scope, box_id, at_most=limit)
+
+
+async def ensure_room(scope: Scope, box: BoxDoc, counted: asyncio.Future[int] | None = None) -> None:
+    """Refuse a new message for a box already at ``max_message_count`` (new + saved within retention).
+    ``counted``: :func:`count_for_room` for this box, started earlier."""
     limit = scope.settings.max_message_count
     if limit <= 0:
         return
-    count = await message_counts.box_count(scope, box["_id"], at_most=limit)
+    count = await counted if counted is not None else await count_for_room(scope, box["_id"])
     if count >= limit:
         full = scope.event(MessageChange.BOX_FULL, box["_id"], "", message_count=count, max_message_count=limit)
         await scope.events.record([full])
@@ -96,11 +106,20 @@ def message_timestamp(fields: JsonDict) -> int:
 
 async def create_message(scope: Scope, box_id: str, data: Any, files: list[UploadedFile]) -> MessageDoc:
     """Validate, then write the document and its audio together; returns the saved document."""
-    box = await load_box(scope, box_id)
-    fields = validation.validate(SCHEMA, data if isinstance(data, dict) else {})
-    upload = audio.single_upload(files, required=False)
-    recording = audio.prepare(upload) if upload is not None else None
-    await ensure_room(scope, box)
+    # The full-box check needs the box's id only: it is counted while the box is read, not after. Kazoo's order of
+    # errors stays (no box, then bad data, then a full box): a count nobody waits for is dropped.
+    counting = asyncio.ensure_future(count_for_room(scope, box_id))
+    try:
+        box = await load_box(scope, box_id)
+        fields = validation.validate(SCHEMA, data if isinstance(data, dict) else {})
+        upload = audio.single_upload(files, required=False)
+        recording = audio.prepare(upload) if upload is not None else None
+        await ensure_room(scope, box, counting)
+    finally:
+        if not counting.done():
+            counting.cancel()
+        elif not counting.cancelled():
+            counting.exception()  # retrieved: a failed count behind an earlier error is not reported again
     timestamp = message_timestamp(fields)
     message_id = naming.message_id(timestamp)
     realm = scope.account.realm or NO_REALM
