@@ -177,12 +177,30 @@ async def finish(scope: Scope, source: MessageDoc, plan: MovePlan, dest: BoxDoc 
                 raise MessageGone(source["_id"]) from None
             return existing
         inline = {}  # the recording cannot be read (a dangling kz_att_link): the message still moves
-    try:
-        await put_new_message(scope, with_audio(target, inline))
-    except Conflict:
-        target = await read_message(scope, target_id) or target  # an earlier or concurrent run created it
+    target = await _create_target(scope, target, inline)
     await _remove(scope, source)
     return await follow_box(scope, target, str(dest["_id"]))
+
+
+async def _create_target(scope: Scope, target: MessageDoc, inline: dict[str, Any]) -> MessageDoc:
+    """Write the target of a move, or find it written by an earlier or concurrent run; the source is removed only
+    after this. A conflict is not proof that the target exists: on a cluster both writers of a racing create can
+    be refused, or give way (:meth:`CouchStore.put_doc`), so the target is read back, and written again if it is
+    missing."""
+    for attempt in range(_TARGET_ATTEMPTS):
+        try:
+            await put_new_message(scope, with_audio(target, inline))
+            return target
+        except Conflict:
+            existing = await read_message(scope, str(target["_id"]))
+            if existing is not None:
+                return existing
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise DatastoreConflict()
+
+
+# Writes of a move's target before the move answers 409 (its source stays; a later read finishes the move).
+_TARGET_ATTEMPTS = 5
 
 
 # The folder of a soft-deleted message (kzd_box_message's ?VM_FOLDER_DELETED).
