@@ -132,35 +132,11 @@ async def bounded(jobs: list[Callable[[], Awaitable[Any]]], limit: int) -> None:
 async def build(store: CouchStore, count: int, start: int, months: int) -> list[str]:
     """``count`` more accounts with their databases; returns their ids."""
     made: list[str] = []
-    audio = base64.b64encode(os.urandom(2000)).decode()
-    stamp = naming.now_gregorian() - 86400 * 400
 
     async def one(index: int) -> None:
         account, _ = await accounts.create_account(store, name=f"scale {index}", realm=f"scale{index}.bench.example")
         db = naming.account_db(account.id)
-        docs: list[JsonDict] = [{"_id": "box0", "pvt_type": "vmbox", "name": "box 0", "mailbox": "1000"}]
-        if index % 20 == 0:
-            ids = [naming.new_doc_id() for _ in range(2)]
-            entries = [
-                {"media_id": legacy, "timestamp": stamp + n, "folder": "new", "length": 3000, "call_id": legacy}
-                for n, legacy in enumerate(ids)
-            ]
-            docs.append(
-                {"_id": "legacy", "pvt_type": "vmbox", "name": "legacy", "mailbox": "1001", "messages": entries}
-            )
-            docs.extend(
-                {
-                    "_id": legacy,
-                    "pvt_type": "private_media",
-                    "source_type": "voicemail",
-                    "source_id": "legacy",
-                    "media_type": "mp3",
-                    "utc_seconds": stamp,
-                    "_attachments": {f"{legacy}.mp3": {"content_type": "audio/mpeg", "data": audio}},
-                }
-                for legacy in ids
-            )
-        await store.bulk_docs(db, docs)
+        await store.bulk_docs(db, [{"_id": "box0", "pvt_type": "vmbox", "name": "box 0", "mailbox": "1000"}])
         for year, month in months_back(months):
             await ensure_database(store, naming.modb(account.id, year, month), "modb")
         # A live system keeps the box listing's index built (every GET /vmboxes reads it); build it here too.
@@ -169,6 +145,52 @@ async def build(store: CouchStore, count: int, start: int, months: int) -> list[
 
     await bounded([functools.partial(one, index) for index in range(start, start + count)], 16)
     return made
+
+
+async def seed_legacy(store: CouchStore, account_ids: list[str]) -> int:
+    """A fresh legacy box of two messages with audio in every 20th account, for the migrator to migrate (so a
+    reused dataset gives it work again); returns the number of legacy messages."""
+    audio = base64.b64encode(os.urandom(2000)).decode()
+    stamp = naming.now_gregorian() - 86400 * 400
+    chosen = account_ids[::20]
+
+    async def one(account_id: str) -> None:
+        ids = [naming.new_doc_id() for _ in range(2)]
+        entries = [
+            {"media_id": legacy, "timestamp": stamp + n, "folder": "new", "length": 3000, "call_id": legacy}
+            for n, legacy in enumerate(ids)
+        ]
+        box: JsonDict = {
+            "_id": f"legacy-{naming.new_doc_id()[:12]}",
+            "pvt_type": "vmbox",
+            "name": "legacy",
+            "mailbox": str(2000 + int(ids[0][:4], 16) % 7000),
+            "messages": entries,
+        }
+        media: list[JsonDict] = [
+            {
+                "_id": legacy,
+                "pvt_type": "private_media",
+                "source_type": "voicemail",
+                "source_id": box["_id"],
+                "media_type": "mp3",
+                "utc_seconds": stamp,
+                "_attachments": {f"{legacy}.mp3": {"content_type": "audio/mpeg", "data": audio}},
+            }
+            for legacy in ids
+        ]
+        await store.bulk_docs(naming.account_db(account_id), [box, *media])
+
+    await bounded([functools.partial(one, account_id) for account_id in chosen], 8)
+    return 2 * len(chosen)
+
+
+async def count_databases(store: CouchStore) -> int:
+    count, after = 0, None
+    while names := await store.all_dbs_page(after, 5000):
+        count += len(names)
+        after = names[-1]
+    return count
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -295,43 +317,77 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+MEASURES = ("sync", "quiet", "migrate", "precreate")
+
+
+def load_built(data_dir: Path | None) -> list[str]:
+    listing = data_dir / "accounts.txt" if data_dir is not None else None
+    return listing.read_text().split() if listing is not None and listing.is_file() else []
+
+
+def save_built(data_dir: Path | None, built: list[str]) -> None:
+    if data_dir is not None:
+        (data_dir / "accounts.txt").write_text("\n".join(built) + "\n")
+
+
 async def run(url: str, data_dir: Path | None, args: argparse.Namespace) -> None:
     Requests.install()
     logging.basicConfig(level=logging.WARNING)
     sizes = [int(size) for size in args.sizes.split(",")]
-    settings = Settings(couch_url=url, default_timezone="UTC", retention_days=93, design_sync_workers=args.sync_workers)
+    measures = set(args.only.split(",")) if args.only else set(MEASURES)
+    settings = Settings(
+        couch_url=url,
+        default_timezone="UTC",
+        retention_days=93,
+        design_sync_workers=args.sync_workers,
+        modb_precreate_rate=0,
+    )
     store = CouchStore(url, timeout_s=300)
     results: dict[int, dict[str, float]] = {}
-    built: list[str] = []
+    built = load_built(data_dir)
     try:
         for size in sizes:
             started = time.perf_counter()
-            built += await build(store, size - len(built), len(built), args.months)
+            if size > len(built):
+                built += await build(store, size - len(built), len(built), args.months)
+                save_built(data_dir, built)
+            accounts_now = built[:size]
+            databases = await count_databases(store)
             print(
-                f"built {size} accounts ({size * (1 + args.months)} databases) in {time.perf_counter() - started:.0f}s",
+                f"{size} accounts ready ({databases} databases) in {time.perf_counter() - started:.0f}s",
                 flush=True,
             )
-            probe = built[0]
-            row: dict[str, float] = {"databases": size * (1 + args.months)}
+            if args.build_only:
+                continue
+            probe = accounts_now[0]
+            row: dict[str, float] = {"databases": databases}
             per_get = await vmboxes_requests(settings, probe)
             row["get_requests"] = per_get
-            forced = await start_up(settings, probe, forced=True)
-            forced["requests"] -= per_get * (1 + forced["during_n"])
-            row |= {f"forced_{key}": value for key, value in forced.items()}
-            quiet = await start_up(settings, probe, forced=False)
-            quiet["requests"] -= per_get * (1 + quiet["during_n"])
-            row |= {f"quiet_{key}": value for key, value in quiet.items()}
-            row |= {f"migrate_{key}": value for key, value in (await migrator(store, settings)).items()}
-            year, month = rollover.next_month(*naming.year_month(naming.now_gregorian()))
-            precreated = await rollover.precreate_modbs(store, year, month, rate=args.rate)
-            row["precreate_s"] = precreated.seconds
-            row["precreate_created"] = precreated.created
+            if "sync" in measures:
+                forced = await start_up(settings, probe, forced=True)
+                forced["requests"] -= per_get * (1 + forced["during_n"])
+                forced["median_ratio"] = forced["during_median_ms"] / forced["after_median_ms"]
+                forced["p95_ratio"] = forced["during_p95_ms"] / forced["after_p95_ms"]
+                row |= {f"forced_{key}": value for key, value in forced.items()}
+            if "quiet" in measures:
+                quiet = await start_up(settings, probe, forced=False)
+                quiet["requests"] -= per_get * (1 + quiet["during_n"])
+                row |= {f"quiet_{key}": value for key, value in quiet.items()}
+            if "migrate" in measures:
+                await seed_legacy(store, accounts_now)
+                row |= {f"migrate_{key}": value for key, value in (await migrator(store, settings)).items()}
+            if "precreate" in measures:
+                year, month = rollover.next_month(*naming.year_month(naming.now_gregorian()))
+                precreated = await rollover.precreate_modbs(store, year, month, rate=args.rate)
+                row["precreate_s"] = precreated.seconds
+                row["precreate_created"] = precreated.created
             row["index_files_per_modb"] = index_files_per_modb(data_dir)
             results[size] = row
             print(f"measured {size} accounts", flush=True)
     finally:
         await store.close()
-    print_table(results)
+    if results:
+        print_table(results)
 
 
 LABELS = [
@@ -345,6 +401,8 @@ LABELS = [
     ("forced_during_p95_ms", "GET /vmboxes during sync, p95 (ms)", "{:.1f}"),
     ("forced_after_median_ms", "GET /vmboxes after sync, median (ms)", "{:.1f}"),
     ("forced_after_p95_ms", "GET /vmboxes after sync, p95 (ms)", "{:.1f}"),
+    ("forced_median_ratio", "GET /vmboxes during / after sync, median", "{:.2f}"),
+    ("forced_p95_ratio", "GET /vmboxes during / after sync, p95", "{:.2f}"),
     ("quiet_first_answer_s", "unchanged start: first answer (s)", "{:.2f}"),
     ("quiet_sync_done_s", "unchanged start: sync done (s)", "{:.2f}"),
     ("quiet_requests", "unchanged start: CouchDB requests", "{:.0f}"),
@@ -379,14 +437,27 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="precreate rate, databases a second (default 100)")
     parser.add_argument("--sync-workers", type=int, default=2, help="KAZOO_VM_DESIGN_SYNC_WORKERS (default 2)")
     parser.add_argument("--couch-url", help="a running CouchDB (default: start a node of ../shared/couchdb)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="keep the node's data in this directory and reuse it on the next run (accounts already built are kept;"
+        " the node is stopped at the end, its data left): build a big dataset once, e.g. /dev/shm/kazoo-vm-scale",
+    )
+    parser.add_argument("--only", help=f"measure only these, comma-separated: {','.join(MEASURES)} (default all)")
+    parser.add_argument("--build-only", action="store_true", help="build the accounts, measure nothing")
     args = parser.parse_args()
     if args.couch_url:
         asyncio.run(run(args.couch_url, None, args))
         return
-    data = Path(tempfile.mkdtemp(prefix="kazoo-vm-scale-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    keep = args.data is not None
+    data = args.data or Path(
+        tempfile.mkdtemp(prefix="kazoo-vm-scale-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+    )
+    data.mkdir(parents=True, exist_ok=True)
     ini = data / "q1.ini"
     ini.write_text("[cluster]\nq = 1\n[couchdb]\nmax_dbs_open = 2000\n")
-    port = free_port()
+    port = int((data / "port").read_text()) if (data / "port").is_file() else free_port()
+    (data / "port").write_text(str(port))
     url = (
         subprocess.run(
             [str(COUCHDB), "start", "--port", str(port), "--data", str(data / "node"), "--ini", str(ini)],
@@ -398,10 +469,11 @@ def main() -> None:
         .splitlines()[-1]
     )
     try:
-        asyncio.run(run(url, data / "node", args))
+        asyncio.run(run(url, data, args))
     finally:
         subprocess.run([str(COUCHDB), "stop", "--data", str(data / "node")], check=False, capture_output=True)
-        subprocess.run(["rm", "-rf", str(data)], check=False)
+        if not keep:
+            subprocess.run(["rm", "-rf", str(data)], check=False)
 
 
 if __name__ == "__main__":

@@ -410,6 +410,24 @@ class Settings:
             _int(1, 10_000),
         ),
     )
+    modb_precreate_rate: float = field(
+        default=20.0,
+        metadata=doc(
+            COUCHDB,
+            "Next month's MODBs (with design documents and built indexes) the service creates ahead, at most this "
+            "many a second, in the last `KAZOO_VM_MODB_PRECREATE_DAYS` days of a month, one process of the cluster "
+            "at a time (0: off; `kazoo-vm modbs precreate` does the same on demand).",
+            _float(0),
+        ),
+    )
+    modb_precreate_days: int = field(
+        default=3,
+        metadata=doc(
+            COUCHDB,
+            "How many days before the end of a month (UTC) the service starts creating next month's MODBs.",
+            _int(1, 27),
+        ),
+    )
 
     migrate_batch_size: int = field(
         default=100,

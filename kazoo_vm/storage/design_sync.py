@@ -28,7 +28,7 @@ from kazoo_vm.model import JsonDict
 from kazoo_vm.resources import design_docs_dir
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.design_docs import DATABASE_CLASSES, ensure_design_docs
+from kazoo_vm.storage.design_docs import DATABASE_CLASSES, bring_up_to_date
 from kazoo_vm.storage.errors import Conflict, DatabaseNotFound, DocumentNotFound, StorageError
 
 log = logging.getLogger(__name__)
@@ -72,27 +72,6 @@ def design_set_hash() -> str:
     return digest.hexdigest()
 
 
-async def retire_design_docs(store: CouchStore, db: str, db_class: str) -> int:
-    """Delete the retired design documents of ``db_class`` still in ``db`` and their index files; how many."""
-    retired = RETIRED.get(db_class, ())
-    if not retired:
-        return 0
-    rows = await store.all_docs(db, keys=list(retired))
-    doomed = [
-        {"_id": str(row.id), "_rev": row.value["rev"], "_deleted": True}
-        for row in rows
-        if isinstance(row.value, dict) and not row.value.get("deleted")
-    ]
-    if not doomed:
-        return 0
-    results = await store.bulk_docs(db, doomed)
-    try:
-        await store.view_cleanup(db)
-    except StorageError as exc:  # the files go at the next compaction or cleanup anyway
-        log.warning("view cleanup of %s failed: %s", db, exc)
-    return sum(1 for result in results if "error" not in result)
-
-
 @dataclass
 class _Walk:
     store: CouchStore
@@ -104,8 +83,9 @@ class _Walk:
 
     async def one(self, db: str, db_class: str) -> None:
         try:
-            self.result.written += await ensure_design_docs(self.store, db, db_class)
-            self.result.retired += await retire_design_docs(self.store, db, db_class)
+            brought = await bring_up_to_date(self.store, db, db_class, retire=RETIRED.get(db_class, ()))
+            self.result.written += brought.written
+            self.result.retired += brought.retired
         except DatabaseNotFound:
             pass  # deleted since _all_dbs listed it
         except StorageError as exc:
