@@ -98,7 +98,7 @@ async def test_processes_starting_together_walk_the_databases_once(store: CouchS
 async def test_a_live_lease_of_another_process_is_left_alone(store: CouchStore, account: TestAccount) -> None:
     marker, wanted = fresh()
     await store.put_doc(
-        MARKER_DB, {"_id": marker, "walk": {"hash": wanted, "holder": "other", "expires": 4e9, "after": None}}
+        MARKER_DB, {"_id": marker, "lease": {"job": wanted, "holder": "other", "expires": 4e9, "after": None}}
     )
     db = naming.account_db(account.id)
     await tamper(store, db)
@@ -113,7 +113,7 @@ async def test_an_interrupted_walk_resumes_after_its_last_checkpoint(
     marker, wanted = fresh()
     # A walk that stopped (its lease long expired) after the page that ended with ``first``.
     await store.put_doc(
-        MARKER_DB, {"_id": marker, "walk": {"hash": wanted, "holder": "crashed", "expires": 0, "after": first}}
+        MARKER_DB, {"_id": marker, "lease": {"job": wanted, "holder": "crashed", "expires": 0, "after": first}}
     )
     await tamper(store, first)
     await tamper(store, second)
@@ -122,7 +122,7 @@ async def test_an_interrupted_walk_resumes_after_its_last_checkpoint(
     assert await restored(store, second)
     assert not await restored(store, first)  # before the checkpoint: already walked by the crashed process
     done = await store.get_doc(MARKER_DB, marker)
-    assert done["hash"] == wanted and "walk" not in done
+    assert done["hash"] == wanted and "lease" not in done
 
 
 async def put_retired(store: CouchStore, modb: str) -> None:

@@ -24,12 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from kazoo_vm.model import JsonDict
 from kazoo_vm.resources import design_docs_dir
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import DATABASE_CLASSES, bring_up_to_date
-from kazoo_vm.storage.errors import Conflict, DatabaseNotFound, DocumentNotFound, StorageError
+from kazoo_vm.storage.errors import DatabaseNotFound, StorageError
+from kazoo_vm.storage.leases import Lease, live_holder, read_marker, take_lease
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,7 @@ def design_set_hash() -> str:
 @dataclass
 class _Walk:
     store: CouchStore
-    marker_db: str
-    marker: JsonDict
-    lease_s: float
-    clock: Callable[[], float]
+    lease: Lease
     result: SyncResult
 
     async def one(self, db: str, db_class: str) -> None:
@@ -92,31 +89,6 @@ class _Walk:
             self.result.failed += 1
             log.warning("design documents of %s not brought up to date: %s", db, exc)
         self.result.databases += 1
-
-    async def checkpoint(self, after: str | None, *, hash_done: str | None = None, release: bool = False) -> bool:
-        """Record progress (and renew the lease), or the end of the walk; False when the lease was lost."""
-        marker = dict(self.marker)
-        walk = dict(marker["walk"])
-        if hash_done is not None:
-            marker.pop("walk", None)
-            marker["hash"] = hash_done
-            marker["synced_at"] = int(self.clock())
-        else:
-            walk.update(after=after, expires=0 if release else self.clock() + self.lease_s)
-            marker["walk"] = walk
-        try:
-            await self.store.put_doc(self.marker_db, marker)
-        except Conflict:
-            return False
-        self.marker = marker
-        return True
-
-
-async def _read_marker(store: CouchStore, marker_db: str, marker_id: str) -> JsonDict | None:
-    try:
-        return await store.get_doc(marker_db, marker_id)
-    except DocumentNotFound:
-        return None
 
 
 async def sync_if_changed(
@@ -137,30 +109,36 @@ async def sync_if_changed(
     """
     started = time.monotonic()
     wanted = wanted or design_set_hash()
-    marker = await _read_marker(store, marker_db, marker_id)
+    marker = await read_marker(store, marker_db, marker_id)
     if marker is not None and marker.get("hash") == wanted:
         log.info("design documents current (set %s): no sync needed", wanted[:12])
         return SyncResult("current")
-    walk = marker.get("walk") if marker is not None else None
-    if isinstance(walk, dict) and walk.get("holder") != holder and float(walk.get("expires", 0)) > clock():
-        log.info("design-document sync: another process (%s) is walking the databases", walk.get("holder"))
+    if (other := live_holder(marker, holder, clock())) is not None:
+        log.info("design-document sync: another process (%s) is walking the databases", other)
         return SyncResult("busy")
-    resume = walk.get("after") if isinstance(walk, dict) and walk.get("hash") == wanted else None
-    taken: JsonDict = dict(marker) if marker is not None else {"_id": marker_id, "pvt_type": "kazoo_vm_design_sync"}
-    taken["walk"] = {"hash": wanted, "holder": holder, "expires": clock() + lease_s, "after": resume}
-    try:
-        await store.put_doc(marker_db, taken)
-    except Conflict:
+    lease = await take_lease(
+        store,
+        marker_db,
+        marker_id,
+        marker,
+        job=wanted,
+        holder=holder,
+        lease_s=lease_s,
+        clock=clock,
+        doc_type="kazoo_vm_design_sync",
+    )
+    if lease is None:
         log.info("design-document sync: another process took the lease first")
         return SyncResult("busy")
-    state = _Walk(store, marker_db, taken, lease_s, clock, SyncResult("done"))
+    resume = lease.after
+    state = _Walk(store, lease, SyncResult("done"))
     log.info("design-document sync started (set %s)%s", wanted[:12], f", resuming after {resume}" if resume else "")
     status = await _walk(state, resume, workers=workers, page_size=page_size)
     if status == "done" and state.result.failed:
         status = "incomplete"
         # Give the lease back but keep the old hash: the next start walks again.
-        await state.checkpoint(None, release=True)
-    elif status == "done" and not await state.checkpoint(None, hash_done=wanted):
+        await lease.release()
+    elif status == "done" and not await lease.finish({"hash": wanted, "synced_at": int(clock())}):
         status = "lost"
     state.result.status = status
     state.result.seconds = time.monotonic() - started
@@ -204,7 +182,7 @@ async def _walk(state: _Walk, after: str | None, *, workers: int, page_size: int
             if len(names) < page_size:
                 return "done"
             after = names[-1]
-            if not await state.checkpoint(after):
+            if not await state.lease.checkpoint(after):
                 log.warning("design-document sync: the lease was taken over by another process; stopping")
                 return "lost"
             log.info(
