@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import functools
 import logging
 import os
@@ -40,7 +41,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, os.environ.get("KAZOO_VM_BENCH_CODE") or str(Path(__file__).resolve().parents[1]))
 
 from kazoo_vm import app as app_module
 from kazoo_vm import appkeys
@@ -335,13 +336,17 @@ async def run(url: str, data_dir: Path | None, args: argparse.Namespace) -> None
     logging.basicConfig(level=logging.WARNING)
     sizes = [int(size) for size in args.sizes.split(",")]
     measures = set(args.only.split(",")) if args.only else set(MEASURES)
-    settings = Settings(
-        couch_url=url,
-        default_timezone="UTC",
-        retention_days=93,
-        design_sync_workers=args.sync_workers,
-        modb_precreate_rate=0,
-    )
+    wanted: dict[str, Any] = {
+        "couch_url": url,
+        "default_timezone": "UTC",
+        "retention_days": 93,
+        "design_sync_workers": args.sync_workers,
+        "design_sync_share": args.sync_share,
+        "modb_precreate_rate": 0,
+    }
+    # Only the settings this version of the service has: the bench also measures older checkouts (PYTHONPATH).
+    known = {item.name for item in dataclasses.fields(Settings)}
+    settings = Settings(**{key: value for key, value in wanted.items() if key in known})
     store = CouchStore(url, timeout_s=300)
     results: dict[int, dict[str, float]] = {}
     built = load_built(data_dir)
@@ -436,6 +441,7 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=3, help="MODBs per account (default 3)")
     parser.add_argument("--rate", type=float, default=100.0, help="precreate rate, databases a second (default 100)")
     parser.add_argument("--sync-workers", type=int, default=2, help="KAZOO_VM_DESIGN_SYNC_WORKERS (default 2)")
+    parser.add_argument("--sync-share", type=float, default=0.5, help="KAZOO_VM_DESIGN_SYNC_SHARE (default 0.5)")
     parser.add_argument("--couch-url", help="a running CouchDB (default: start a node of ../shared/couchdb)")
     parser.add_argument(
         "--data",

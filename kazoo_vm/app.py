@@ -47,6 +47,7 @@ async def _sync_design_docs(store: CouchStore, settings: Settings) -> None:
             holder=_holder(settings),
             workers=settings.design_sync_workers,
             page_size=settings.design_sync_page,
+            share=settings.design_sync_share,
         )
     except StorageError:
         log.exception("design document sync at start-up failed; views are repaired when first queried")

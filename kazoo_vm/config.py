@@ -410,6 +410,16 @@ class Settings:
             _int(1, 10_000),
         ),
     )
+    design_sync_share: float = field(
+        default=0.5,
+        metadata=doc(
+            COUCHDB,
+            "Share of the time each walk worker spends on CouchDB requests: after each database it rests in "
+            "proportion to how long that database took (1: no rest), so the walk slows down when CouchDB is busy and "
+            "leaves it to the requests being served.",
+            _float_range(0.05, 1.0),
+        ),
+    )
     modb_precreate_rate: float = field(
         default=20.0,
         metadata=doc(

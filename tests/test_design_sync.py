@@ -209,3 +209,22 @@ async def test_the_walk_writes_and_retires_a_database_s_design_documents_in_one_
     assert (brought.written, brought.retired) == (len(design_docs("modb")), 2)
     path = f"/{quote_name(modb)}"
     assert counting.requests == [f"POST {path}/_all_docs", f"POST {path}/_bulk_docs", f"POST {path}/_view_cleanup"]
+
+
+async def test_a_walk_worker_rests_after_each_database_in_proportion_to_its_time(
+    store: CouchStore, account: TestAccount
+) -> None:
+    await listed(store, naming.account_db(account.id))
+    rests: list[float] = []
+
+    async def rest(seconds: float) -> None:
+        rests.append(seconds)
+
+    marker, wanted = fresh()
+    paced = await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted, share=0.25, sleep=rest)
+    assert paced.status == "done"
+    assert len(rests) == paced.databases and all(seconds > 0 for seconds in rests)
+    rests.clear()
+    marker, wanted = fresh()
+    await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted, share=1.0, sleep=rest)
+    assert rests == []

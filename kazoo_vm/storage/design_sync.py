@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,6 +77,13 @@ class _Walk:
     store: CouchStore
     lease: Lease
     result: SyncResult
+    share: float = 1.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def rest_after(self, busy_s: float) -> float:
+        """How long a worker rests after ``busy_s`` spent on one database, so that it is busy at most ``share`` of
+        the time: in proportion to its own latency, so a walk slows down as much as CouchDB is busy."""
+        return busy_s * (1.0 / self.share - 1.0)
 
     async def one(self, db: str, db_class: str) -> None:
         try:
@@ -100,12 +107,15 @@ async def sync_if_changed(
     workers: int = 2,
     page_size: int = 500,
     lease_s: float = 60.0,
+    share: float = 1.0,
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     wanted: str | None = None,
 ) -> SyncResult:
     """Bring every database's design documents up to date if our set changed since the last complete walk.
 
-    ``holder`` names this process in the lease; ``wanted`` overrides :func:`design_set_hash` (tests).
+    ``holder`` names this process in the lease; each of the ``workers`` is busy at most ``share`` of the time
+    (:meth:`_Walk.rest_after`); ``wanted`` overrides :func:`design_set_hash` (tests).
     """
     started = time.monotonic()
     wanted = wanted or design_set_hash()
@@ -131,7 +141,7 @@ async def sync_if_changed(
         log.info("design-document sync: another process took the lease first")
         return SyncResult("busy")
     resume = lease.after
-    state = _Walk(store, lease, SyncResult("done"))
+    state = _Walk(store, lease, SyncResult("done"), share=share, sleep=sleep)
     log.info("design-document sync started (set %s)%s", wanted[:12], f", resuming after {resume}" if resume else "")
     status = await _walk(state, resume, workers=workers, page_size=page_size)
     if status == "done" and state.result.failed:
@@ -162,6 +172,7 @@ async def _walk(state: _Walk, after: str | None, *, workers: int, page_size: int
     async def worker() -> None:
         while True:
             db, db_class = await queue.get()
+            started = time.monotonic()
             try:
                 await state.one(db, db_class)
             except Exception:  # one database's surprise must not stall the walk
@@ -169,6 +180,9 @@ async def _walk(state: _Walk, after: str | None, *, workers: int, page_size: int
                 log.exception("design documents of %s not brought up to date", db)
             finally:
                 queue.task_done()
+            rest = state.rest_after(time.monotonic() - started)
+            if rest > 0:
+                await state.sleep(rest)
 
     pool = [asyncio.create_task(worker()) for _ in range(workers)]
     try:
