@@ -395,7 +395,7 @@ class Settings:
     )
 
     design_sync_workers: int = field(
-        default=2,
+        default=1,
         metadata=doc(
             COUCHDB,
             "Databases the start-up walk (run only when our design documents changed) brings up to date at once.",
