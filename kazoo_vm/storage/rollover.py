@@ -205,8 +205,8 @@ async def precreate_when_due(
         return AheadResult("current", month)
     if live_holder(marker, holder, clock()) is not None:
         return AheadResult("busy", month)
-    # Long enough for a page of accounts at the rate, renewed after each page.
-    lease_s = max(60.0, 3 * ACCOUNT_PAGE / rate)
+    # Renewed after each page of accounts: long enough for a page at the rate, or a slow CouchDB's pace.
+    lease_s = max(300.0, 3 * ACCOUNT_PAGE / rate)
     lease = await take_lease(
         store,
         marker_db,
