@@ -2,12 +2,13 @@
 """Benchmark: the whole-cluster costs at the size of a real Kazoo cluster, on a real Apache CouchDB 3.5.
 
 Builds accounts the way the service does (account database, accounts document, one box, the current and two
-previous months' MODBs with their design documents; every 20th account also a legacy box of two messages with
-audio), then, at each size in turn (the same cluster grown), measures:
+previous months' MODBs with their design documents), then, at each size in turn (the same cluster grown), measures
+(``--only`` picks some):
 
 * a start-up after our design documents changed (the marker removed: a forced walk of every database) and an
   ordinary start-up (nothing changed): time to the first answer of GET /vmboxes, time to "sync done", CouchDB
-  requests made until then, Python memory (peak RSS growth), GET /vmboxes latency while the sync runs and after;
+  requests made until then, Python memory (peak RSS growth), GET /vmboxes latency while the sync runs and after,
+  and their ratio;
 * the migrator over every account: time to its first migrated message, its total, and a rerun with nothing to do;
 * ``kazoo-vm modbs precreate`` of next month at a given rate;
 * view index files per MODB on disk (when the bench started the CouchDB itself).
@@ -15,9 +16,14 @@ audio), then, at each size in turn (the same cluster grown), measures:
     .venv/bin/python bench/bench_scale.py                       # 250 and 1,000 accounts (1,000 and 4,000 dbs)
     .venv/bin/python bench/bench_scale.py --sizes 1000,3000     # 4,000 and 12,000 databases
     .venv/bin/python bench/bench_scale.py --couch-url http://admin:admin@127.0.0.1:5984   # a running CouchDB
+    .venv/bin/python bench/bench_scale.py --data /dev/shm/scale --sizes 3000 --build-only  # build once, keep
+    .venv/bin/python bench/bench_scale.py --data /dev/shm/scale --sizes 3000 --only sync,quiet  # reuse it
 
 By default it starts a single node (q=1) of ``../shared/couchdb/couchdb`` in a temporary directory and stops it at
-the end.
+the end; with ``--data`` the node's data stays there for the next run (the node is stopped all the same). The
+migrator gets a fresh legacy box in every 20th account before each of its measures, so a reused dataset gives it
+work again. ``KAZOO_VM_BENCH_CODE=<dir>`` measures the ``kazoo_vm`` package found in that directory instead (an
+older checkout), with this bench.
 """
 
 from __future__ import annotations
