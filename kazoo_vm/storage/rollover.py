@@ -250,4 +250,6 @@ async def precreate_ahead(
             await precreate_when_due(store, holder=holder, rate=rate, days=days, clock=clock)
         except StorageError as exc:
             log.warning("precreating next month's MODBs failed (tried again in %.0f s): %s", every_s, exc)
+        except Exception:  # a surprise must not end the checks for the rest of the process's life
+            log.exception("precreating next month's MODBs failed (tried again in %.0f s)", every_s)
         await sleep(every_s)
