@@ -2,12 +2,13 @@
 """Benchmark: the whole-cluster costs at the size of a real Kazoo cluster, on a real Apache CouchDB 3.5.
 
 Builds accounts the way the service does (account database, accounts document, one box, the current and two
-previous months' MODBs with their design documents; every 20th account also a legacy box of two messages with
-audio), then, at each size in turn (the same cluster grown), measures:
+previous months' MODBs with their design documents), then, at each size in turn (the same cluster grown), measures
+(``--only`` picks some):
 
 * a start-up after our design documents changed (the marker removed: a forced walk of every database) and an
   ordinary start-up (nothing changed): time to the first answer of GET /vmboxes, time to "sync done", CouchDB
-  requests made until then, Python memory (peak RSS growth), GET /vmboxes latency while the sync runs and after;
+  requests made until then, Python memory (peak RSS growth), GET /vmboxes latency while the sync runs and after,
+  and their ratio;
 * the migrator over every account: time to its first migrated message, its total, and a rerun with nothing to do;
 * ``kazoo-vm modbs precreate`` of next month at a given rate;
 * view index files per MODB on disk (when the bench started the CouchDB itself).
@@ -15,9 +16,14 @@ audio), then, at each size in turn (the same cluster grown), measures:
     .venv/bin/python bench/bench_scale.py                       # 250 and 1,000 accounts (1,000 and 4,000 dbs)
     .venv/bin/python bench/bench_scale.py --sizes 1000,3000     # 4,000 and 12,000 databases
     .venv/bin/python bench/bench_scale.py --couch-url http://admin:admin@127.0.0.1:5984   # a running CouchDB
+    .venv/bin/python bench/bench_scale.py --data /dev/shm/scale --sizes 3000 --build-only  # build once, keep
+    .venv/bin/python bench/bench_scale.py --data /dev/shm/scale --sizes 3000 --only sync,quiet  # reuse it
 
 By default it starts a single node (q=1) of ``../shared/couchdb/couchdb`` in a temporary directory and stops it at
-the end.
+the end; with ``--data`` the node's data stays there for the next run (the node is stopped all the same). The
+migrator gets a fresh legacy box in every 20th account before each of its measures, so a reused dataset gives it
+work again. ``KAZOO_VM_BENCH_CODE=<dir>`` measures the ``kazoo_vm`` package found in that directory instead (an
+older checkout), with this bench.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextvars
+import dataclasses
 import functools
 import logging
 import os
@@ -40,7 +48,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, os.environ.get("KAZOO_VM_BENCH_CODE") or str(Path(__file__).resolve().parents[1]))
 
 from kazoo_vm import app as app_module
 from kazoo_vm import appkeys
@@ -62,19 +70,36 @@ COUCHDB = ROOT.parent / "shared" / "couchdb" / "couchdb"
 
 
 class Requests:
-    """Counts every JSON request any CouchStore of this process makes."""
+    """Counts every JSON request any CouchStore of this process makes, and apart those made by the start-up
+    design-document sync (its task and the worker tasks it starts, which inherit its context)."""
 
     count = 0
+    sync = 0
+    in_sync: contextvars.ContextVar[bool] = contextvars.ContextVar("in_sync", default=False)
 
     @classmethod
     def install(cls) -> None:
         original = couch_module.CouchStore._json
 
         async def counted(self: CouchStore, method: str, path: str, **kwargs: Any) -> Any:
-            cls.count += 1
+            if cls.in_sync.get():
+                cls.sync += 1
+            else:
+                cls.count += 1
             return await original(self, method, path, **kwargs)
 
         couch_module.CouchStore._json = counted  # type: ignore[method-assign]
+        # Document writes (the lease) do not go through _json.
+        put = couch_module.CouchStore.put_doc
+
+        async def counted_put(self: CouchStore, db: str, doc: JsonDict) -> str:
+            if cls.in_sync.get():
+                cls.sync += 1
+            else:
+                cls.count += 1
+            return await put(self, db, doc)
+
+        couch_module.CouchStore.put_doc = counted_put  # type: ignore[method-assign]
 
 
 def rss_kb() -> int:
@@ -132,35 +157,11 @@ async def bounded(jobs: list[Callable[[], Awaitable[Any]]], limit: int) -> None:
 async def build(store: CouchStore, count: int, start: int, months: int) -> list[str]:
     """``count`` more accounts with their databases; returns their ids."""
     made: list[str] = []
-    audio = base64.b64encode(os.urandom(2000)).decode()
-    stamp = naming.now_gregorian() - 86400 * 400
 
     async def one(index: int) -> None:
         account, _ = await accounts.create_account(store, name=f"scale {index}", realm=f"scale{index}.bench.example")
         db = naming.account_db(account.id)
-        docs: list[JsonDict] = [{"_id": "box0", "pvt_type": "vmbox", "name": "box 0", "mailbox": "1000"}]
-        if index % 20 == 0:
-            ids = [naming.new_doc_id() for _ in range(2)]
-            entries = [
-                {"media_id": legacy, "timestamp": stamp + n, "folder": "new", "length": 3000, "call_id": legacy}
-                for n, legacy in enumerate(ids)
-            ]
-            docs.append(
-                {"_id": "legacy", "pvt_type": "vmbox", "name": "legacy", "mailbox": "1001", "messages": entries}
-            )
-            docs.extend(
-                {
-                    "_id": legacy,
-                    "pvt_type": "private_media",
-                    "source_type": "voicemail",
-                    "source_id": "legacy",
-                    "media_type": "mp3",
-                    "utc_seconds": stamp,
-                    "_attachments": {f"{legacy}.mp3": {"content_type": "audio/mpeg", "data": audio}},
-                }
-                for legacy in ids
-            )
-        await store.bulk_docs(db, docs)
+        await store.bulk_docs(db, [{"_id": "box0", "pvt_type": "vmbox", "name": "box 0", "mailbox": "1000"}])
         for year, month in months_back(months):
             await ensure_database(store, naming.modb(account.id, year, month), "modb")
         # A live system keeps the box listing's index built (every GET /vmboxes reads it); build it here too.
@@ -169,6 +170,52 @@ async def build(store: CouchStore, count: int, start: int, months: int) -> list[
 
     await bounded([functools.partial(one, index) for index in range(start, start + count)], 16)
     return made
+
+
+async def seed_legacy(store: CouchStore, account_ids: list[str]) -> int:
+    """A fresh legacy box of two messages with audio in every 20th account, for the migrator to migrate (so a
+    reused dataset gives it work again); returns the number of legacy messages."""
+    audio = base64.b64encode(os.urandom(2000)).decode()
+    stamp = naming.now_gregorian() - 86400 * 400
+    chosen = account_ids[::20]
+
+    async def one(account_id: str) -> None:
+        ids = [naming.new_doc_id() for _ in range(2)]
+        entries = [
+            {"media_id": legacy, "timestamp": stamp + n, "folder": "new", "length": 3000, "call_id": legacy}
+            for n, legacy in enumerate(ids)
+        ]
+        box: JsonDict = {
+            "_id": f"legacy-{naming.new_doc_id()[:12]}",
+            "pvt_type": "vmbox",
+            "name": "legacy",
+            "mailbox": str(2000 + int(ids[0][:4], 16) % 7000),
+            "messages": entries,
+        }
+        media: list[JsonDict] = [
+            {
+                "_id": legacy,
+                "pvt_type": "private_media",
+                "source_type": "voicemail",
+                "source_id": box["_id"],
+                "media_type": "mp3",
+                "utc_seconds": stamp,
+                "_attachments": {f"{legacy}.mp3": {"content_type": "audio/mpeg", "data": audio}},
+            }
+            for legacy in ids
+        ]
+        await store.bulk_docs(naming.account_db(account_id), [box, *media])
+
+    await bounded([functools.partial(one, account_id) for account_id in chosen], 8)
+    return 2 * len(chosen)
+
+
+async def count_databases(store: CouchStore) -> int:
+    count, after = 0, None
+    while names := await store.all_dbs_page(after, 5000):
+        count += len(names)
+        after = names[-1]
+    return count
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -191,6 +238,7 @@ async def start_up(settings: Settings, account_id: str, *, forced: bool) -> dict
     original = design_sync.sync_if_changed
 
     async def watched(*args: Any, **kwargs: Any) -> design_sync.SyncResult:
+        Requests.in_sync.set(True)
         try:
             return await original(*args, **kwargs)
         finally:
@@ -199,20 +247,23 @@ async def start_up(settings: Settings, account_id: str, *, forced: bool) -> dict
     setattr(app_module, "sync_if_changed", watched)  # noqa: B010 - the bench watches the app's call
     memory = PeakRss()
     memory.start()
-    before = Requests.count
+    before, before_sync = Requests.count, Requests.sync
     started = time.perf_counter()
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings)))
     await client.start_server()
+    serving = Requests.count - before  # the start-up's own requests, before the first GET /vmboxes
     try:
         token = client.app[appkeys.TOKENS].issue(account_id, None, "cb_api_auth")
         headers = {"X-Auth-Token": token}
-        url = f"/v2/accounts/{account_id}/vmboxes"
+        url = client.make_url(f"/v2/accounts/{account_id}/vmboxes")
 
         async def timed() -> float:
             t0 = time.perf_counter()
-            response = await client.get(url, headers=headers)
-            assert response.status == 200, await response.text()
-            await response.read()
+            # Through the client's session, not TestClient.get, which keeps every response until it is closed
+            # (thousands here: megabytes that are the bench's, not the service's).
+            async with client.session.get(url, headers=headers) as response:
+                body = await response.read()
+                assert response.status == 200, body
             return time.perf_counter() - t0
 
         await timed()
@@ -221,7 +272,7 @@ async def start_up(settings: Settings, account_id: str, *, forced: bool) -> dict
         while not done.is_set():
             during.append(await timed())
         sync_done = time.perf_counter() - started
-        requests = Requests.count - before  # less the GET /vmboxes requests, by the caller
+        requests = serving + Requests.sync - before_sync
         growth = await memory.stop()
         after = [await timed() for _ in range(max(50, min(len(during), 300)))]
     finally:
@@ -295,43 +346,79 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+MEASURES = ("sync", "quiet", "migrate", "precreate")
+
+
+def load_built(data_dir: Path | None) -> list[str]:
+    listing = data_dir / "accounts.txt" if data_dir is not None else None
+    return listing.read_text().split() if listing is not None and listing.is_file() else []
+
+
+def save_built(data_dir: Path | None, built: list[str]) -> None:
+    if data_dir is not None:
+        (data_dir / "accounts.txt").write_text("\n".join(built) + "\n")
+
+
 async def run(url: str, data_dir: Path | None, args: argparse.Namespace) -> None:
     Requests.install()
     logging.basicConfig(level=logging.WARNING)
     sizes = [int(size) for size in args.sizes.split(",")]
-    settings = Settings(couch_url=url, default_timezone="UTC", retention_days=93, design_sync_workers=args.sync_workers)
+    measures = set(args.only.split(",")) if args.only else set(MEASURES)
+    wanted: dict[str, Any] = {
+        "couch_url": url,
+        "default_timezone": "UTC",
+        "retention_days": 93,
+        "design_sync_workers": args.sync_workers,
+        "design_sync_share": args.sync_share,
+        "modb_precreate_rate": 0,
+    }
+    # Only the settings this version of the service has: the bench also measures older checkouts (PYTHONPATH).
+    known = {item.name for item in dataclasses.fields(Settings)}
+    settings = Settings(**{key: value for key, value in wanted.items() if key in known})
     store = CouchStore(url, timeout_s=300)
     results: dict[int, dict[str, float]] = {}
-    built: list[str] = []
+    built = load_built(data_dir)
     try:
         for size in sizes:
             started = time.perf_counter()
-            built += await build(store, size - len(built), len(built), args.months)
+            if size > len(built):
+                built += await build(store, size - len(built), len(built), args.months)
+                save_built(data_dir, built)
+            accounts_now = built[:size]
+            databases = await count_databases(store)
             print(
-                f"built {size} accounts ({size * (1 + args.months)} databases) in {time.perf_counter() - started:.0f}s",
+                f"{size} accounts ready ({databases} databases) in {time.perf_counter() - started:.0f}s",
                 flush=True,
             )
-            probe = built[0]
-            row: dict[str, float] = {"databases": size * (1 + args.months)}
+            if args.build_only:
+                continue
+            probe = accounts_now[0]
+            row: dict[str, float] = {"databases": databases}
             per_get = await vmboxes_requests(settings, probe)
             row["get_requests"] = per_get
-            forced = await start_up(settings, probe, forced=True)
-            forced["requests"] -= per_get * (1 + forced["during_n"])
-            row |= {f"forced_{key}": value for key, value in forced.items()}
-            quiet = await start_up(settings, probe, forced=False)
-            quiet["requests"] -= per_get * (1 + quiet["during_n"])
-            row |= {f"quiet_{key}": value for key, value in quiet.items()}
-            row |= {f"migrate_{key}": value for key, value in (await migrator(store, settings)).items()}
-            year, month = rollover.next_month(*naming.year_month(naming.now_gregorian()))
-            precreated = await rollover.precreate_modbs(store, year, month, rate=args.rate)
-            row["precreate_s"] = precreated.seconds
-            row["precreate_created"] = precreated.created
+            if "sync" in measures:
+                forced = await start_up(settings, probe, forced=True)
+                forced["median_ratio"] = forced["during_median_ms"] / forced["after_median_ms"]
+                forced["p95_ratio"] = forced["during_p95_ms"] / forced["after_p95_ms"]
+                row |= {f"forced_{key}": value for key, value in forced.items()}
+            if "quiet" in measures:
+                quiet = await start_up(settings, probe, forced=False)
+                row |= {f"quiet_{key}": value for key, value in quiet.items()}
+            if "migrate" in measures:
+                await seed_legacy(store, accounts_now)
+                row |= {f"migrate_{key}": value for key, value in (await migrator(store, settings)).items()}
+            if "precreate" in measures:
+                year, month = rollover.next_month(*naming.year_month(naming.now_gregorian()))
+                precreated = await rollover.precreate_modbs(store, year, month, rate=args.rate)
+                row["precreate_s"] = precreated.seconds
+                row["precreate_created"] = precreated.created
             row["index_files_per_modb"] = index_files_per_modb(data_dir)
             results[size] = row
             print(f"measured {size} accounts", flush=True)
     finally:
         await store.close()
-    print_table(results)
+    if results:
+        print_table(results)
 
 
 LABELS = [
@@ -345,6 +432,8 @@ LABELS = [
     ("forced_during_p95_ms", "GET /vmboxes during sync, p95 (ms)", "{:.1f}"),
     ("forced_after_median_ms", "GET /vmboxes after sync, median (ms)", "{:.1f}"),
     ("forced_after_p95_ms", "GET /vmboxes after sync, p95 (ms)", "{:.1f}"),
+    ("forced_median_ratio", "GET /vmboxes during / after sync, median", "{:.2f}"),
+    ("forced_p95_ratio", "GET /vmboxes during / after sync, p95", "{:.2f}"),
     ("quiet_first_answer_s", "unchanged start: first answer (s)", "{:.2f}"),
     ("quiet_sync_done_s", "unchanged start: sync done (s)", "{:.2f}"),
     ("quiet_requests", "unchanged start: CouchDB requests", "{:.0f}"),
@@ -377,16 +466,30 @@ def main() -> None:
     parser.add_argument("--sizes", default="250,1000", help="account counts, smallest first (default 250,1000)")
     parser.add_argument("--months", type=int, default=3, help="MODBs per account (default 3)")
     parser.add_argument("--rate", type=float, default=100.0, help="precreate rate, databases a second (default 100)")
-    parser.add_argument("--sync-workers", type=int, default=2, help="KAZOO_VM_DESIGN_SYNC_WORKERS (default 2)")
+    parser.add_argument("--sync-workers", type=int, default=1, help="KAZOO_VM_DESIGN_SYNC_WORKERS (default 1)")
+    parser.add_argument("--sync-share", type=float, default=0.5, help="KAZOO_VM_DESIGN_SYNC_SHARE (default 0.5)")
     parser.add_argument("--couch-url", help="a running CouchDB (default: start a node of ../shared/couchdb)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="keep the node's data in this directory and reuse it on the next run (accounts already built are kept;"
+        " the node is stopped at the end, its data left): build a big dataset once, e.g. /dev/shm/kazoo-vm-scale",
+    )
+    parser.add_argument("--only", help=f"measure only these, comma-separated: {','.join(MEASURES)} (default all)")
+    parser.add_argument("--build-only", action="store_true", help="build the accounts, measure nothing")
     args = parser.parse_args()
     if args.couch_url:
         asyncio.run(run(args.couch_url, None, args))
         return
-    data = Path(tempfile.mkdtemp(prefix="kazoo-vm-scale-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    keep = args.data is not None
+    data = args.data or Path(
+        tempfile.mkdtemp(prefix="kazoo-vm-scale-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+    )
+    data.mkdir(parents=True, exist_ok=True)
     ini = data / "q1.ini"
     ini.write_text("[cluster]\nq = 1\n[couchdb]\nmax_dbs_open = 2000\n")
-    port = free_port()
+    port = int((data / "port").read_text()) if (data / "port").is_file() else free_port()
+    (data / "port").write_text(str(port))
     url = (
         subprocess.run(
             [str(COUCHDB), "start", "--port", str(port), "--data", str(data / "node"), "--ini", str(ini)],
@@ -398,10 +501,11 @@ def main() -> None:
         .splitlines()[-1]
     )
     try:
-        asyncio.run(run(url, data / "node", args))
+        asyncio.run(run(url, data, args))
     finally:
         subprocess.run([str(COUCHDB), "stop", "--data", str(data / "node")], check=False, capture_output=True)
-        subprocess.run(["rm", "-rf", str(data)], check=False)
+        if not keep:
+            subprocess.run(["rm", "-rf", str(data)], check=False)
 
 
 if __name__ == "__main__":

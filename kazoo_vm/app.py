@@ -30,18 +30,24 @@ from kazoo_vm.storage import outbox
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_sync import sync_if_changed
 from kazoo_vm.storage.errors import StorageError
+from kazoo_vm.storage.rollover import precreate_ahead
 
 log = logging.getLogger(__name__)
 
 
+def _holder(settings: Settings) -> str:
+    """This process in a cluster-wide lease: node, pid and a random part (two processes may share node and pid)."""
+    return f"{settings.node_name}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
 async def _sync_design_docs(store: CouchStore, settings: Settings) -> None:
     try:
-        # The lease names this process: node, pid and a random part (two processes may share node and pid).
         await sync_if_changed(
             store,
-            holder=f"{settings.node_name}/{os.getpid()}/{uuid.uuid4().hex[:8]}",
+            holder=_holder(settings),
             workers=settings.design_sync_workers,
             page_size=settings.design_sync_page,
+            share=settings.design_sync_share,
         )
     except StorageError:
         log.exception("design document sync at start-up failed; views are repaired when first queried")
@@ -102,10 +108,23 @@ def create_app(
             # design documents did, which can take a while on a big cluster: serve meanwhile.
             syncing = asyncio.create_task(_sync_design_docs(store, settings)) if sync else None
             health.track_startup_sync(app, syncing)
+            # Next month's MODBs, made in the last days of this one by one process of the cluster at a time.
+            ahead = (
+                asyncio.create_task(
+                    precreate_ahead(
+                        store,
+                        holder=_holder(settings),
+                        rate=settings.modb_precreate_rate,
+                        days=settings.modb_precreate_days,
+                    )
+                )
+                if settings.modb_precreate_rate > 0
+                else None
+            )
             await outbox.prepare(store, settings.notifications_db)
             workers = [asyncio.create_task(Worker(store, settings).run()) for _ in range(settings.notify_workers)]
             yield
-            background = [*workers, *(task for task in (syncing, following) if task is not None)]
+            background = [*workers, *(task for task in (syncing, following, ahead) if task is not None)]
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

@@ -405,7 +405,7 @@ class Settings:
     )
 
     design_sync_workers: int = field(
-        default=2,
+        default=1,
         metadata=doc(
             COUCHDB,
             "Databases the start-up walk (run only when our design documents changed) brings up to date at once.",
@@ -418,6 +418,34 @@ class Settings:
             COUCHDB,
             "Database names the start-up walk reads per `_all_dbs` request (and per checkpoint).",
             _int(1, 10_000),
+        ),
+    )
+    design_sync_share: float = field(
+        default=0.5,
+        metadata=doc(
+            COUCHDB,
+            "Share of the time each walk worker spends on CouchDB requests: after each database it rests in "
+            "proportion to how long that database took (1: no rest), so the walk slows down when CouchDB is busy and "
+            "leaves it to the requests being served.",
+            _float_range(0.05, 1.0),
+        ),
+    )
+    modb_precreate_rate: float = field(
+        default=20.0,
+        metadata=doc(
+            COUCHDB,
+            "Next month's MODBs (with design documents and built indexes) the service creates ahead, at most this "
+            "many a second, in the last `KAZOO_VM_MODB_PRECREATE_DAYS` days of a month, one process of the cluster "
+            "at a time (0: off; `kazoo-vm modbs precreate` does the same on demand).",
+            _float(0),
+        ),
+    )
+    modb_precreate_days: int = field(
+        default=3,
+        metadata=doc(
+            COUCHDB,
+            "How many days before the end of a month (UTC) the service starts creating next month's MODBs.",
+            _int(1, 27),
         ),
     )
 

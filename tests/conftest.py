@@ -68,8 +68,11 @@ def bundled_couch_url() -> Iterator[str]:
 def settings(couch_url: str, tmp_path: Path) -> Settings:
     # A patient CouchDB timeout: on a loaded machine a view build may keep the dev server busy for seconds (the
     # fault tests set a short one themselves). No delivery workers: tests that look at CouchDB traffic would see
-    # theirs; the notification tests start them.
-    return load_settings({}, couch_url=couch_url, data_dir=tmp_path, couch_timeout_s=30.0, notify_workers=0)
+    # theirs; the notification tests start them. No making of next month's MODBs ahead (tests/test_rollover.py
+    # drives it with its own clock).
+    return load_settings(
+        {}, couch_url=couch_url, data_dir=tmp_path, couch_timeout_s=30.0, notify_workers=0, modb_precreate_rate=0
+    )
 
 
 @pytest.fixture

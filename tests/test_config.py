@@ -84,7 +84,19 @@ def test_notification_settings_are_read_and_checked() -> None:
 
 
 def test_the_design_sync_walk_settings_default_and_validate() -> None:
-    assert load_settings({}).design_sync_workers == 2
+    assert load_settings({}).design_sync_workers == 1
+    assert load_settings({}).design_sync_share == 0.5
+    assert load_settings({"KAZOO_VM_DESIGN_SYNC_SHARE": "1"}).design_sync_share == 1.0
+    with pytest.raises(ConfigError, match="KAZOO_VM_DESIGN_SYNC_SHARE"):
+        load_settings({"KAZOO_VM_DESIGN_SYNC_SHARE": "0"})
     assert load_settings({"KAZOO_VM_DESIGN_SYNC_PAGE": "100"}).design_sync_page == 100
     with pytest.raises(ConfigError, match="KAZOO_VM_DESIGN_SYNC_WORKERS"):
         load_settings({"KAZOO_VM_DESIGN_SYNC_WORKERS": "0"})
+
+
+def test_next_month_s_modbs_are_made_ahead_by_default_and_can_be_switched_off() -> None:
+    assert load_settings({}).modb_precreate_rate == 20.0
+    assert load_settings({}).modb_precreate_days == 3
+    assert load_settings({"KAZOO_VM_MODB_PRECREATE_RATE": "0"}).modb_precreate_rate == 0
+    with pytest.raises(ConfigError, match="KAZOO_VM_MODB_PRECREATE_DAYS"):
+        load_settings({"KAZOO_VM_MODB_PRECREATE_DAYS": "0"})

@@ -12,9 +12,9 @@ from helpers import TestAccount, make_account
 from migration_support import CountingStore
 
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.design_docs import design_docs, query_view
-from kazoo_vm.storage.design_sync import MARKER_DB, design_set_hash, retire_design_docs, sync_if_changed
+from kazoo_vm.storage.couch import CouchStore, quote_name
+from kazoo_vm.storage.design_docs import bring_up_to_date, design_docs, query_view
+from kazoo_vm.storage.design_sync import MARKER_DB, RETIRED, design_set_hash, sync_if_changed
 
 
 def fresh() -> tuple[str, str]:
@@ -98,7 +98,7 @@ async def test_processes_starting_together_walk_the_databases_once(store: CouchS
 async def test_a_live_lease_of_another_process_is_left_alone(store: CouchStore, account: TestAccount) -> None:
     marker, wanted = fresh()
     await store.put_doc(
-        MARKER_DB, {"_id": marker, "walk": {"hash": wanted, "holder": "other", "expires": 4e9, "after": None}}
+        MARKER_DB, {"_id": marker, "lease": {"job": wanted, "holder": "other", "expires": 4e9, "after": None}}
     )
     db = naming.account_db(account.id)
     await tamper(store, db)
@@ -113,7 +113,7 @@ async def test_an_interrupted_walk_resumes_after_its_last_checkpoint(
     marker, wanted = fresh()
     # A walk that stopped (its lease long expired) after the page that ended with ``first``.
     await store.put_doc(
-        MARKER_DB, {"_id": marker, "walk": {"hash": wanted, "holder": "crashed", "expires": 0, "after": first}}
+        MARKER_DB, {"_id": marker, "lease": {"job": wanted, "holder": "crashed", "expires": 0, "after": first}}
     )
     await tamper(store, first)
     await tamper(store, second)
@@ -122,7 +122,7 @@ async def test_an_interrupted_walk_resumes_after_its_last_checkpoint(
     assert await restored(store, second)
     assert not await restored(store, first)  # before the checkpoint: already walked by the crashed process
     done = await store.get_doc(MARKER_DB, marker)
-    assert done["hash"] == wanted and "walk" not in done
+    assert done["hash"] == wanted and "lease" not in done
 
 
 async def put_retired(store: CouchStore, modb: str) -> None:
@@ -138,9 +138,10 @@ async def design_ids(store: CouchStore, db: str) -> set[str]:
 async def test_retiring_deletes_the_design_documents_we_merged_away(store: CouchStore, account: TestAccount) -> None:
     modb = naming.modb(account.id, 2019, 2)
     await put_retired(store, modb)
-    assert await retire_design_docs(store, modb, "modb") == 2
-    assert await retire_design_docs(store, modb, "modb") == 0
-    assert await retire_design_docs(store, naming.account_db(account.id), "account") == 0
+    first = await bring_up_to_date(store, modb, "modb", retire=RETIRED["modb"])
+    assert (first.retired, first.written) == (2, len(design_docs("modb")))
+    again = await bring_up_to_date(store, modb, "modb", retire=RETIRED["modb"])
+    assert (again.retired, again.written) == (0, 0)
     assert not {"_design/kazoo_vm_counts", "_design/kazoo_vm_legacy_messages"} & await design_ids(store, modb)
 
 
@@ -173,3 +174,57 @@ async def test_a_query_of_a_view_its_stale_design_document_lacks_repairs_it(
     await tamper(store, db)
     assert await query_view(store, db, "account", "vmboxes", "crossbar_listing") == []
     assert await restored(store, db)
+
+
+async def test_the_walk_reads_an_up_to_date_database_with_one_request(
+    store: CouchStore, account: TestAccount, couch_url: str
+) -> None:
+    db = naming.account_db(account.id)
+    modb = naming.modb(account.id, 2019, 4)
+    await put_retired(store, modb)
+    await listed(store, db, modb)
+    marker, wanted = fresh()
+    await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted)
+    marker, wanted = fresh()
+    counting = CountingStore(couch_url)
+    try:
+        result = await sync_if_changed(counting, holder="a", marker_id=marker, wanted=wanted)
+    finally:
+        await counting.close()
+    assert result.status == "done" and result.written == 0 and result.retired == 0
+    for name in (db, modb):
+        assert [r for r in counting.requests if f"/{quote_name(name)}/" in r] == [f"POST /{quote_name(name)}/_all_docs"]
+
+
+async def test_the_walk_writes_and_retires_a_database_s_design_documents_in_one_bulk_request(
+    store: CouchStore, account: TestAccount, couch_url: str
+) -> None:
+    modb = naming.modb(account.id, 2019, 5)
+    await put_retired(store, modb)  # the retired two, and none of the design documents we ship
+    counting = CountingStore(couch_url)
+    try:
+        brought = await bring_up_to_date(counting, modb, "modb", retire=RETIRED["modb"])
+    finally:
+        await counting.close()
+    assert (brought.written, brought.retired) == (len(design_docs("modb")), 2)
+    path = f"/{quote_name(modb)}"
+    assert counting.requests == [f"POST {path}/_all_docs", f"POST {path}/_bulk_docs", f"POST {path}/_view_cleanup"]
+
+
+async def test_a_walk_worker_rests_after_each_database_in_proportion_to_its_time(
+    store: CouchStore, account: TestAccount
+) -> None:
+    await listed(store, naming.account_db(account.id))
+    rests: list[float] = []
+
+    async def rest(seconds: float) -> None:
+        rests.append(seconds)
+
+    marker, wanted = fresh()
+    paced = await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted, share=0.25, sleep=rest)
+    assert paced.status == "done"
+    assert len(rests) == paced.databases and all(seconds > 0 for seconds in rests)
+    rests.clear()
+    marker, wanted = fresh()
+    await sync_if_changed(store, holder="a", marker_id=marker, wanted=wanted, share=1.0, sleep=rest)
+    assert rests == []

@@ -144,6 +144,7 @@ def test_a_request_outlasting_the_grace_period_is_cut_off_and_the_process_exits(
         "KAZOO_VM_COUCH_URL": couch_url,
         "KAZOO_VM_PORT": str(port),
         "KAZOO_VM_SYNC_DESIGN_DOCS": "false",
+        "KAZOO_VM_MODB_PRECREATE_RATE": "0",
         "KAZOO_VM_SHUTDOWN_GRACE_S": "1",
     }
     serve = subprocess.Popen(

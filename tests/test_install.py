@@ -182,6 +182,7 @@ def test_the_installed_service_stores_a_message_and_gives_its_audio_back(install
         KAZOO_VM_PORT=str(port),
         KAZOO_VM_DATA_DIR=str(installed.workdir / "var"),
         KAZOO_VM_SYNC_DESIGN_DOCS="false",
+        KAZOO_VM_MODB_PRECREATE_RATE="0",
     )
     with serving([str(installed.command), "serve"], env=env, cwd=installed.workdir, port=port) as printed:
         assert any(line.strip().startswith("kazoo-vm accounts create") for line in printed), printed

@@ -34,6 +34,7 @@ def test_workers_share_the_port_and_stop_together(couch_url: str, tmp_path: Path
         "KAZOO_VM_COUCH_URL": couch_url,
         "KAZOO_VM_PORT": str(port),
         "KAZOO_VM_SYNC_DESIGN_DOCS": "false",
+        "KAZOO_VM_MODB_PRECREATE_RATE": "0",
         "KAZOO_VM_LOG_FORMAT": "json",
     }
     log_path = tmp_path / "serve.log"

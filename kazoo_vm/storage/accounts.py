@@ -46,9 +46,11 @@ async def account_docs_page(store: CouchStore, after: str | None, limit: int, *,
     return docs[:limit]
 
 
-async def account_docs(store: CouchStore, *, page: int = 100, repair: bool = True) -> AsyncIterator[JsonDict]:
-    """Every account document in id order, read ``page`` at a time; nothing when the accounts database is missing."""
-    after: str | None = None
+async def account_docs(
+    store: CouchStore, *, page: int = 100, repair: bool = True, after: str | None = None
+) -> AsyncIterator[JsonDict]:
+    """Every account document in id order (those after ``after`` when given), read ``page`` at a time; nothing when
+    the accounts database is missing."""
     while True:
         try:
             docs = await account_docs_page(store, after, page, repair=repair)

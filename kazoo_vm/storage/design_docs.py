@@ -15,13 +15,15 @@ import asyncio
 import json
 import logging
 import re
-from functools import cache
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
 from kazoo_vm.model import JsonDict
 from kazoo_vm.resources import design_docs_dir
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.errors import DocumentNotFound
+from kazoo_vm.storage.errors import DocumentNotFound, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +73,12 @@ def design_docs(db_class: str) -> tuple[JsonDict, ...]:
 _TOKEN = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`(?:[^`\\]|\\.)*`|\s+|.""", re.DOTALL)
 
 
+@lru_cache(maxsize=4096)
 def executed_code(code: str) -> str:
     """JavaScript source with the whitespace CouchDB's engine ignores taken out: only a space between two word
     characters is kept (``var x``), string literals untouched. Kazoo's line joining, its reformatting between
-    versions and ours all give the same text for the same function."""
+    versions and ours all give the same text for the same function. Memoised: a walk over thousands of databases
+    meets the same few functions in each, and tokenising them again each time would keep the event loop busy."""
     out: list[str] = []
     pending_space = False
     for token in _TOKEN.findall(code):
@@ -114,7 +118,7 @@ def is_current(stored: JsonDict, wanted: JsonDict) -> bool:
 
     One of Kazoo's design documents we query is current when each of our views is there with the same meaning
     (a Kazoo node may carry more views); one of Kazoo's we do not query is current as soon as it exists; ours
-    must mean exactly the same."""
+    must mean exactly the same. Equal values are taken as equal meanings before any code is normalised."""
     ddoc_id = str(wanted["_id"])
     if is_kazoos(ddoc_id) and ddoc_id not in QUERIED_KAZOO_DESIGNS:
         return True
@@ -122,24 +126,45 @@ def is_current(stored: JsonDict, wanted: JsonDict) -> bool:
         return False
     if is_kazoos(ddoc_id):
         have = _views(stored)
-        return all(name in have and _meaning(have[name]) == _meaning(view) for name, view in _views(wanted).items())
-    executed: bool = _meaning(_executable(stored)) == _meaning(_executable(wanted))
-    return executed
+        return all(name in have and _same(have[name], view) for name, view in _views(wanted).items())
+    return _same(_executable(stored), _executable(wanted))
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    return bool(stored == wanted or _meaning(stored) == _meaning(wanted))
 
 
 def _executable(doc: JsonDict) -> JsonDict:
     return {key: value for key, value in doc.items() if key not in _INERT_KEYS}
 
 
-async def ensure_design_docs(store: CouchStore, db: str, db_class: str, *, fresh: bool = False) -> int:
-    """Write every design document of ``db_class`` into ``db`` that is missing or differs; returns how many.
+@dataclass
+class Brought:
+    """What :func:`bring_up_to_date` did to one database: design documents written, retired ones deleted."""
 
-    One ``_all_docs`` read (skipped for a database just created) and one ``_bulk_docs`` write, whatever the
-    number of design documents; documents another process wrote meanwhile (409) are compared again.
+    written: int = 0
+    retired: int = 0
+
+
+async def ensure_design_docs(store: CouchStore, db: str, db_class: str, *, fresh: bool = False) -> int:
+    """Write every design document of ``db_class`` into ``db`` that is missing or differs; returns how many."""
+    return (await bring_up_to_date(store, db, db_class, fresh=fresh)).written
+
+
+async def bring_up_to_date(
+    store: CouchStore, db: str, db_class: str, *, retire: Sequence[str] = (), fresh: bool = False
+) -> Brought:
+    """Write every design document of ``db_class`` into ``db`` that is missing or differs, and delete those of
+    ``retire`` it still has (then drop their index files with ``_view_cleanup``).
+
+    One ``_all_docs`` read of them all (skipped for a database just created) and, only when something is to be
+    written or deleted, one ``_bulk_docs``: a database already up to date costs one request. Documents another
+    process wrote meanwhile (409) are compared again.
     """
     wanted = {doc["_id"]: doc for doc in design_docs(db_class)}
-    pending = sorted(wanted)
-    written = 0
+    doomed = frozenset(retire) - wanted.keys()
+    pending = sorted(wanted.keys() | doomed)
+    brought = Brought()
     for attempt in range(3):
         if not pending:
             break
@@ -147,9 +172,13 @@ async def ensure_design_docs(store: CouchStore, db: str, db_class: str, *, fresh
         if not (fresh and attempt == 0):
             rows = await store.all_docs(db, keys=pending, include_docs=True)
             current = {str(row.id): row.doc for row in rows if row.doc is not None}
-        batch = []
+        batch: list[JsonDict] = []
         for ddoc_id in pending:
             have = current.get(ddoc_id)
+            if ddoc_id in doomed:
+                if have is not None:
+                    batch.append({"_id": ddoc_id, "_rev": have["_rev"], "_deleted": True})
+                continue
             if have is not None and is_current(have, wanted[ddoc_id]):
                 continue
             doc = dict(wanted[ddoc_id])
@@ -159,12 +188,21 @@ async def ensure_design_docs(store: CouchStore, db: str, db_class: str, *, fresh
         if not batch:
             break
         results = await store.bulk_docs(db, batch)
-        written += sum(1 for result in results if "error" not in result)
         for result in results:
-            if result.get("error") not in (None, "conflict"):
+            if "error" not in result:
+                if result.get("id") in doomed:
+                    brought.retired += 1
+                else:
+                    brought.written += 1
+            elif result.get("error") != "conflict":
                 log.error("design document %s refused by %s: %s", result.get("id"), db, result.get("reason"))
         pending = sorted(str(result["id"]) for result in results if result.get("error") == "conflict")
-    return written
+    if brought.retired:
+        try:
+            await store.view_cleanup(db)
+        except StorageError as exc:  # the files go at the next compaction or cleanup anyway
+            log.warning("view cleanup of %s failed: %s", db, exc)
+    return brought
 
 
 async def ensure_database(store: CouchStore, db: str, db_class: str) -> bool:

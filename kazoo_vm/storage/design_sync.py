@@ -20,16 +20,16 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from kazoo_vm.model import JsonDict
 from kazoo_vm.resources import design_docs_dir
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.design_docs import DATABASE_CLASSES, ensure_design_docs
-from kazoo_vm.storage.errors import Conflict, DatabaseNotFound, DocumentNotFound, StorageError
+from kazoo_vm.storage.design_docs import DATABASE_CLASSES, bring_up_to_date
+from kazoo_vm.storage.errors import DatabaseNotFound, StorageError
+from kazoo_vm.storage.leases import Lease, live_holder, read_marker, take_lease
 
 log = logging.getLogger(__name__)
 
@@ -72,71 +72,30 @@ def design_set_hash() -> str:
     return digest.hexdigest()
 
 
-async def retire_design_docs(store: CouchStore, db: str, db_class: str) -> int:
-    """Delete the retired design documents of ``db_class`` still in ``db`` and their index files; how many."""
-    retired = RETIRED.get(db_class, ())
-    if not retired:
-        return 0
-    rows = await store.all_docs(db, keys=list(retired))
-    doomed = [
-        {"_id": str(row.id), "_rev": row.value["rev"], "_deleted": True}
-        for row in rows
-        if isinstance(row.value, dict) and not row.value.get("deleted")
-    ]
-    if not doomed:
-        return 0
-    results = await store.bulk_docs(db, doomed)
-    try:
-        await store.view_cleanup(db)
-    except StorageError as exc:  # the files go at the next compaction or cleanup anyway
-        log.warning("view cleanup of %s failed: %s", db, exc)
-    return sum(1 for result in results if "error" not in result)
-
-
 @dataclass
 class _Walk:
     store: CouchStore
-    marker_db: str
-    marker: JsonDict
-    lease_s: float
-    clock: Callable[[], float]
+    lease: Lease
     result: SyncResult
+    share: float = 1.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def rest_after(self, busy_s: float) -> float:
+        """How long a worker rests after ``busy_s`` spent on one database, so that it is busy at most ``share`` of
+        the time: in proportion to its own latency, so a walk slows down as much as CouchDB is busy."""
+        return busy_s * (1.0 / self.share - 1.0)
 
     async def one(self, db: str, db_class: str) -> None:
         try:
-            self.result.written += await ensure_design_docs(self.store, db, db_class)
-            self.result.retired += await retire_design_docs(self.store, db, db_class)
+            brought = await bring_up_to_date(self.store, db, db_class, retire=RETIRED.get(db_class, ()))
+            self.result.written += brought.written
+            self.result.retired += brought.retired
         except DatabaseNotFound:
             pass  # deleted since _all_dbs listed it
         except StorageError as exc:
             self.result.failed += 1
             log.warning("design documents of %s not brought up to date: %s", db, exc)
         self.result.databases += 1
-
-    async def checkpoint(self, after: str | None, *, hash_done: str | None = None, release: bool = False) -> bool:
-        """Record progress (and renew the lease), or the end of the walk; False when the lease was lost."""
-        marker = dict(self.marker)
-        walk = dict(marker["walk"])
-        if hash_done is not None:
-            marker.pop("walk", None)
-            marker["hash"] = hash_done
-            marker["synced_at"] = int(self.clock())
-        else:
-            walk.update(after=after, expires=0 if release else self.clock() + self.lease_s)
-            marker["walk"] = walk
-        try:
-            await self.store.put_doc(self.marker_db, marker)
-        except Conflict:
-            return False
-        self.marker = marker
-        return True
-
-
-async def _read_marker(store: CouchStore, marker_db: str, marker_id: str) -> JsonDict | None:
-    try:
-        return await store.get_doc(marker_db, marker_id)
-    except DocumentNotFound:
-        return None
 
 
 async def sync_if_changed(
@@ -148,39 +107,48 @@ async def sync_if_changed(
     workers: int = 2,
     page_size: int = 500,
     lease_s: float = 60.0,
+    share: float = 1.0,
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     wanted: str | None = None,
 ) -> SyncResult:
     """Bring every database's design documents up to date if our set changed since the last complete walk.
 
-    ``holder`` names this process in the lease; ``wanted`` overrides :func:`design_set_hash` (tests).
+    ``holder`` names this process in the lease; each of the ``workers`` is busy at most ``share`` of the time
+    (:meth:`_Walk.rest_after`); ``wanted`` overrides :func:`design_set_hash` (tests).
     """
     started = time.monotonic()
     wanted = wanted or design_set_hash()
-    marker = await _read_marker(store, marker_db, marker_id)
+    marker = await read_marker(store, marker_db, marker_id)
     if marker is not None and marker.get("hash") == wanted:
         log.info("design documents current (set %s): no sync needed", wanted[:12])
         return SyncResult("current")
-    walk = marker.get("walk") if marker is not None else None
-    if isinstance(walk, dict) and walk.get("holder") != holder and float(walk.get("expires", 0)) > clock():
-        log.info("design-document sync: another process (%s) is walking the databases", walk.get("holder"))
+    if (other := live_holder(marker, holder, clock())) is not None:
+        log.info("design-document sync: another process (%s) is walking the databases", other)
         return SyncResult("busy")
-    resume = walk.get("after") if isinstance(walk, dict) and walk.get("hash") == wanted else None
-    taken: JsonDict = dict(marker) if marker is not None else {"_id": marker_id, "pvt_type": "kazoo_vm_design_sync"}
-    taken["walk"] = {"hash": wanted, "holder": holder, "expires": clock() + lease_s, "after": resume}
-    try:
-        await store.put_doc(marker_db, taken)
-    except Conflict:
+    lease = await take_lease(
+        store,
+        marker_db,
+        marker_id,
+        marker,
+        job=wanted,
+        holder=holder,
+        lease_s=lease_s,
+        clock=clock,
+        doc_type="kazoo_vm_design_sync",
+    )
+    if lease is None:
         log.info("design-document sync: another process took the lease first")
         return SyncResult("busy")
-    state = _Walk(store, marker_db, taken, lease_s, clock, SyncResult("done"))
+    resume = lease.after
+    state = _Walk(store, lease, SyncResult("done"), share=share, sleep=sleep)
     log.info("design-document sync started (set %s)%s", wanted[:12], f", resuming after {resume}" if resume else "")
     status = await _walk(state, resume, workers=workers, page_size=page_size)
     if status == "done" and state.result.failed:
         status = "incomplete"
         # Give the lease back but keep the old hash: the next start walks again.
-        await state.checkpoint(None, release=True)
-    elif status == "done" and not await state.checkpoint(None, hash_done=wanted):
+        await lease.release()
+    elif status == "done" and not await lease.finish({"hash": wanted, "synced_at": int(clock())}):
         status = "lost"
     state.result.status = status
     state.result.seconds = time.monotonic() - started
@@ -204,6 +172,7 @@ async def _walk(state: _Walk, after: str | None, *, workers: int, page_size: int
     async def worker() -> None:
         while True:
             db, db_class = await queue.get()
+            started = time.monotonic()
             try:
                 await state.one(db, db_class)
             except Exception:  # one database's surprise must not stall the walk
@@ -211,6 +180,9 @@ async def _walk(state: _Walk, after: str | None, *, workers: int, page_size: int
                 log.exception("design documents of %s not brought up to date", db)
             finally:
                 queue.task_done()
+            rest = state.rest_after(time.monotonic() - started)
+            if rest > 0:
+                await state.sleep(rest)
 
     pool = [asyncio.create_task(worker()) for _ in range(workers)]
     try:
@@ -224,7 +196,7 @@ async def _walk(state: _Walk, after: str | None, *, workers: int, page_size: int
             if len(names) < page_size:
                 return "done"
             after = names[-1]
-            if not await state.checkpoint(after):
+            if not await state.lease.checkpoint(after):
                 log.warning("design-document sync: the lease was taken over by another process; stopping")
                 return "lost"
             log.info(
