@@ -236,10 +236,13 @@ async def test_a_node_killed_under_load_and_restarted_loses_nothing_and_catches_
         during = [moment for moment in load.succeeded_at[name] if killed + 1 < moment < restarting]
         assert len(during) >= 5, f"process {name}: {len(during)} successes while node 3 was down; {load.answers}"
 
-    await check_invariants(a, b, load, cluster.urls[2], conflicts_allowed=True)
     store = CouchStore(cluster.urls[0])
     try:
         dbs = [account.db, *await account_modbs(store, account.id)]
     finally:
         await store.close()
+    # `_all_docs` reads one copy of each shard range, and node 3's copies miss what was written while it was down
+    # until internal replication catches up: the documents are checked once every node holds the same ones.
+    await wait_for_agreement(http, cluster.urls, dbs, timeout_s=90)
+    await check_invariants(a, b, load, cluster.urls[2], conflicts_allowed=True)
     await wait_for_agreement(http, cluster.urls, dbs, timeout_s=90)
