@@ -403,6 +403,16 @@ class CouchStore:
         doc["_rev"] = rev
         return rev
 
+    async def _leaves(self, db: str, doc_id: str, **params: Any) -> list[JsonDict]:
+        """Every leaf revision of ``doc_id`` (deleted ones too), each with its branch's history (``revs=true``)."""
+        leaves = await self._json(
+            "GET",
+            doc_path(db, doc_id),
+            params={"open_revs": "all", "revs": True, **params},
+            headers={"Accept": "application/json"},
+        )
+        return [leaf["ok"] for leaf in leaves if isinstance(leaf, dict) and isinstance(leaf.get("ok"), dict)]
+
     async def _drop_strays(self, db: str, doc: Document) -> None:
         """After a 409: delete the revision our refused write left behind on a copy of the document, if any.
 
@@ -414,13 +424,7 @@ class CouchStore:
         revision (the write that won); a lone leaf with our content is an earlier identical write, never ours to
         delete. On a single node a 409 writes nothing and this finds no such leaf."""
         sent = _content(doc)
-        leaves = await self._json(
-            "GET",
-            doc_path(db, doc["_id"]),
-            params={"open_revs": "all", "revs": True, "r": 3},
-            headers={"Accept": "application/json"},
-        )
-        branches = [leaf["ok"] for leaf in leaves if isinstance(leaf, dict) and isinstance(leaf.get("ok"), dict)]
+        branches = await self._leaves(db, doc["_id"], r=3)
         base = doc.get("_rev")
         for stray in branches:
             if stray.get("_deleted") or stray.get(GAVE_WAY) or _content(stray) != sent:
@@ -429,12 +433,7 @@ class CouchStore:
             parent = _revision_at(stray, int(generation) - 1)
             if isinstance(base, str) and parent != base.partition("-")[2]:
                 continue  # not a child of the revision we wrote on
-            if any(
-                other is not stray
-                and _revision_at(other, int(generation) - 1) == parent
-                and _revision_at(other, int(generation)) not in (None, digest)
-                for other in branches
-            ):
+            if any(other is not stray and _forks_beside(other, int(generation), digest, parent) for other in branches):
                 log.warning("write of %s/%s refused (409) but kept by a copy: deleting it", db, doc["_id"])
                 await self._give_way(db, doc["_id"], str(stray["_rev"]))
 
@@ -454,24 +453,17 @@ class CouchStore:
         re-read and retry as after a 409. A 202 with no rival (copies down, nobody racing) is a success."""
         doc_id = doc["_id"]
         generation, _, digest = rev.partition("-")
-        leaves = await self._json(
-            "GET",
-            doc_path(db, doc_id),
-            params={"open_revs": "all", "revs": True},
-            headers={"Accept": "application/json"},
-        )
-        branches = [leaf["ok"] for leaf in leaves if isinstance(leaf, dict) and isinstance(leaf.get("ok"), dict)]
+        branches = await self._leaves(db, doc_id)
         parent = _parent_digest(doc.get("_rev"), branches, rev)
         rivals: list[str] = []
         went_on = False
         for other in branches:
-            if other.get("_rev") == rev or other.get(GAVE_WAY):
+            if (
+                other.get("_rev") == rev
+                or other.get(GAVE_WAY)
+                or not _forks_beside(other, int(generation), digest, parent)
+            ):
                 continue
-            beside = _revision_at(other, int(generation))
-            if beside is None or beside == digest:
-                continue  # an older branch, or a leaf written on top of ours
-            if parent is not None and _revision_at(other, int(generation) - 1) != parent:
-                continue  # forked from another revision, earlier
             rivals.append(str(other["_rev"]))
             went_on = went_on or bool(other.get("_deleted")) or _rev_order(str(other["_rev"]))[0] > int(generation)
         if not rivals:
@@ -678,6 +670,16 @@ def _revision_at(leaf: JsonDict, generation: int) -> str | None:
     ids, start = history.get("ids") or [], int(history.get("start") or 0)
     depth = start - generation
     return str(ids[depth]) if 0 <= depth < len(ids) else None
+
+
+def _forks_beside(other: JsonDict, generation: int, digest: str, parent: str | None) -> bool:
+    """Whether the branch of leaf ``other`` forks beside revision ``generation-digest``: it holds another revision
+    at that generation, grown from ``parent`` (the hash one generation before; None: not checked). An older,
+    shorter branch and a branch written on top of ours do not."""
+    beside = _revision_at(other, generation)
+    if beside is None or beside == digest:
+        return False
+    return parent is None or _revision_at(other, generation - 1) == parent
 
 
 def _parent_digest(sent_rev: Any, branches: list[JsonDict], rev: str) -> str | None:
