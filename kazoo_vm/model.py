@@ -144,6 +144,8 @@ class MessageDoc(KazooDoc, total=False):
     folder: str
     history: list[str]
     pvt_move: MovePlan
+    # On the marker that replaces a moved source (storage.messages.MOVED_TYPE): where the message went.
+    pvt_moved_to: MovePlan
     pvt_attachments: dict[str, JsonDict]
     pvt_moved_to_modb: str
     pvt_previous_id: str

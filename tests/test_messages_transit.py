@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 from helpers import Api, create_box
 from message_support import fake_mp3, listed_ids, message_doc, put_message, raw
 
 from kazoo_vm.domain.messages import transit
-from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage import naming
+from kazoo_vm.storage.couch import CouchStore, quote_name
 from kazoo_vm.storage.errors import DocumentNotFound, StorageFault
 
 
@@ -46,7 +48,7 @@ async def crash_a_move(api: Api, store: CouchStore, monkeypatch: pytest.MonkeyPa
         raise RuntimeError(f"the process died {point}")
 
     with monkeypatch.context() as patched:
-        patched.setattr(transit, "_remove" if point == "after the target" else "put_new_message", crash)
+        patched.setattr(transit, "_retire" if point == "after the target" else "put_new_message", crash)
         status, _ = await api.post(f"/vmboxes/{source['id']}/messages/{message_id}", {"source_id": dest["id"]})
     assert status == 500
     stored = await message_doc(store, api.account.id, message_id)
@@ -159,7 +161,7 @@ async def test_the_next_read_finishes_a_crashed_move(
     crashed = await crash_a_move(api, store, monkeypatch, point)
     await reader(api, crashed)
 
-    # The move is finished: the source is gone from CouchDB, the target holds the message and its audio.
+    # The move is finished: the source is gone (a marker of the move), the target holds the message and its audio.
     with pytest.raises(DocumentNotFound):
         await message_doc(store, api.account.id, crashed.message_id)
     target = await message_doc(store, api.account.id, crashed.planned_id)
@@ -216,3 +218,38 @@ async def test_a_move_that_cannot_be_finished_yet_does_not_break_listings(
     assert status == 200 and body["data"] == []
     _, dest_listing = await api.get(f"/vmboxes/{crashed.dest_box}/messages")
     assert listed_ids(dest_listing) == [crashed.planned_id]
+
+
+async def test_a_moved_source_stays_gone_when_a_stale_revision_of_it_turns_up_later(
+    api: Api, store: CouchStore, couch_url: str
+) -> None:
+    """On a cluster a node that was down can bring back, once restarted, a revision of the source that only it
+    took (a write cut off as it died). Planted here as its replication would (``new_edits=false``), forked from the
+    message's first revision: the moved source must not come back as a message beside its copy."""
+    source = await create_box(api, name="src", mailbox="100")
+    dest = await create_box(api, name="dst", mailbox="200")
+    status, body = await put_message(api, source["id"], {"caller_id_number": "42"}, fake_mp3())
+    assert status == 201, body
+    message_id = body["data"]["media_id"]
+    db = naming.message_db(api.account.id, message_id)
+    first = await store.get_doc(db, message_id)
+    status, moved = await api.post(f"/vmboxes/{source['id']}/messages/{message_id}", {"source_id": dest["id"]})
+    assert status == 200, moved
+
+    stale = {key: value for key, value in first.items() if key not in ("_rev", "_attachments")}
+    stale["metadata"] = {**first["metadata"], "folder": "saved"}
+    stale_hash = "f" * 32
+    stale.update(_rev=f"2-{stale_hash}", _revisions={"start": 2, "ids": [stale_hash, first["_rev"].split("-", 1)[1]]})
+    async with aiohttp.ClientSession() as http:
+        url = f"{couch_url.rstrip('/')}/{quote_name(db)}/_bulk_docs"
+        async with http.post(url, json={"docs": [stale], "new_edits": False}) as response:
+            assert response.status == 201, await response.text()
+
+    assert (await store.get_doc(db, message_id, conflicts=True))["_conflicts"] == [f"2-{stale_hash}"]
+    with pytest.raises(DocumentNotFound):
+        await message_doc(store, api.account.id, message_id)
+    status, _ = await api.get(f"/vmboxes/{source['id']}/messages/{message_id}")
+    assert status == 404
+    _, source_listing = await api.get(f"/vmboxes/{source['id']}/messages")
+    _, dest_listing = await api.get(f"/vmboxes/{dest['id']}/messages")
+    assert listed_ids(source_listing) == [] and listed_ids(dest_listing) == [moved["data"]["id"]]

@@ -19,6 +19,13 @@ grouped reduce rows from ``_design/kazoo_vm_messages`` instead, so the cost does
 
 A message on its way to another box (a recorded move plan) is counted under the pseudo-folder ``in_transit``, never
 under its folder, so it is not counted beside its copy.
+
+Moved away. A moved message's source document is not deleted but replaced by a small marker of type
+:data:`MOVED_TYPE`. On a cluster, a write cut off by a dying node can leave a stale revision of the source as a
+conflicting leaf, possibly on one copy only, coming back with that node; CouchDB prefers any live leaf to a deleted
+one, so a deleted source would come back as a message beside its copy. The marker is live and longer than any such
+leaf, so CouchDB keeps choosing it. Every view (Kazoo's included) selects on ``pvt_type``, so no listing or count
+sees it; the readers here take it for a missing message.
 """
 
 from __future__ import annotations
@@ -26,18 +33,27 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from kazoo_vm.model import FOLDERS, JsonDict, MessageDoc, MessageMetadata
+from kazoo_vm.model import FOLDERS, JsonDict, MessageDoc, MessageMetadata, MovePlan
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, ViewRow
 from kazoo_vm.storage.design_docs import query_view
-from kazoo_vm.storage.errors import DatabaseNotFound
-from kazoo_vm.storage.updates import update_shaped
+from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound
+from kazoo_vm.storage.updates import update_doc, update_shaped
 
 LISTING_DESIGN = "mailbox_messages"
+
+
+MOVED_TYPE: Final = "mailbox_message_moved"
+"""``pvt_type`` of the marker that replaces a moved source (see the module's docstring)."""
+
+
+def is_moved_away(raw: JsonDict) -> bool:
+    return raw.get("pvt_type") == MOVED_TYPE
 
 
 def as_message(raw: JsonDict) -> MessageDoc:
@@ -53,16 +69,23 @@ def as_metadata(raw: JsonDict) -> MessageMetadata:
 
 async def read_message(store: CouchStore, db: str, message_id: str) -> MessageDoc:
     """One GET in the message's MODB; :class:`~kazoo_vm.storage.errors.NotFound` when the database or the document
-    does not exist."""
-    return as_message(await store.get_doc(db, message_id))
+    does not exist (also for the marker of a message moved away)."""
+    raw = await store.get_doc(db, message_id)
+    if is_moved_away(raw):
+        raise DocumentNotFound(f"{message_id} was moved away")
+    return as_message(raw)
 
 
 async def known_messages(store: CouchStore, db: str, message_ids: Sequence[str]) -> dict[str, MessageDoc | None]:
     """The documents CouchDB knows among ``message_ids`` of one MODB, in one ``_all_docs`` request: None for a
-    deleted one (a tombstone); ids it never knew are left out. :class:`DatabaseNotFound` when the MODB does not
-    exist."""
+    deleted one (a tombstone, or the marker of a message moved away); ids it never knew are left out.
+    :class:`DatabaseNotFound` when the MODB does not exist."""
     rows = await store.docs_by_id(db, message_ids)
-    return {row.id: as_message(row.doc) if isinstance(row.doc, dict) else None for row in rows if row.id}
+    return {
+        row.id: as_message(row.doc) if isinstance(row.doc, dict) and not is_moved_away(row.doc) else None
+        for row in rows
+        if row.id
+    }
 
 
 async def messages_by_id(store: CouchStore, db: str, message_ids: Sequence[str]) -> dict[str, MessageDoc]:
@@ -86,8 +109,34 @@ async def update_message(
     current: MessageDoc | None = None,
     delete: bool = False,
 ) -> MessageDoc:
-    """:func:`kazoo_vm.storage.updates.update_doc` for a message."""
-    return await update_shaped(store, db, message_id, change, as_message, current=current, delete=delete)
+    """:func:`kazoo_vm.storage.updates.update_doc` for a message (:class:`DocumentNotFound` when it was moved
+    away)."""
+    return await update_shaped(store, db, message_id, change, _present_message, current=current, delete=delete)
+
+
+def _present_message(raw: JsonDict) -> MessageDoc:
+    if is_moved_away(raw):
+        raise DocumentNotFound(f"{raw.get('_id')} was moved away")
+    return as_message(raw)
+
+
+async def retire_moved(store: CouchStore, db: str, source: MessageDoc, plan: MovePlan, now: int) -> None:
+    """Replace the source of a finished move by its marker (see the module's docstring), whatever its revision by
+    now; nothing to do when it is a marker already or gone."""
+
+    def marker(current: JsonDict) -> JsonDict | None:
+        if is_moved_away(current):
+            return None
+        kept = {key: current[key] for key in _MARKER_KEPT if key in current}
+        return {**kept, "pvt_type": MOVED_TYPE, "pvt_deleted": True, "pvt_moved_to": dict(plan), "pvt_modified": now}
+
+    # The first attempt writes on the revision the mover read; a 409 re-reads (a concurrent run may have retired it).
+    with suppress(DocumentNotFound):
+        await update_doc(store, db, source["_id"], marker, current=dict(source))
+
+
+# What the marker keeps of the source: identity, owner, and creation time (for retention and operators' scripts).
+_MARKER_KEPT = ("_id", "_rev", "pvt_account_id", "pvt_account_db", "pvt_created")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from kazoo_vm.domain.legacy.routine import migrate_entries
 from kazoo_vm.domain.messages import retention
 from kazoo_vm.model import BoxDoc, JsonDict, LegacyEntry, LegacySummary
 from kazoo_vm.storage import legacy as stored_legacy
+from kazoo_vm.storage import messages as stored_messages
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.errors import DatabaseNotFound
@@ -179,6 +180,7 @@ async def _already_written(
             if str(row.id) in ids
             and (
                 row.doc is None
+                or stored_messages.is_moved_away(row.doc)
                 or (row.doc.get("pvt_previous_id") == ids[str(row.id)] and row.doc.get("source_id") == box_id)
             )
         ]

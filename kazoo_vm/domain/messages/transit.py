@@ -4,7 +4,8 @@ Kazoo's move (``kzs_doc:move_doc``) copies the document into the current month's
 hard-deletes the source; a crash in between leaves two messages, and a retry makes a third. Here a move first
 records its plan on the source, ``pvt_move: {"id": <target id>, "vmbox_id": <destination>, "from_vmbox_id",
 "at": <time>}`` (a ``_rev``-checked write, so only one plan wins), then creates the target with exactly that id
-and content (an existing target means an earlier or concurrent run did it), and only then deletes the source.
+and content (an existing target means an earlier or concurrent run did it), and only then replaces the source by
+a marker that says where it went (:data:`kazoo_vm.storage.messages.MOVED_TYPE`; Kazoo deletes it).
 Whoever finds a plan on a source finishes it, the same way, so every run converges on one message.
 
 The plan also points the source's ``metadata.media_id`` at the target id. ``media_id`` is in every row of
@@ -38,12 +39,12 @@ from kazoo_vm.domain.messages.records import (
     update_message,
 )
 from kazoo_vm.errors import DatastoreConflict
-from kazoo_vm.model import BoxDoc, JsonDict, MessageDoc, MovePlan
+from kazoo_vm.model import BoxDoc, MessageDoc, MovePlan
+from kazoo_vm.storage import messages as stored_messages
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.boxes import read_box
 from kazoo_vm.storage.errors import Conflict, NotFound, StorageError
 from kazoo_vm.storage.messages import as_message
-from kazoo_vm.storage.updates import update_doc
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +104,10 @@ def with_plan(source: MessageDoc, dest_id: str, from_box: str) -> MessageDoc:
     return source
 
 
-async def _remove(scope: Scope, doc: MessageDoc) -> None:
-    """Hard-delete the moved source (Kazoo's move_doc does too), whatever its revision by now."""
-    latest: JsonDict = {"_id": doc["_id"], "_rev": doc["_rev"]}
-    # NotFound: already removed by a concurrent run of the same move.
-    with contextlib.suppress(NotFound):
-        await update_doc(scope.store, scope.db(doc["_id"]), doc["_id"], _unchanged, current=latest, delete=True)
-
-
-def _unchanged(doc: JsonDict) -> JsonDict:
-    return doc
+async def _retire(scope: Scope, source: MessageDoc, plan: MovePlan) -> None:
+    """Replace the moved source by its marker: Kazoo's move_doc hard-deletes it, but on a cluster a deleted source
+    can come back (see :mod:`kazoo_vm.storage.messages`)."""
+    await stored_messages.retire_moved(scope.store, scope.db(source["_id"]), source, plan, naming.now_gregorian())
 
 
 # A conflict older than this is a leftover (its writers are done, e.g. cut off by a node that died), not a race
@@ -136,6 +131,8 @@ async def _confirm_plan(scope: Scope, source: MessageDoc, plan: MovePlan) -> Non
             current = await scope.store.get_doc(db, source["_id"], conflicts=True)
         except NotFound:
             return
+        if stored_messages.is_moved_away(current):
+            return  # moved by a concurrent run: the caller finds the target
         if not current.get("_conflicts") or pause is None:
             break
         # A rival's write usually gives way within milliseconds (CouchStore.put_doc): look again shortly.
@@ -178,7 +175,7 @@ async def finish(scope: Scope, source: MessageDoc, plan: MovePlan, dest: BoxDoc 
             return existing
         inline = {}  # the recording cannot be read (a dangling kz_att_link): the message still moves
     target = await _create_target(scope, target, inline)
-    await _remove(scope, source)
+    await _retire(scope, source, plan)
     return await follow_box(scope, target, str(dest["_id"]))
 
 
