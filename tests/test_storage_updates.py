@@ -158,3 +158,19 @@ async def test_a_write_accepted_without_quorum_ignores_tombstones_of_earlier_los
     await _plant(couch_url, db, [_leaf("kept", [ours, parent, old_parent], 3, state="mine")])
     await store._yield_if_contested(db, {"_id": "kept", "_rev": f"2-{parent}"}, f"3-{ours}")
     assert (await store.get_doc(db, "kept"))["state"] == "mine"
+
+
+async def test_a_taken_back_write_stays_deleted_on_a_copy_that_gets_it_only_later(
+    store: CouchStore, account: TestAccount, couch_url: str
+) -> None:
+    """A copy of a cluster that never held our lost write can get it a moment later from read repair. The
+    tombstone must already cover it there: written as replication writes, it lands on a copy lacking the write too
+    (here one database plays that copy: the tombstone first, the write it deletes afterwards)."""
+    db = account.account.db
+    parent, rival, ours = "a" * 32, "b" * 32, "f" * 32
+    await _plant(couch_url, db, [_leaf("late", [parent], 1, holder="first")])
+    await _plant(couch_url, db, [_leaf("late", [rival, parent], 2, holder="rival")])
+    await store._give_way(db, "late", f"2-{ours}", [ours, parent])
+    await _plant(couch_url, db, [_leaf("late", [ours, parent], 2, holder="ours")])  # "ours" > "rival" by hash
+    stored = await store.get_doc(db, "late", conflicts=True)
+    assert stored["holder"] == "rival" and "_conflicts" not in stored

@@ -25,6 +25,7 @@ import base64
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -435,7 +436,7 @@ class CouchStore:
                 continue  # not a child of the revision we wrote on
             if any(other is not stray and _forks_beside(other, int(generation), digest, parent) for other in branches):
                 log.warning("write of %s/%s refused (409) but kept by a copy: deleting it", db, doc["_id"])
-                await self._give_way(db, doc["_id"], str(stray["_rev"]))
+                await self._give_way(db, doc["_id"], str(stray["_rev"]), _ancestry(stray, digest, parent))
 
     async def _yield_if_contested(self, db: str, doc: Document, rev: str) -> None:
         """After a 202: give way to a rival revision of the same document when the rules below say so.
@@ -474,16 +475,37 @@ class CouchStore:
             or any(_rev_order(other) > _rev_order(rev) for other in rivals)
         ):
             log.warning("write of %s/%s accepted without quorum beside %s: giving way", db, doc_id, rivals)
-            await self._give_way(db, doc_id, rev)
+            ours = next((branch for branch in branches if branch.get("_rev") == rev), {})
+            await self._give_way(db, doc_id, rev, _ancestry(ours, digest, parent))
             raise Conflict(f"CouchDB accepted {doc_id} {rev} without quorum beside {rivals}", status=409)
         log.warning("write of %s/%s accepted without quorum beside %s: keeping it (it wins)", db, doc_id, rivals)
 
-    async def _give_way(self, db: str, doc_id: str, rev: str) -> None:
+    async def _give_way(self, db: str, doc_id: str, rev: str, ancestry: Sequence[str]) -> None:
         """Delete our leaf ``rev`` of a lost race, marked as such so that no other writer takes the tombstone
-        for a rival that went on (a deleted branch of a message that was moved away looks the same)."""
+        for a rival that went on (a deleted branch of a message that was moved away looks the same).
+
+        The tombstone is written as replication writes (``new_edits=false``, with the branch's ``ancestry``, newest
+        hash first), not as an edit: an edit of ``rev`` is refused by every copy that does not hold ``rev``, yet
+        CouchDB's read repair may bring ``rev`` to such a copy a moment later, where it would live on (and, having
+        the greater hash, be what a read answers). A replicated tombstone is taken by every copy, and it is
+        written with ``w`` = all copies (``n``): a read answers with the live leaf of any copy still lacking the
+        tombstone, so the caller's re-read must not come before every copy has it."""
+        generation = int(rev.partition("-")[0])
+        tombstone = uuid.uuid4().hex
+        doc = {
+            "_id": doc_id,
+            "_rev": f"{generation + 1}-{tombstone}",
+            "_revisions": {"start": generation + 1, "ids": [tombstone, *ancestry]},
+            "_deleted": True,
+            GAVE_WAY: True,
+        }
         with suppress(StorageError):
+            copies = int(((await self._json("GET", f"/{quote_name(db)}")).get("cluster") or {}).get("n") or 1)
             await self._json(
-                "PUT", doc_path(db, doc_id), body={"_id": doc_id, "_rev": rev, "_deleted": True, GAVE_WAY: True}
+                "POST",
+                f"/{quote_name(db)}/_bulk_docs",
+                params={"w": copies},
+                body={"docs": [doc], "new_edits": False},
             )
 
     async def _rival_may_hold_quorum(self, db: str, doc_id: str) -> bool:
@@ -692,6 +714,14 @@ def _parent_digest(sent_rev: Any, branches: list[JsonDict], rev: str) -> str | N
         if branch.get("_rev") == rev:
             return _revision_at(branch, generation - 1)
     return None
+
+
+def _ancestry(leaf: JsonDict, digest: str, parent: str | None) -> list[str]:
+    """The revision hashes of ``leaf``'s branch, newest first (from ``revs=true``), else those we know of it."""
+    ids = (leaf.get("_revisions") or {}).get("ids")
+    if isinstance(ids, list) and ids and ids[0] == digest:
+        return [str(each) for each in ids]
+    return [digest] if parent is None else [digest, parent]
 
 
 def _rev_order(rev: str) -> tuple[int, str]:

@@ -42,7 +42,7 @@ from kazoo_vm.model import FOLDERS, JsonDict, MessageDoc, MessageMetadata, MoveP
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, ViewRow
 from kazoo_vm.storage.design_docs import query_view
-from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound
+from kazoo_vm.storage.errors import DatabaseNotFound, DocumentNotFound, NotFound
 from kazoo_vm.storage.updates import update_doc, update_shaped
 
 LISTING_DESIGN = "mailbox_messages"
@@ -112,6 +112,16 @@ async def update_message(
     """:func:`kazoo_vm.storage.updates.update_doc` for a message (:class:`DocumentNotFound` when it was moved
     away)."""
     return await update_shaped(store, db, message_id, change, _present_message, current=current, delete=delete)
+
+
+async def retired_as(store: CouchStore, db: str, message_id: str) -> MovePlan | None:
+    """The move a retired source records (its marker's ``pvt_moved_to``); None when it is no marker or gone."""
+    try:
+        raw = await store.get_doc(db, message_id)
+    except NotFound:
+        return None
+    plan = raw.get("pvt_moved_to") if is_moved_away(raw) else None
+    return cast(MovePlan, plan) if isinstance(plan, dict) else None
 
 
 def _present_message(raw: JsonDict) -> MessageDoc:

@@ -168,8 +168,8 @@ async def finish(scope: Scope, source: MessageDoc, plan: MovePlan, dest: BoxDoc 
         inline = await inline_audio(scope, source)
     except NotFound:
         if await read_message(scope, source["_id"]) is None:
-            # A concurrent run finished the move and removed the source (with its audio).
-            existing = await read_message(scope, target_id)
+            # A concurrent run finished a move of it and retired the source (with its audio).
+            existing = await _moved_target(scope, source["_id"], target_id)
             if existing is None:
                 raise MessageGone(source["_id"]) from None
             return existing
@@ -177,6 +177,20 @@ async def finish(scope: Scope, source: MessageDoc, plan: MovePlan, dest: BoxDoc 
     target = await _create_target(scope, target, inline)
     await _retire(scope, source, plan)
     return await follow_box(scope, target, str(dest["_id"]))
+
+
+async def _moved_target(scope: Scope, source_id: str, target_id: str) -> MessageDoc | None:
+    """The target ``target_id`` of a move another run finished. When the source's marker says this very move was
+    made, the target exists (it is written before the marker): a read through a lagging copy may miss it for a
+    moment, so it is read again."""
+    retired = await stored_messages.retired_as(scope.store, scope.db(source_id), source_id)
+    attempts = _TARGET_ATTEMPTS if retired is not None and retired.get("id") == target_id else 1
+    for attempt in range(attempts):
+        existing = await read_message(scope, target_id)
+        if existing is not None or attempt + 1 == attempts:
+            return existing
+        await asyncio.sleep(0.05 * (attempt + 1))
+    return None
 
 
 async def _create_target(scope: Scope, target: MessageDoc, inline: dict[str, Any]) -> MessageDoc:
