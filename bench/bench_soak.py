@@ -85,7 +85,10 @@ async def soak(name: str, couch_url: str, args: argparse.Namespace) -> None:
                 async with aiohttp.ClientSession(connector=connector) as session:
                     turn = 0
                     while time.perf_counter() < stop:
-                        done += await one_round(session, f, number, folders[turn % 2])
+                        # Awaited first, then added: `done += await ...` would read `done` before the round and
+                        # overwrite what the other workers added meanwhile.
+                        made = await one_round(session, f, number, folders[turn % 2])
+                        done += made
                         turn += 1
 
             async def sampler() -> None:
