@@ -56,13 +56,13 @@ Document = KazooDoc | JsonDict
 """Any document storage reads or writes: a typed one, or JSON whose kind storage does not care about."""
 
 
-# An entry of a box's legacy (pre-4.0) ``messages`` array (kzd_box_message, before kvm_migrate_crawler moved them
-# to MODBs); functional form: "from" is a Python keyword.
-LegacyEntry = TypedDict(
-    "LegacyEntry",
+# A listing item for a not yet migrated legacy entry, shaped like a ``listing_by_mailbox`` value (functional form:
+# "from" is a Python keyword). ``media_id`` is the legacy id, ``timestamp`` the one it will be migrated with.
+LegacySummary = TypedDict(
+    "LegacySummary",
     {
-        "media_id": str,
         "timestamp": int,
+        "media_id": str,
         "folder": str,
         "from": str,
         "to": str,
@@ -70,10 +70,16 @@ LegacyEntry = TypedDict(
         "caller_id_name": str,
         "call_id": str,
         "length": int,
-        "migration_error": str,
     },
     total=False,
 )
+
+
+class LegacyEntry(LegacySummary, total=False):
+    """An entry of a box's legacy (pre-4.0) ``messages`` array (kzd_box_message, before kvm_migrate_crawler moved
+    them to MODBs): the fields of a listing value, plus the migrator's mark of a failed attempt."""
+
+    migration_error: str
 
 
 class BoxDoc(KazooDoc, total=False):
@@ -151,22 +157,3 @@ class MessageDoc(KazooDoc, total=False):
     pvt_previous_id: str
     # Tokens of the notification events recorded before the writes that made them true ({token: unix time}).
     pvt_notify_tokens: dict[str, float]
-
-
-# A listing item for a not yet migrated legacy entry, shaped like a ``listing_by_mailbox`` value (functional form:
-# "from" is a Python keyword). ``media_id`` is the legacy id, ``timestamp`` the one it will be migrated with.
-LegacySummary = TypedDict(
-    "LegacySummary",
-    {
-        "timestamp": int,
-        "media_id": str,
-        "folder": str,
-        "from": str,
-        "to": str,
-        "caller_id_number": str,
-        "caller_id_name": str,
-        "call_id": str,
-        "length": int,
-    },
-    total=False,
-)

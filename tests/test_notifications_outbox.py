@@ -69,7 +69,7 @@ async def test_of_two_claimers_of_one_revision_only_one_wins(store: CouchStore, 
     db_name = settings.notifications_db + "_claims"
     await outbox.prepare(store, db_name)
     item = queue.new_item("webhook", "a" * 32, "voicemail_new", {}, max_attempts=3, next_attempt_at=None)
-    await outbox.add(store, db_name, [item])
+    await outbox.add_all(store, db_name, [item])
     first, second = await outbox.read(store, db_name, item.id), await outbox.read(store, db_name, item.id)
     assert await queue.claim(store, db_name, first, "one", lease_s=60) is True
     assert await queue.claim(store, db_name, second, "two", lease_s=60) is False
@@ -94,7 +94,7 @@ async def test_an_item_whose_worker_died_is_taken_over_when_its_lease_runs_out(
     dead.hook_id, dead.hook_account_id = (await api.get("/webhooks"))[1]["data"][0]["id"], api.account.id
     dead.max_attempts, dead.state, dead.claimed_by, dead.attempts = 3, "claimed", "a dead worker", 1
     dead.lease_until = time.time() + 1.0
-    await outbox.add(store, stuck.notifications_db, [dead])
+    await outbox.add_all(store, stuck.notifications_db, [dead])
 
     await aiohttp_client(create_app(stuck, sync_design_docs=False))
     await wait_for(lambda: receiver.received, what="the taken-over delivery")

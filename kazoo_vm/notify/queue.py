@@ -133,14 +133,12 @@ async def not_yet(save: Save, item: Item, pause: float) -> bool:
 
 
 async def add_claimed(store: CouchStore, db: str, items: list[Item], owner: str, lease_s: float) -> list[Item]:
-    """Write new items already claimed by ``owner`` (one attempt each), in one request; returns those written (an
-    id already there, from an earlier fan-out of the same event, is someone else's to deliver)."""
+    """Write new items already claimed by ``owner`` (one attempt each: new items have had none), in one request;
+    returns those written (an id already there, from an earlier fan-out of the same event, is someone else's to
+    deliver)."""
     now = time.time()
     for item in items:
-        item.state = "claimed"
-        item.claimed_by = owner
-        item.lease_until = now + lease_s
-        item.attempts = 1
+        mark_claimed(item, owner, lease_s, now)
     return await outbox.add_new(store, db, items)
 
 

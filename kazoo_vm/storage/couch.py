@@ -469,18 +469,29 @@ class CouchStore:
             went_on = went_on or bool(other.get("_deleted")) or _rev_order(str(other["_rev"]))[0] > int(generation)
         if not rivals:
             return
-        if (
-            went_on
-            or await self._rival_may_hold_quorum(db, doc_id)
-            or any(_rev_order(other) > _rev_order(rev) for other in rivals)
-        ):
+        cluster: JsonDict | None = None  # read only when the rival's state does not settle it
+        gives_way = went_on
+        if not gives_way:
+            cluster = await self._cluster(db)
+            gives_way = await self._rival_may_hold_quorum(db, doc_id, cluster) or any(
+                _rev_order(other) > _rev_order(rev) for other in rivals
+            )
+        if gives_way:
             log.warning("write of %s/%s accepted without quorum beside %s: giving way", db, doc_id, rivals)
             ours = next((branch for branch in branches if branch.get("_rev") == rev), {})
-            await self._give_way(db, doc_id, rev, _ancestry(ours, digest, parent))
+            await self._give_way(db, doc_id, rev, _ancestry(ours, digest, parent), cluster)
             raise Conflict(f"CouchDB accepted {doc_id} {rev} without quorum beside {rivals}", status=409)
         log.warning("write of %s/%s accepted without quorum beside %s: keeping it (it wins)", db, doc_id, rivals)
 
-    async def _give_way(self, db: str, doc_id: str, rev: str, ancestry: Sequence[str]) -> None:
+    async def _cluster(self, db: str) -> JsonDict:
+        """The database's cluster settings (``n``, ``q``, ``w``, ``r``; empty on a server without them)."""
+        info = await self._json("GET", f"/{quote_name(db)}")
+        cluster = info.get("cluster")
+        return cluster if isinstance(cluster, dict) else {}
+
+    async def _give_way(
+        self, db: str, doc_id: str, rev: str, ancestry: Sequence[str], cluster: JsonDict | None = None
+    ) -> None:
         """Delete our leaf ``rev`` of a lost race, marked as such so that no other writer takes the tombstone
         for a rival that went on (a deleted branch of a message that was moved away looks the same).
 
@@ -489,7 +500,8 @@ class CouchStore:
         CouchDB's read repair may bring ``rev`` to such a copy a moment later, where it would live on (and, having
         the greater hash, be what a read answers). A replicated tombstone is taken by every copy, and it is
         written with ``w`` = all copies (``n``): a read answers with the live leaf of any copy still lacking the
-        tombstone, so the caller's re-read must not come before every copy has it."""
+        tombstone, so the caller's re-read must not come before every copy has it. ``cluster``: the database's
+        cluster settings when the caller has just read them."""
         generation = int(rev.partition("-")[0])
         tombstone = uuid.uuid4().hex
         doc = {
@@ -500,7 +512,7 @@ class CouchStore:
             GAVE_WAY: True,
         }
         with suppress(StorageError):
-            copies = int(((await self._json("GET", f"/{quote_name(db)}")).get("cluster") or {}).get("n") or 1)
+            copies = int((cluster if cluster is not None else await self._cluster(db)).get("n") or 1)
             await self._json(
                 "POST",
                 f"/{quote_name(db)}/_bulk_docs",
@@ -508,15 +520,14 @@ class CouchStore:
                 body={"docs": [doc], "new_edits": False},
             )
 
-    async def _rival_may_hold_quorum(self, db: str, doc_id: str) -> bool:
+    async def _rival_may_hold_quorum(self, db: str, doc_id: str, cluster: JsonDict) -> bool:
         """Whether the copies of ``doc_id`` other than the one our write took can make a write quorum: the
-        copies on nodes connected now, minus ours, against the database's ``w``."""
-        info, shard, membership = (
-            await self._json("GET", f"/{quote_name(db)}"),
+        copies on nodes connected now, minus ours, against the database's ``w`` (from its ``cluster`` settings)."""
+        shard, membership = (
             await self._json("GET", f"/{quote_name(db)}/_shards/{quote_name(doc_id)}"),
             await self._json("GET", "/_membership"),
         )
-        write_quorum = int((info.get("cluster") or {}).get("w") or 2)
+        write_quorum = int(cluster.get("w") or 2)
         connected = set(membership.get("all_nodes") or [])
         live_copies = len([node for node in shard.get("nodes") or [] if node in connected])
         return live_copies - 1 >= write_quorum

@@ -70,10 +70,7 @@ def as_metadata(raw: JsonDict) -> MessageMetadata:
 async def read_message(store: CouchStore, db: str, message_id: str) -> MessageDoc:
     """One GET in the message's MODB; :class:`~kazoo_vm.storage.errors.NotFound` when the database or the document
     does not exist (also for the marker of a message moved away)."""
-    raw = await store.get_doc(db, message_id)
-    if is_moved_away(raw):
-        raise DocumentNotFound(f"{message_id} was moved away")
-    return as_message(raw)
+    return _present_message(await store.get_doc(db, message_id))
 
 
 async def known_messages(store: CouchStore, db: str, message_ids: Sequence[str]) -> dict[str, MessageDoc | None]:

@@ -112,12 +112,6 @@ async def prepare(store: CouchStore, db: str) -> None:
     await ensure_database(store, db, DB_CLASS)
 
 
-async def add(store: CouchStore, db: str, items: list[Item]) -> None:
-    """Write new items in one request; an id already there (an event fanned out twice) is left as it is."""
-    if items:
-        await store.bulk_docs(db, [item.to_doc() for item in items])
-
-
 async def add_new(store: CouchStore, db: str, items: list[Item]) -> list[Item]:
     """Write new items in one request; returns those written (with their revision), leaving out ids already
     there; raises :class:`StorageFault` when CouchDB refused one for another reason."""
