@@ -45,6 +45,16 @@ async def test_a_new_modb_gets_the_mailbox_messages_views(store: CouchStore, acc
     }
 
 
+async def test_a_database_found_missing_but_made_meanwhile_by_another_creator_gets_its_design_documents(
+    store: CouchStore, account: TestAccount
+) -> None:
+    # On a cluster a racing creator may be told "exists" like everyone else, so nobody would write them.
+    modb = naming.modb(account.id, 2017, 11)
+    assert await store.create_db(modb) is True  # the other creator, gone before writing design documents
+    assert await ensure_database(store, modb, "modb", found_missing=True) is False
+    assert (await store.get_doc(modb, "_design/mailbox_messages"))["_id"] == "_design/mailbox_messages"
+
+
 async def test_a_view_query_writes_missing_design_documents_first(store: CouchStore, account: TestAccount) -> None:
     db = naming.account_db(account.id)
     ddoc = await store.get_doc(db, "_design/vmboxes")

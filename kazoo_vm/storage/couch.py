@@ -42,6 +42,7 @@ from kazoo_vm.storage.errors import (
     Conflict,
     DatabaseNotFound,
     StorageError,
+    StorageFault,
     StorageUnreachable,
     error_for_status,
 )
@@ -318,6 +319,13 @@ class CouchStore:
         try:
             await self._json("PUT", f"/{quote_name(db)}")
         except AlreadyExists:
+            self._saw_databases([db])
+            return False
+        except StorageFault as failed:
+            # A cluster creating one database for two clients at once can answer the later one 500 "conflict"
+            # (both wrote its shard map document; fabric_db_create): the other made it.
+            if failed.reason != "conflict" or not await self.db_exists(db):
+                raise
             self._saw_databases([db])
             return False
         self._saw_databases([db])

@@ -205,15 +205,20 @@ async def bring_up_to_date(
     return brought
 
 
-async def ensure_database(store: CouchStore, db: str, db_class: str) -> bool:
+async def ensure_database(store: CouchStore, db: str, db_class: str, *, found_missing: bool = False) -> bool:
     """Create ``db`` with its design documents if it does not exist; True when this call created it.
 
-    Safe when several requests or processes create the same database at once: CouchDB lets exactly one PUT
-    succeed (412 for the others) and design-document writes tolerate conflicts.
+    Several requests or processes may create one database at once. A single node lets exactly one PUT succeed;
+    a cluster may tell every one of them that the database exists (412, or 500 "conflict": see
+    :meth:`CouchStore.create_db`), and then nobody would write the design documents. So a caller that found the
+    database missing a moment ago says so (``found_missing``), and a database it did not create is checked for
+    them (one read). Design-document writes tolerate conflicts.
     """
     created = await store.create_db(db)
     if created:
         await ensure_design_docs(store, db, db_class, fresh=True)
+    elif found_missing:
+        await ensure_design_docs(store, db, db_class)
     return created
 
 

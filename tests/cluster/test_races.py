@@ -83,3 +83,18 @@ async def test_simultaneous_moves_of_one_message_through_two_nodes_have_one_winn
                 await store.close()
             raise AssertionError(listed)
         await asyncio.sleep(0.5)
+
+
+async def test_one_database_created_through_three_nodes_at_once_refuses_no_one(cluster: Cluster) -> None:
+    # Service processes starting together each create the databases they need (system_auth, a new month's MODB):
+    # none may fail because another made the database a moment before.
+    stores = [CouchStore(url) for url in cluster.urls]
+    try:
+        for round_ in range(ROUNDS):
+            db = f"kazoo_vm_race_{round_}_{time.monotonic_ns()}"
+            # Each answers (True: made by this call, False: found made; CouchDB may say the latter to all).
+            await asyncio.gather(*(store.create_db(db) for store in stores for _ in range(2)))
+            assert all([await store.db_exists(db) for store in stores]), round_
+    finally:
+        for store in stores:
+            await store.close()

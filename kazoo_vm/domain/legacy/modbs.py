@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from kazoo_vm.storage.couch import CouchStore
-from kazoo_vm.storage.design_docs import ensure_database, ensure_design_docs
+from kazoo_vm.storage.design_docs import ensure_database
 
 MODB_CLASS = "modb"
 
@@ -34,5 +34,4 @@ class ModbCheck:
 
 async def _ensure_modb(store: CouchStore, db: str) -> None:
     # A MODB created by an interrupted run (or by another process a moment ago) may lack its design documents.
-    if not await ensure_database(store, db, MODB_CLASS):
-        await ensure_design_docs(store, db, MODB_CLASS)
+    await ensure_database(store, db, MODB_CLASS, found_missing=True)

@@ -67,7 +67,7 @@ async def put_new_message(scope: Scope, doc: MessageDoc) -> None:
     try:
         await scope.store.put_doc(db, doc)
     except DatabaseNotFound:
-        await ensure_database(scope.store, db, "modb")
+        await ensure_database(scope.store, db, "modb", found_missing=True)
         await scope.store.put_doc(db, doc)
 
 
