@@ -483,6 +483,8 @@ async def run_engine(name: str, couch_url: str, args: argparse.Namespace) -> Non
                 row(label, *cells, " ".join(ratios), " ".join(cpu))
 
             with profiled(pid, args.py_spy):
+                if "floor" in parts:
+                    await measure_floor(f, args)
                 if "requests" in parts:
                     for label, call, bare in pairs(f):
                         await measure(label, call, bare)
@@ -527,6 +529,49 @@ async def run_engine(name: str, couch_url: str, args: argparse.Namespace) -> Non
         await store.close()
 
 
+async def measure_floor(f: Fixture, args: argparse.Namespace) -> None:
+    """``passthrough.py`` (one aiohttp hop that does nothing but forward a GET of the box document) against the bare
+    GET, measured like the requests: the ratio no Python service built on aiohttp can beat on this machine."""
+    port = free_port()
+    box_doc = f.couch + doc_path(f.account.db, f.box)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "passthrough.py"), str(port), box_doc, *f.couch_headers.values()]
+    )
+    try:
+        await wait_for_port(port, process)
+
+        async def forwarded(session: aiohttp.ClientSession, worker: int) -> None:
+            async with session.get(f"http://127.0.0.1:{port}/") as response:
+                await check(response, 200)
+
+        async def bare(session: aiohttp.ClientSession, worker: int) -> None:
+            async with session.get(box_doc, headers=f.couch_headers) as response:
+                await check(response, 200)
+
+        cells, ratios, cpu = [], [], []
+        for concurrency in args.concurrency:
+            got = await compare(forwarded, bare, concurrency, args.seconds, args.rounds, process.pid)
+            cells.append(f"{got.ours:.0f}/{got.theirs:.0f}")
+            ratios.append(f"{got.ours / got.theirs:.2f}")
+            cpu.append(f"{got.cpu_ms:.2f}")
+        row("floor: bare aiohttp hop, GET box", *cells, " ".join(ratios), " ".join(cpu))
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+async def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the passthrough hop did not start") from None
+            await asyncio.sleep(0.1)
+
+
 def sizes(args: argparse.Namespace) -> tuple[int, int]:
     return args.small, args.large
 
@@ -540,8 +585,8 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="slices each measurement is interleaved in (default 4)")
     parser.add_argument(
         "--parts",
-        default="requests,put,tokens,listing",
-        help="what to measure: requests, put, tokens, listing (default all)",
+        default="floor,requests,put,tokens,listing",
+        help="what to measure: floor, requests, put, tokens, listing (default all)",
     )
     parser.add_argument(
         "--service-tree",

@@ -130,3 +130,35 @@ async def test_a_crash_between_the_two_writes_delivers_the_event_once_or_never(
         for message_id in messages:
             folder = (await message_doc(store, api.account.id, message_id))["metadata"]["folder"]
             assert folder == "new"
+
+
+async def test_a_create_refused_by_its_box_announces_no_new_message_and_leaves_no_event_behind(
+    receiver: Receiver, settings: Settings, aiohttp_client: Client
+) -> None:
+    # The new message's event is recorded while the box is read and counted: a missing or full box refuses the
+    # create after the event was written, and the event, never confirmed by a message, is dropped.
+    writer = await aiohttp_client(
+        create_app(dataclasses.replace(settings, notify_workers=0, max_message_count=1), sync_design_docs=False)
+    )
+    api = Api(writer, await make_account(writer))
+    status, body = await api.put(
+        "/webhooks", {"name": "h", "uri": receiver.hook_url(), "hook": "notifications", "format": "json"}
+    )
+    assert status == 201, body
+    box = await create_box(api, mailbox="6102")
+    kept = (await new_message(api, box["id"]))["media_id"]
+    status, body = await put_message(api, box["id"], {"caller_id_number": "+15550002"}, fake_mp3())
+    assert status == 400, body
+    status, body = await put_message(api, "0123456789abcdef0123456789abcdef", {}, fake_mp3())
+    assert status == 404, body
+
+    deliverer = await aiohttp_client(
+        create_app(dataclasses.replace(settings, notify_confirm_s=1.0), sync_design_docs=False)
+    )
+    done = await settled(deliverer.app[appkeys.STORE], settings.notifications_db)
+    events = [call.json() for call in receiver.received]
+    assert [event["Voicemail-ID"] for event in events if event["Event-Name"] == "voicemail_new"] == [kept]
+    assert [event["Voicemail-Box"] for event in events if event["Event-Name"] == "voicemail_full"] == [box["id"]]
+    new_events = [item for item in done if item.kind == "event" and item.event == "voicemail_new"]
+    assert [item.payload["message_id"] for item in new_events] == [kept]
+    assert {item.state for item in done} == {"delivered"}

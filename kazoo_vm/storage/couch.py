@@ -21,6 +21,7 @@ Every failure leaves this module as a :mod:`kazoo_vm.storage.errors` type.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -55,6 +56,8 @@ _JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end
 _JSON_HEADERS = {"Content-Type": "application/json"}
 # Marks the tombstone of a write that lost a race on a cluster and was taken back (see CouchStore._give_way).
 GAVE_WAY = "pvt_gave_way"
+# Waits before looking again for a database whose creation raced another's (see CouchStore.create_db).
+_CREATION_RACE_PAUSES_S = (0.05, 0.1, 0.2, 0.4, 0.8)
 # Database names remembered as existing, at most (the memo is emptied beyond it).
 _MAX_SEEN_DATABASES = 100_000
 
@@ -316,20 +319,25 @@ class CouchStore:
 
     async def create_db(self, db: str) -> bool:
         """Create ``db``; True when this call created it, False when it already existed."""
-        try:
-            await self._json("PUT", f"/{quote_name(db)}")
-        except AlreadyExists:
-            self._saw_databases([db])
-            return False
-        except StorageFault as failed:
-            # A cluster creating one database for two clients at once can answer the later one 500 "conflict"
-            # (both wrote its shard map document; fabric_db_create): the other made it.
-            if failed.reason != "conflict" or not await self.db_exists(db):
-                raise
-            self._saw_databases([db])
-            return False
+        for pause in (*_CREATION_RACE_PAUSES_S, None):
+            try:
+                await self._json("PUT", f"/{quote_name(db)}")
+            except AlreadyExists:
+                break
+            except StorageFault as failed:
+                # A cluster creating one database for several clients at once can answer some of them 500
+                # "conflict" (each wrote its shard map document; fabric_db_create) while the creation that won is
+                # still under way: once it shows, the database exists; if it never does, this call tries again.
+                if failed.reason != "conflict" or pause is None:
+                    raise
+                await asyncio.sleep(pause)
+                if await self.db_exists(db):
+                    break
+            else:
+                self._saw_databases([db])
+                return True
         self._saw_databases([db])
-        return True
+        return False
 
     async def put_security(self, db: str, security: JsonDict) -> None:
         """Replace the database's ``_security`` object (who may read and write it)."""

@@ -20,10 +20,10 @@ from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.messages import audio
 from kazoo_vm.domain.messages import counts as message_counts
 from kazoo_vm.domain.messages.announcements import carry, new_token, record
-from kazoo_vm.domain.messages.documents import NO_REALM, folder_of, new_message_doc
+from kazoo_vm.domain.messages.documents import NO_REALM, new_message_doc
 from kazoo_vm.domain.messages.records import put_new_message
 from kazoo_vm.domain.vmboxes import load_box
-from kazoo_vm.errors import ValidationFailed
+from kazoo_vm.errors import KazooError, ValidationFailed
 from kazoo_vm.events import MessageChange
 from kazoo_vm.model import BoxDoc, JsonDict, MessageDoc, MessageMetadata
 from kazoo_vm.storage import naming
@@ -62,8 +62,12 @@ def default_metadata(fields: JsonDict, box: BoxDoc, realm: str, timestamp: int) 
         "to": _address(_text(fields, "to") or str(mailbox if mailbox is not None else ""), realm),
         "length": length if isinstance(length, int) and not isinstance(length, bool) else 1,
         "timestamp": timestamp,
-        "folder": fields.get("folder") or "new",
+        "folder": requested_folder(fields),
     }
+
+
+def requested_folder(fields: JsonDict) -> str:
+    return str(fields.get("folder") or "new")
 
 
 async def count_for_room(scope: Scope, box_id: str) -> int:
@@ -105,23 +109,41 @@ def message_timestamp(fields: JsonDict) -> int:
 
 
 async def create_message(scope: Scope, box_id: str, data: Any, files: list[UploadedFile]) -> MessageDoc:
-    """Validate, then write the document and its audio together; returns the saved document."""
-    # The full-box check needs the box's id only: it is counted while the box is read, not after. Kazoo's order of
-    # errors stays (no box, then bad data, then a full box): a count nobody waits for is dropped.
+    """Validate, then write the document and its audio together; returns the saved document.
+
+    What needs no stored data (validation, the new id, the event) is done first, so that the box read, the
+    full-box count and the event's outbox write go to CouchDB together, and the message write is the only one
+    after them. Kazoo's order of errors stays (no box, then bad data, then a full box); an event recorded for a
+    create refused by the box read or the count is never confirmed by a message carrying its token, and the
+    notification worker drops it (see announcements)."""
     counting = asyncio.ensure_future(count_for_room(scope, box_id))
+    recording_event: asyncio.Future[dict[str, str]] | None = None
     try:
+        try:
+            fields = validation.validate(SCHEMA, data if isinstance(data, dict) else {})
+            upload = audio.single_upload(files, required=False)
+            recording = audio.prepare(upload) if upload is not None else None
+            timestamp = message_timestamp(fields)
+        except KazooError as invalid:
+            await load_box(scope, box_id)
+            raise invalid from None
+        message_id = naming.message_id(timestamp)
+        created = scope.event(
+            MessageChange.CREATED, box_id, message_id, folder=requested_folder(fields), token=new_token()
+        )
+        # The event is kept before the message is written, and the message carries its token (see announcements).
+        recording_event = asyncio.ensure_future(record(scope, [created]))
         box = await load_box(scope, box_id)
-        fields = validation.validate(SCHEMA, data if isinstance(data, dict) else {})
-        upload = audio.single_upload(files, required=False)
-        recording = audio.prepare(upload) if upload is not None else None
         await ensure_room(scope, box, counting)
+        tokens = await recording_event
     finally:
-        if not counting.done():
-            counting.cancel()
-        elif not counting.cancelled():
-            counting.exception()  # retrieved: a failed count behind an earlier error is not reported again
-    timestamp = message_timestamp(fields)
-    message_id = naming.message_id(timestamp)
+        for started in (counting, recording_event):
+            if started is None:
+                continue
+            if not started.done():
+                started.cancel()
+            elif not started.cancelled():
+                started.exception()  # retrieved: a failure behind an earlier error is not reported again
     realm = scope.account.realm or NO_REALM
     timezone = await box_timezone(scope, box)
     doc = new_message_doc(
@@ -139,9 +161,7 @@ async def create_message(scope: Scope, box_id: str, data: Any, files: list[Uploa
     if recording is not None:
         # One request writes the document and its audio: a failed upload leaves no message without audio.
         doc["_attachments"] = {recording.attachment_name(message_id): recording.inline()}
-    created = scope.event(MessageChange.CREATED, box["_id"], message_id, folder=folder_of(doc), token=new_token())
-    # The event is kept before the message is written, and the message carries its token (see announcements).
-    carry(doc, (await record(scope, [created])).values())
+    carry(doc, tokens.values())
     await put_new_message(scope, doc)
     await scope.events.announce(created)
     return doc
