@@ -169,9 +169,9 @@ async def wait_for_agreement(
 ) -> None:
     """Until every node holds the same documents at the same revisions (internal replication caught up).
 
-    CouchDB pushes a shard copy's changes to the other copies when the copy changes; a copy that took its last
-    write just before its node died may wait for a further change before it pushes that write. So after a while
-    without agreement, the shards are synchronised as an operator would after a restart (``_sync_shards``)."""
+    Internal replication normally brings the copies together within seconds of a node's return; when they still
+    differ after a while, the shards are synchronised as an operator would (``_sync_shards``, docs/deployment.md),
+    after printing what differs."""
     started = time.monotonic()
     nudged = False
     while True:
