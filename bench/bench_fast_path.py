@@ -121,15 +121,7 @@ def service(couch_url: str, profile: str | None = None, tree: Path = ROOT) -> It
     process = subprocess.Popen(command, env=env, cwd=tree, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the service did not start") from None
-                time.sleep(0.2)
+        wait_for_port(port, process, "the service", timeout_s=60)
         yield base, process.pid
     finally:
         process.send_signal(signal.SIGINT)
@@ -538,7 +530,7 @@ async def measure_floor(f: Fixture, args: argparse.Namespace) -> None:
         [sys.executable, str(ROOT / "bench" / "passthrough.py"), str(port), box_doc, *f.couch_headers.values()]
     )
     try:
-        await wait_for_port(port, process)
+        wait_for_port(port, process, "the passthrough hop", timeout_s=30)
 
         async def forwarded(session: aiohttp.ClientSession, worker: int) -> None:
             async with session.get(f"http://127.0.0.1:{port}/") as response:
@@ -560,16 +552,17 @@ async def measure_floor(f: Fixture, args: argparse.Namespace) -> None:
         process.wait(timeout=15)
 
 
-async def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout_s: float) -> None:
+    """Until ``process`` accepts connections on ``port`` (a start-up of a second or two: a blocking wait)."""
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the passthrough hop did not start") from None
-            await asyncio.sleep(0.1)
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.1)
 
 
 def sizes(args: argparse.Namespace) -> tuple[int, int]:
