@@ -16,6 +16,8 @@ from kazoo_vm.config import Settings, load_settings
 from kazoo_vm.domain.filters import build_filter
 from kazoo_vm.domain.messages.listing import ROW_METADATA_PATHS
 from kazoo_vm.observability.metrics import exposition
+from kazoo_vm.storage import messages as stored_messages
+from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 
 
@@ -111,11 +113,21 @@ async def test_box_listing_asks_only_existing_monthly_databases(api: Api, store:
     box = await create_box(api)
     await new_message(api, box["id"])
     await warm(api)
+    before = this_months_count_queries()
     sent, (status, body) = await couch_requests(store, lambda: api.get("/vmboxes"))
     assert status == 200, body
-    # the listing and this month's counts (the whole month, less its future part); which monthly databases there
-    # are was asked by the listing before, and is known for a while
-    assert sent == 3
+    # the listing and this month's counts; which monthly databases there are was asked by the listing before, and
+    # is known for a while
+    assert sent - 1 in {before, this_months_count_queries()}
+
+
+def this_months_count_queries() -> int:
+    """The view queries that count this month so far, which depend on the time: the part of the month gone by in
+    day, hour and second buckets while it is the shorter part, else the whole month less its future part."""
+    now = naming.now_gregorian()
+    span = stored_messages.month_span(*naming.year_month(now))
+    whole, runs = stored_messages.plan(span[0], now, span)
+    return int(whole) + len(runs)
 
 
 async def test_the_store_count_and_the_couch_requests_metric_count_the_same_requests(
