@@ -62,7 +62,7 @@ from engines import devserver_url, single_node
 
 from kazoo_vm.domain import accounts
 from kazoo_vm.domain.messages.documents import new_message_doc
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import JsonDict, MessageDoc
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore, doc_path
 from kazoo_vm.storage.design_docs import ensure_database
@@ -258,7 +258,7 @@ async def fill_box(
     """``messages`` messages of ``box_id`` written in bulk (no audio), spread over the last 80 days, in
     ``folders`` in turn."""
     now = naming.now_gregorian()
-    by_db: dict[str, list[JsonDict]] = {}
+    by_db: dict[str, list[MessageDoc]] = {}
     for index in range(messages):
         timestamp = now - 120 - (index * 80 * DAY) // messages
         message_id = naming.message_id(timestamp)

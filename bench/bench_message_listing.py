@@ -48,7 +48,7 @@ from kazoo_vm.config import load_settings
 from kazoo_vm.domain import accounts
 from kazoo_vm.domain.messages import retention
 from kazoo_vm.domain.messages.documents import new_message_doc
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import BoxDoc, MessageDoc
 from kazoo_vm.storage import messages as message_counts
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
@@ -84,10 +84,10 @@ async def fill(client: TestClient[Any, Any], store: CouchStore, label: str, mess
     audio = base64.b64encode(os.urandom(256)).decode()
     now = naming.now_gregorian()
     span = 85 * DAY  # three or four MODBs, all inside the 93-day retention
-    by_db: dict[str, list[JsonDict]] = defaultdict(list)
+    by_db: dict[str, list[MessageDoc]] = defaultdict(list)
     for index in range(messages):
         timestamp = now - 60 - (index * span) // messages
-        box = {"_id": box_ids[index % boxes], "mailbox": str(1000 + index % boxes)}
+        box = BoxDoc(_id=box_ids[index % boxes], mailbox=str(1000 + index % boxes))
         message_id = naming.message_id(timestamp)
         doc = new_message_doc(
             account_id=account.id,
@@ -341,10 +341,11 @@ def report(results: list[tuple[str, Result]], args: argparse.Namespace) -> None:
     for index, name in enumerate(names):
         values = [value for _, result in results for value in result.rows[index][1]]
         print(f"{name:<{width}}  " + "  ".join(f"{value:>{cell}.1f}" for value in values))
-    for label, pick in (
+    picks: tuple[tuple[str, Callable[[Result], list[int]]], ...] = (
         ("rows CouchDB answers for the counts", lambda result: result.grouped_rows),
         ("rows for Kazoo-style counting", lambda result: result.kazoo_rows),
-    ):
+    )
+    for label, pick in picks:
         values = [value for _, result in results for value in pick(result)]
         print(f"{label:<{width}}  " + "  ".join(f"{value:>{cell},}" for value in values))
     print()

@@ -58,7 +58,7 @@ from kazoo_vm.domain import accounts
 from kazoo_vm.domain.legacy.outcomes import Options
 from kazoo_vm.events import Events, MessageChange, MessageEvent
 from kazoo_vm.migrate.driver import Selection, migrate
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import Document, JsonDict
 from kazoo_vm.storage import couch as couch_module
 from kazoo_vm.storage import design_sync, naming, rollover
 from kazoo_vm.storage.couch import CouchStore
@@ -92,7 +92,7 @@ class Requests:
         # Document writes (the lease) do not go through _json.
         put = couch_module.CouchStore.put_doc
 
-        async def counted_put(self: CouchStore, db: str, doc: JsonDict) -> str:
+        async def counted_put(self: CouchStore, db: str, doc: Document) -> str:
             if cls.in_sync.get():
                 cls.sync += 1
             else:

@@ -34,8 +34,9 @@ import engines
 
 from kazoo_vm.domain import accounts
 from kazoo_vm.domain.messages.documents import new_message_doc
+from kazoo_vm.model import BoxDoc, MessageDoc
 from kazoo_vm.storage import naming
-from kazoo_vm.storage.couch import CouchStore, JsonDict
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.design_docs import ensure_database
 
 MB = 1024 * 1024
@@ -71,11 +72,11 @@ async def wait_until_serving(session: aiohttp.ClientSession, base: str, process:
     raise RuntimeError("kazoo-vm serve did not answer within 60 s")
 
 
-async def seed(store: CouchStore, account_id: str, box: JsonDict, args: argparse.Namespace) -> list[str]:
+async def seed(store: CouchStore, account_id: str, box: BoxDoc, args: argparse.Namespace) -> list[str]:
     """``args.messages`` messages of ``box``, each with its own ``args.audio_bytes`` of audio, written in bulk."""
     now = naming.now_gregorian()
     ids: list[str] = []
-    batch: list[JsonDict] = []
+    batch: list[MessageDoc] = []
     db = naming.message_db(account_id, naming.message_id(now))
     await ensure_database(store, db, "modb")
     for index in range(args.messages):

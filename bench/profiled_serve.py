@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-import yappi
+import yappi  # type: ignore[import-not-found]  # a development tool, not installed with the project
 
 from kazoo_vm.cli import main
 
