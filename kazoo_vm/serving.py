@@ -26,7 +26,7 @@ from types import FrameType
 
 from aiohttp import web
 
-from kazoo_vm import appkeys
+from kazoo_vm import allocator, appkeys
 from kazoo_vm.config import Settings
 from kazoo_vm.logs import configure_logging
 
@@ -37,6 +37,7 @@ AppFactory = Callable[[Settings], web.Application]
 
 def run_one(settings: Settings, make_app: AppFactory, *, reuse_port: bool = False) -> None:
     """Serve in this process until SIGTERM or SIGINT, then stop gracefully."""
+    allocator.pin_mmap_threshold(settings.malloc_mmap_threshold_bytes)
     asyncio.run(_serve(make_app(settings), settings, reuse_port=reuse_port))
     log.info("stopped")
 
