@@ -27,7 +27,12 @@ def pin_mmap_threshold(threshold: int) -> bool:
     try:
         # The process's own symbols, which include the C library's (ctypes.util.find_library would run ldconfig).
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         log.info("no glibc mallopt here: the allocator's mmap threshold is left as it is")
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    if not mallopt(_M_MMAP_THRESHOLD, threshold):
+        log.warning("the C allocator refused an mmap threshold of %d bytes: it is left as it is", threshold)
+        return False
+    return True

@@ -252,8 +252,8 @@ class Settings:
             SERVICE,
             "glibc's mmap threshold for `kazoo-vm serve`, fixed at start-up: blocks this large are mapped and given "
             "back when freed, so 100 KB recordings do not fragment the heap and the memory stays flat; 0 leaves "
-            "glibc's own, rising threshold.",
-            _int(0),
+            "glibc's own, rising threshold. At most 32 MiB, glibc's own limit.",
+            _int(0, 32 * 1024 * 1024),
         ),
     )
 

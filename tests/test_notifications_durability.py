@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from helpers import Api, create_box, make_account
 from message_support import fake_mp3, message_doc, new_message, put_message
 from notify_fixtures import mailbox, receiver, settings
-from notify_support import Receiver, settled
+from notify_support import Receiver, items, settled
 
 from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
@@ -135,8 +135,9 @@ async def test_a_crash_between_the_two_writes_delivers_the_event_once_or_never(
 async def test_a_create_refused_by_its_box_announces_no_new_message_and_leaves_no_event_behind(
     receiver: Receiver, settings: Settings, aiohttp_client: Client
 ) -> None:
-    # The new message's event is recorded while the box is read and counted: a missing or full box refuses the
-    # create after the event was written, and the event, never confirmed by a message, is dropped.
+    # The new message's event is recorded once the box is found, while the full-box count runs: a full box refuses
+    # the create after the event was written, and the event, never confirmed by a message, is dropped. A missing
+    # box records nothing.
     writer = await aiohttp_client(
         create_app(dataclasses.replace(settings, notify_workers=0, max_message_count=1), sync_design_docs=False)
     )
@@ -151,6 +152,10 @@ async def test_a_create_refused_by_its_box_announces_no_new_message_and_leaves_n
     assert status == 400, body
     status, body = await put_message(api, "0123456789abcdef0123456789abcdef", {}, fake_mp3())
     assert status == 404, body
+    store = writer.app[appkeys.STORE]
+    recorded = [item for item in await items(store, settings.notifications_db) if item.event == "voicemail_new"]
+    refused = [item.payload["message_id"] for item in recorded if item.payload["message_id"] != kept]
+    assert len(refused) == 1  # the full box's; the missing box recorded nothing
 
     deliverer = await aiohttp_client(
         create_app(dataclasses.replace(settings, notify_confirm_s=1.0), sync_design_docs=False)
@@ -160,5 +165,5 @@ async def test_a_create_refused_by_its_box_announces_no_new_message_and_leaves_n
     assert [event["Voicemail-ID"] for event in events if event["Event-Name"] == "voicemail_new"] == [kept]
     assert [event["Voicemail-Box"] for event in events if event["Event-Name"] == "voicemail_full"] == [box["id"]]
     new_events = [item for item in done if item.kind == "event" and item.event == "voicemail_new"]
-    assert [item.payload["message_id"] for item in new_events] == [kept]
+    assert [item.payload["message_id"] for item in new_events] == [kept]  # the refused one's item is gone
     assert {item.state for item in done} == {"delivered"}

@@ -126,7 +126,9 @@ def confirm(ctx: Context, item: Item, message: MessageDoc | None, now: float) ->
         return
     if now < item.created + ctx.settings.notify_confirm_s:
         raise NotYet(f"message {item.payload.get('message_id')} does not carry the event yet")
-    raise Void(f"message {item.payload.get('message_id')} never carried the event: its write never happened")
+    raise Void(
+        f"message {item.payload.get('message_id')} never carried the event: its write was refused or never happened"
+    )
 
 
 async def fan_out(ctx: Context, item: Item) -> Read:

@@ -215,7 +215,9 @@ class Worker:
                 self._schedule(item, item.next_attempt_at)
             return
         except deliveries.Void as exc:
-            log.warning("notification %s removed: %s", item.id, exc)
+            # Normal for a create the full-box check refused after its event was recorded; also the trace of a
+            # writer that died between the event and its write.
+            log.info("notification %s removed: %s", item.id, exc)
             await outbox.remove(self.store, self.db, item)
             return
         except deliveries.Undeliverable as exc:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,9 +182,10 @@ async def wait_for_agreement(
             return
         differing = sorted({key for view in views for key in view if any(v.get(key) != view.get(key) for v in views)})
         if not nudged and time.monotonic() > started + min(30.0, timeout_s / 2):
-            print(
-                "nodes disagree, synchronising shards:", {key: [view.get(key) for view in views] for key in differing}
-            )
+            differences = {key: [view.get(key) for view in views] for key in differing}
+            # Past pytest's capture, so that a run that needed it says so in its output (CI's log) even when it passes.
+            print(f"internal replication left copies apart for 30 s; synchronising shards: {differences}",
+                  file=sys.__stderr__, flush=True)  # fmt: skip
             for db in dbs:
                 async with http.post(f"{node_urls[0].rstrip('/')}/{quote(db, safe='')}/_sync_shards") as response:
                     assert response.status in (200, 202), await response.text()

@@ -95,6 +95,8 @@ async def test_one_database_created_through_three_nodes_at_once_refuses_no_one(c
             # Each answers (True: made by this call, False: found made; CouchDB may say the latter to all).
             await asyncio.gather(*(store.create_db(db) for store in stores for _ in range(2)))
             assert all([await store.db_exists(db) for store in stores]), round_
+            async with aiohttp.ClientSession() as http, http.delete(f"{cluster.urls[0]}/{db}") as deleted:
+                assert deleted.status == 200, await deleted.text()
     finally:
         for store in stores:
             await store.close()

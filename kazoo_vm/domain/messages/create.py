@@ -111,11 +111,11 @@ def message_timestamp(fields: JsonDict) -> int:
 async def create_message(scope: Scope, box_id: str, data: Any, files: list[UploadedFile]) -> MessageDoc:
     """Validate, then write the document and its audio together; returns the saved document.
 
-    What needs no stored data (validation, the new id, the event) is done first, so that the box read, the
-    full-box count and the event's outbox write go to CouchDB together, and the message write is the only one
-    after them. Kazoo's order of errors stays (no box, then bad data, then a full box); an event recorded for a
-    create refused by the box read or the count is never confirmed by a message carrying its token, and the
-    notification worker drops it (see announcements)."""
+    What needs no stored data (validation, the new id, the event) is done first. The full-box count starts with
+    the box read, and the event's outbox write as soon as the box is found, while the count (the longer query)
+    still runs; the message write follows both. Kazoo's order of errors stays (no box, then bad data, then a full
+    box). A create refused by the count has its event recorded already: no message ever carries its token, and
+    the notification worker drops it (see announcements)."""
     counting = asyncio.ensure_future(count_for_room(scope, box_id))
     recording_event: asyncio.Future[dict[str, str]] | None = None
     try:
@@ -131,9 +131,9 @@ async def create_message(scope: Scope, box_id: str, data: Any, files: list[Uploa
         created = scope.event(
             MessageChange.CREATED, box_id, message_id, folder=requested_folder(fields), token=new_token()
         )
+        box = await load_box(scope, box_id)
         # The event is kept before the message is written, and the message carries its token (see announcements).
         recording_event = asyncio.ensure_future(record(scope, [created]))
-        box = await load_box(scope, box_id)
         await ensure_room(scope, box, counting)
         tokens = await recording_event
     finally:
