@@ -111,14 +111,17 @@ async def update_message(
     return await update_shaped(store, db, message_id, change, _present_message, current=current, delete=delete)
 
 
-async def retired_as(store: CouchStore, db: str, message_id: str) -> MovePlan | None:
-    """The move a retired source records (its marker's ``pvt_moved_to``); None when it is no marker or gone."""
+async def message_or_move(store: CouchStore, db: str, message_id: str) -> tuple[MessageDoc | None, MovePlan | None]:
+    """One GET: ``(message, None)``, or for the marker of a message moved away ``(None, the move it records)``;
+    ``(None, None)`` when the message or its database is gone."""
     try:
         raw = await store.get_doc(db, message_id)
     except NotFound:
-        return None
-    plan = raw.get("pvt_moved_to") if is_moved_away(raw) else None
-    return cast(MovePlan, plan) if isinstance(plan, dict) else None
+        return None, None
+    if not is_moved_away(raw):
+        return as_message(raw), None
+    plan = raw.get("pvt_moved_to")
+    return None, cast(MovePlan, plan) if isinstance(plan, dict) else None
 
 
 def _present_message(raw: JsonDict) -> MessageDoc:

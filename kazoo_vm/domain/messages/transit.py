@@ -167,9 +167,10 @@ async def finish(scope: Scope, source: MessageDoc, plan: MovePlan, dest: BoxDoc 
     try:
         inline = await inline_audio(scope, source)
     except NotFound:
-        if await read_message(scope, source["_id"]) is None:
+        present, retired = await stored_messages.message_or_move(scope.store, scope.db(source["_id"]), source["_id"])
+        if present is None:
             # A concurrent run finished a move of it and retired the source (with its audio).
-            existing = await _moved_target(scope, source["_id"], target_id)
+            existing = await _moved_target(scope, target_id, retired)
             if existing is None:
                 raise MessageGone(source["_id"]) from None
             return existing
@@ -179,11 +180,10 @@ async def finish(scope: Scope, source: MessageDoc, plan: MovePlan, dest: BoxDoc 
     return await follow_box(scope, target, str(dest["_id"]))
 
 
-async def _moved_target(scope: Scope, source_id: str, target_id: str) -> MessageDoc | None:
+async def _moved_target(scope: Scope, target_id: str, retired: MovePlan | None) -> MessageDoc | None:
     """The target ``target_id`` of a move another run finished. When the source's marker says this very move was
-    made, the target exists (it is written before the marker): a read through a lagging copy may miss it for a
-    moment, so it is read again."""
-    retired = await stored_messages.retired_as(scope.store, scope.db(source_id), source_id)
+    made (``retired``, the move it records), the target exists (it is written before the marker): a read through
+    a lagging copy may miss it for a moment, so it is read again."""
     attempts = _TARGET_ATTEMPTS if retired is not None and retired.get("id") == target_id else 1
     for attempt in range(attempts):
         existing = await read_message(scope, target_id)
