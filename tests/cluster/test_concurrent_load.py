@@ -274,10 +274,5 @@ async def test_a_node_killed_under_load_and_restarted_loses_nothing_and_catches_
 
     # A delete refused around the kill may have been taken by node 3's copy before it died.
     load.maybe_deleted |= {key for key, at in load.refused_deletes if killing - 1 < at < killed + 5}
+    # Also checks that once node 3 is back every node holds the same revision of every document.
     await check_invariants(a, load, http, cluster, conflicts_allowed=True)
-    store = CouchStore(cluster.urls[0])
-    try:
-        dbs = [account.db, *await account_modbs(store, account.id)]
-    finally:
-        await store.close()
-    await wait_for_agreement(http, cluster.urls, dbs, timeout_s=90)
