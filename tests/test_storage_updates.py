@@ -85,30 +85,6 @@ async def test_an_inner_update_that_gave_up_is_not_retried_by_an_outer_one() -> 
     assert attempts == 1
 
 
-async def test_a_refused_write_that_a_copy_kept_anyway_is_deleted_before_the_conflict_is_raised(
-    store: CouchStore, account: TestAccount, couch_url: str
-) -> None:
-    """On a cluster a copy can keep a write that the quorum refused (409): that leaf, CouchDB's winner here, must
-    not outlive the refusal. The leaf is planted as a cluster would leave it (``new_edits=false``)."""
-    db = account.account.db
-    doc: JsonDict = {"_id": "contested", "holder": "first"}
-    parent = await store.put_doc(db, doc)
-    ours: JsonDict = {"_id": "contested", "_rev": parent, "holder": "second"}
-    await store.put_doc(db, {"_id": "contested", "_rev": parent, "holder": "rival"})
-    parent_hash = parent.split("-", 1)[1]
-    stray = {**ours, "_rev": "2-" + "f" * 32, "_revisions": {"start": 2, "ids": ["f" * 32, parent_hash]}}
-    async with aiohttp.ClientSession() as http:
-        url = f"{couch_url.rstrip('/')}/{quote_name(db)}/_bulk_docs"
-        async with http.post(url, json={"docs": [stray], "new_edits": False}) as response:
-            assert response.status == 201, await response.text()
-    assert (await store.get_doc(db, "contested"))["holder"] == "second"  # the stray leaf wins until removed
-    with pytest.raises(Conflict):
-        await store.put_doc(db, dict(ours))
-    stored = await store.get_doc(db, "contested", conflicts=True)
-    assert stored["holder"] == "rival"
-    assert "_conflicts" not in stored
-
-
 async def test_a_refused_create_leaves_an_existing_document_with_the_same_content_alone(
     store: CouchStore, account: TestAccount
 ) -> None:
@@ -174,3 +150,37 @@ async def test_a_taken_back_write_stays_deleted_on_a_copy_that_gets_it_only_late
     await _plant(couch_url, db, [_leaf("late", [ours, parent], 2, holder="ours")])  # "ours" > "rival" by hash
     stored = await store.get_doc(db, "late", conflicts=True)
     assert stored["holder"] == "rival" and "_conflicts" not in stored
+
+
+async def test_two_writes_accepted_without_quorum_from_one_revision_leave_exactly_the_higher(
+    store: CouchStore, account: TestAccount, couch_url: str
+) -> None:
+    """Both racing writers got a 202 and both read the same two leaves: each applies the same rule, so the lower
+    gives way and the higher stays; neither both (the document would be gone) nor none."""
+    db = account.account.db
+    parent, low, high = "a" * 32, "b" * 32, "c" * 32
+    await _plant(couch_url, db, [_leaf("raced", [parent], 1, state="base")])
+    await _plant(couch_url, db, [_leaf("raced", [low, parent], 2, state="low")])
+    await _plant(couch_url, db, [_leaf("raced", [high, parent], 2, state="high")])
+    await store._yield_if_contested(db, {"_id": "raced", "_rev": f"1-{parent}"}, f"2-{high}")
+    with pytest.raises(Conflict):
+        await store._yield_if_contested(db, {"_id": "raced", "_rev": f"1-{parent}"}, f"2-{low}")
+    stored = await store.get_doc(db, "raced", conflicts=True)
+    assert stored["state"] == "high" and "_conflicts" not in stored
+
+
+@pytest.mark.parametrize(("ours", "stays"), [("c" * 32, True), ("0" * 32, False)])
+async def test_a_refused_write_that_a_copy_kept_is_settled_like_a_raced_one(
+    store: CouchStore, account: TestAccount, couch_url: str, ours: str, stays: bool
+) -> None:
+    """A 409 whose write a copy took anyway (its answer lost, a node dying) keeps that leaf when it is the higher of
+    the race (its rival gives way to it), and deletes it otherwise, before the conflict is raised. The leaves are
+    planted as a cluster would leave them (``new_edits=false``)."""
+    db = account.account.db
+    parent, rival = "a" * 32, "b" * 32
+    await _plant(couch_url, db, [_leaf("refused", [parent], 1, holder="base")])
+    await _plant(couch_url, db, [_leaf("refused", [rival, parent], 2, holder="rival")])
+    await _plant(couch_url, db, [_leaf("refused", [ours, parent], 2, holder="ours")])
+    await store._drop_strays(db, {"_id": "refused", "_rev": f"1-{parent}", "holder": "ours"}, 1)
+    leaves = [leaf for leaf in await store._leaves(db, "refused") if not leaf.get("_deleted")]
+    assert sorted(leaf["holder"] for leaf in leaves) == (["ours", "rival"] if stays else ["rival"])

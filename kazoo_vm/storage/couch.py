@@ -232,6 +232,7 @@ class CouchStore:
         self._seen_databases: set[str] = set()
         self._missing_databases: dict[str, float] = {}  # name -> when found missing (monotonic seconds)
         self._missing_db_recheck_s = missing_db_recheck_s
+        self._copies_by_db: dict[str, int] = {}  # database name -> its cluster n (see _copies)
         self._clock = clock
         self._couch = aiocouch.CouchDB(
             base,
@@ -387,13 +388,17 @@ class CouchStore:
     async def put_doc(self, db: str, doc: Document) -> str:
         """Save ``doc`` (create when it has no ``_rev``); sets and returns the new ``_rev``.
 
-        Raises :class:`Conflict` also when a cluster accepted the write without its quorum (202) while another
-        writer's revision of the same document won the quorum: see :meth:`_yield_if_contested`."""
+        On a cluster the write waits for every copy (``w`` = the database's ``n``), so that 201 means no racing
+        write of the same revision was taken anywhere, and 409 that ours was taken nowhere. A 202 (some copies took
+        it, not all: a race, or a copy down) is settled by :meth:`_yield_if_contested`, which raises
+        :class:`Conflict` when this write loses."""
         url = self.base_url + doc_path(db, doc["_id"])
+        copies = await self._copies(db)
+        params = {"w": str(copies)} if copies > 1 else None
         try:
             with self._call("PUT", doc_path(db, doc["_id"])):
                 try:
-                    async with self._session.put(url, json=doc) as response:
+                    async with self._session.put(url, json=doc, params=params) as response:
                         result = await response.json(content_type=None)
                         if response.status == 412:
                             # "Invalid attachment stub": the revision the stubs refer to is not (or no longer) on
@@ -411,14 +416,25 @@ class CouchStore:
                 except (aiohttp.ClientError, ValueError) as exc:
                     raise StorageError(f"CouchDB request PUT {doc['_id']} failed: {exc!r}") from exc
         except Conflict as refused:
-            if refused.status == 409:
-                await self._drop_strays(db, doc)
+            if refused.status == 409 and copies > 1:
+                await self._drop_strays(db, doc, copies)
             raise
         rev = str(result["rev"])
         if accepted_only:
             await self._yield_if_contested(db, doc, rev)
         doc["_rev"] = rev
         return rev
+
+    async def _copies(self, db: str) -> int:
+        """How many copies database ``db`` keeps of each document: its cluster ``n``, 1 on a server without
+        shards. Read once per database (it is fixed when the database is made)."""
+        copies = self._copies_by_db.get(db)
+        if copies is None:
+            copies = int((await self._cluster(db)).get("n") or 1)
+            if len(self._copies_by_db) > _MAX_SEEN_DATABASES:
+                self._copies_by_db.clear()
+            self._copies_by_db[db] = copies
+        return copies
 
     async def _leaves(self, db: str, doc_id: str, **params: Any) -> list[JsonDict]:
         """Every leaf revision of ``doc_id`` (deleted ones too), each with its branch's history (``revs=true``)."""
@@ -430,74 +446,69 @@ class CouchStore:
         )
         return [leaf["ok"] for leaf in leaves if isinstance(leaf, dict) and isinstance(leaf.get("ok"), dict)]
 
-    async def _drop_strays(self, db: str, doc: Document) -> None:
-        """After a 409: delete the revision our refused write left behind on a copy of the document, if any.
+    async def _drop_strays(self, db: str, doc: Document, copies: int) -> None:
+        """After a 409: settle the revision our refused write left behind on a copy of the document, if any.
 
-        A CouchDB cluster answers 409 when no copy quorum took a write, yet a copy that got it before its rival's
-        keeps it as a conflicting leaf; internal replication then spreads that leaf, CouchDB may pick it as the
-        winner, and it comes back whenever the other leaves are deleted (a message moved away reappearing in its
-        old box). A 409 must mean "not written", so such a leaf is deleted before the caller re-reads. It is one
-        with exactly the content we sent, based on the revision we sent, beside a rival branch from that same
-        revision (the write that won); a lone leaf with our content is an earlier identical write, never ours to
-        delete. On a single node a 409 writes nothing and this finds no such leaf."""
+        Writing to every copy, a 409 means no copy answered that it took the write, yet a copy whose answer was
+        lost (a node dying) may hold it as a leaf; internal replication then spreads it, and it comes back whenever
+        the other leaves are deleted (a message moved away reappearing in its old box). Such a leaf is one with
+        exactly the content we sent, based on the revision we sent, beside a rival branch from that same revision;
+        it is settled by the rule every racing writer applies (:meth:`_contest`), before the caller re-reads. A
+        lone leaf with our content is an earlier identical write, never ours to delete."""
         sent = _content(doc)
-        branches = await self._leaves(db, doc["_id"], r=3)
+        branches = await self._leaves(db, doc["_id"], r=copies)
         base = doc.get("_rev")
         for stray in branches:
             if stray.get("_deleted") or stray.get(GAVE_WAY) or _content(stray) != sent:
                 continue
-            generation, _, digest = str(stray["_rev"]).partition("-")
+            generation = str(stray["_rev"]).partition("-")[0]
             parent = _revision_at(stray, int(generation) - 1)
             if isinstance(base, str) and parent != base.partition("-")[2]:
                 continue  # not a child of the revision we wrote on
-            if any(other is not stray and _forks_beside(other, int(generation), digest, parent) for other in branches):
-                log.warning("write of %s/%s refused (409) but kept by a copy: deleting it", db, doc["_id"])
-                await self._give_way(db, doc["_id"], str(stray["_rev"]), _ancestry(stray, digest, parent))
+            await self._contest(db, doc["_id"], stray, branches, parent)
 
     async def _yield_if_contested(self, db: str, doc: Document, rev: str) -> None:
-        """After a 202: give way to a rival revision of the same document when the rules below say so.
-
-        A CouchDB cluster answers 201 when ``w`` copies took a write and 202 when fewer did (but at least one).
-        Two writers racing from one revision (or creating one id) through different nodes each reach some
-        copies, each copy taking whichever came first, and the document ends up with two conflicting leaves,
-        either of which may win. A rival is a branch that forks beside ours, from the revision our write was
-        based on. When the rival's writer has gone on since (its branch is longer, or ends in a deletion: a
-        moved message removed, a released claim), it won: we give way. Otherwise a 202 writer took exactly one
-        copy (``w`` is 2 of 3), so its rival holds the other live copies: with all three up the rival reached its
-        quorum (201, it believes it won) and this writer gives way; with one copy down the rival took one copy
-        too (202 as well) and both apply CouchDB's own rule (the higher revision wins), so exactly one gives way.
-        Giving way deletes this writer's leaf (the rival's state stays) and raises :class:`Conflict`, so callers
-        re-read and retry as after a 409. A 202 with no rival (copies down, nobody racing) is a success."""
-        doc_id = doc["_id"]
-        generation, _, digest = rev.partition("-")
-        branches = await self._leaves(db, doc_id)
+        """After a 202: give way to a rival revision of the same document when :meth:`_contest` says so, raising
+        :class:`Conflict` (callers re-read and retry as after a 409). A 202 with no rival (a copy down, nobody
+        racing) is a success."""
+        # Every copy is read: a rival may sit on one copy alone.
+        branches = await self._leaves(db, doc["_id"], r=await self._copies(db))
+        ours = next((branch for branch in branches if branch.get("_rev") == rev), {"_rev": rev})
         parent = _parent_digest(doc.get("_rev"), branches, rev)
-        rivals: list[str] = []
-        went_on = False
-        for other in branches:
-            if (
-                other.get("_rev") == rev
-                or other.get(GAVE_WAY)
-                or not _forks_beside(other, int(generation), digest, parent)
-            ):
-                continue
-            rivals.append(str(other["_rev"]))
-            went_on = went_on or bool(other.get("_deleted")) or _rev_order(str(other["_rev"]))[0] > int(generation)
+        if await self._contest(db, doc["_id"], ours, branches, parent):
+            raise Conflict(f"{doc['_id']} {rev} was taken by some copies only, beside a rival that wins", status=409)
+
+    async def _contest(
+        self, db: str, doc_id: str, ours: JsonDict, branches: list[JsonDict], parent: str | None
+    ) -> bool:
+        """Settle our leaf ``ours`` against its rivals; True when it gave way (deleted: the rival's state stays).
+
+        Two writers racing from one revision (or creating one id) through different nodes each reach some copies,
+        each copy taking whichever came first, and the document ends up with conflicting leaves. A rival is a
+        branch that forks beside ours, from the revision our write was based on (``parent``). As every write waits
+        for all copies, no racing writer got a 201: all of them got a 202 (or, an answer lost, a 409), and all of
+        them read the same rivals (each rival was on its copy before the other write reached it). So one rule,
+        applied by each, leaves exactly one: CouchDB's own choice of winner, the highest revision, unless a rival
+        went on since (its branch is longer, or ends in a deletion: a moved message removed, a released claim),
+        which it did only as the winner."""
+        rev = str(ours["_rev"])
+        generation, _, digest = rev.partition("-")
+        rivals = [
+            other
+            for other in branches
+            if other.get("_rev") != rev
+            and not other.get(GAVE_WAY)
+            and _forks_beside(other, int(generation), digest, parent)
+        ]
         if not rivals:
-            return
-        cluster: JsonDict | None = None  # read only when the rival's state does not settle it
-        gives_way = went_on
-        if not gives_way:
-            cluster = await self._cluster(db)
-            gives_way = await self._rival_may_hold_quorum(db, doc_id, cluster) or any(
-                _rev_order(other) > _rev_order(rev) for other in rivals
-            )
-        if gives_way:
-            log.warning("write of %s/%s accepted without quorum beside %s: giving way", db, doc_id, rivals)
-            ours = next((branch for branch in branches if branch.get("_rev") == rev), {})
-            await self._give_way(db, doc_id, rev, _ancestry(ours, digest, parent), cluster)
-            raise Conflict(f"CouchDB accepted {doc_id} {rev} without quorum beside {rivals}", status=409)
-        log.warning("write of %s/%s accepted without quorum beside %s: keeping it (it wins)", db, doc_id, rivals)
+            return False
+        names = [str(other["_rev"]) for other in rivals]
+        if not any(other.get("_deleted") or _rev_order(str(other["_rev"])) > _rev_order(rev) for other in rivals):
+            log.warning("write of %s/%s contested by %s: keeping it (it wins)", db, doc_id, names)
+            return False
+        log.warning("write of %s/%s contested by %s: giving way", db, doc_id, names)
+        await self._give_way(db, doc_id, rev, _ancestry(ours, digest, parent))
+        return True
 
     async def _cluster(self, db: str) -> JsonDict:
         """The database's cluster settings (``n``, ``q``, ``w``, ``r``; empty on a server without them)."""
@@ -505,9 +516,7 @@ class CouchStore:
         cluster = info.get("cluster")
         return cluster if isinstance(cluster, dict) else {}
 
-    async def _give_way(
-        self, db: str, doc_id: str, rev: str, ancestry: Sequence[str], cluster: JsonDict | None = None
-    ) -> None:
+    async def _give_way(self, db: str, doc_id: str, rev: str, ancestry: Sequence[str]) -> None:
         """Delete our leaf ``rev`` of a lost race, marked as such so that no other writer takes the tombstone
         for a rival that went on (a deleted branch of a message that was moved away looks the same).
 
@@ -516,8 +525,7 @@ class CouchStore:
         CouchDB's read repair may bring ``rev`` to such a copy a moment later, where it would live on (and, having
         the greater hash, be what a read answers). A replicated tombstone is taken by every copy, and it is
         written with ``w`` = all copies (``n``): a read answers with the live leaf of any copy still lacking the
-        tombstone, so the caller's re-read must not come before every copy has it. ``cluster``: the database's
-        cluster settings when the caller has just read them."""
+        tombstone, so the caller's re-read must not come before every copy has it."""
         generation = int(rev.partition("-")[0])
         tombstone = uuid.uuid4().hex
         doc = {
@@ -528,25 +536,13 @@ class CouchStore:
             GAVE_WAY: True,
         }
         with suppress(StorageError):
-            copies = int((cluster if cluster is not None else await self._cluster(db)).get("n") or 1)
+            copies = await self._copies(db)
             await self._json(
                 "POST",
                 f"/{quote_name(db)}/_bulk_docs",
                 params={"w": copies},
                 body={"docs": [doc], "new_edits": False},
             )
-
-    async def _rival_may_hold_quorum(self, db: str, doc_id: str, cluster: JsonDict) -> bool:
-        """Whether the copies of ``doc_id`` other than the one our write took can make a write quorum: the
-        copies on nodes connected now, minus ours, against the database's ``w`` (from its ``cluster`` settings)."""
-        shard, membership = (
-            await self._json("GET", f"/{quote_name(db)}/_shards/{quote_name(doc_id)}"),
-            await self._json("GET", "/_membership"),
-        )
-        write_quorum = int(cluster.get("w") or 2)
-        connected = set(membership.get("all_nodes") or [])
-        live_copies = len([node for node in shard.get("nodes") or [] if node in connected])
-        return live_copies - 1 >= write_quorum
 
     async def delete_doc(self, db: str, doc_id: str, rev: str) -> str:
         result: JsonDict = await self._json("DELETE", doc_path(db, doc_id), params={"rev": rev})

@@ -121,8 +121,8 @@ async def _confirm_plan(scope: Scope, source: MessageDoc, plan: MovePlan) -> Non
     """Refuse (409) to act on ``plan`` unless CouchDB holds it as the source's only live revision.
 
     On a CouchDB cluster two writers racing to record different plans can both see their write accepted for a
-    moment (:meth:`CouchStore.put_doc` makes the one without quorum give way): a target made from the plan that
-    gives way would be a second copy of the message. While such a race settles the move answers 409; a conflict
+    moment (:meth:`CouchStore.put_doc` makes all but one give way): a target made from a plan that gives way would
+    be a second copy of the message. While such a race settles the move answers 409; a conflict
     left behind for longer (writers cut off by a dying node) is settled by deleting the revisions CouchDB did not
     choose, so the one every reader already sees stays. A source gone meanwhile is left to the caller's checks."""
     db = scope.db(source["_id"])
