@@ -107,7 +107,7 @@ def _leaf(doc_id: str, hashes: list[str], start: int, **content: object) -> Json
     return {"_id": doc_id, "_rev": f"{start}-{hashes[0]}", "_revisions": {"start": start, "ids": hashes}, **content}
 
 
-async def test_a_write_accepted_without_quorum_gives_way_to_a_rival_that_went_on_and_deleted_the_document(
+async def test_a_202_writer_gives_way_to_a_rival_that_went_on_and_deleted_the_document(
     store: CouchStore, account: TestAccount, couch_url: str
 ) -> None:
     """A 202 writer whose rival forked from the same revision and has since deleted the document (a message moved
@@ -124,7 +124,7 @@ async def test_a_write_accepted_without_quorum_gives_way_to_a_rival_that_went_on
         await store.get_doc(db, "moved")
 
 
-async def test_a_write_accepted_without_quorum_ignores_tombstones_of_earlier_lost_races(
+async def test_a_202_writer_ignores_tombstones_of_earlier_lost_races(
     store: CouchStore, account: TestAccount, couch_url: str
 ) -> None:
     db = account.account.db
@@ -152,35 +152,40 @@ async def test_a_taken_back_write_stays_deleted_on_a_copy_that_gets_it_only_late
     assert stored["holder"] == "rival" and "_conflicts" not in stored
 
 
-async def test_two_writes_accepted_without_quorum_from_one_revision_leave_exactly_the_higher(
-    store: CouchStore, account: TestAccount, couch_url: str
+@pytest.mark.parametrize("first", ["higher", "lower"])
+async def test_two_racing_202_writers_from_one_revision_keep_only_the_higher(
+    store: CouchStore, account: TestAccount, couch_url: str, first: str
 ) -> None:
-    """Both racing writers got a 202 and both read the same two leaves: each applies the same rule, so the lower
-    gives way and the higher stays; neither both (the document would be gone) nor none."""
+    """Both racing writers got a 202 and read the same two leaves: each applies the same rule, whichever settles
+    first, so the lower gives way and the higher stays; neither both (the document would be gone) nor none."""
     db = account.account.db
     parent, low, high = "a" * 32, "b" * 32, "c" * 32
     await _plant(couch_url, db, [_leaf("raced", [parent], 1, state="base")])
     await _plant(couch_url, db, [_leaf("raced", [low, parent], 2, state="low")])
     await _plant(couch_url, db, [_leaf("raced", [high, parent], 2, state="high")])
-    await store._yield_if_contested(db, {"_id": "raced", "_rev": f"1-{parent}"}, f"2-{high}")
-    with pytest.raises(Conflict):
-        await store._yield_if_contested(db, {"_id": "raced", "_rev": f"1-{parent}"}, f"2-{low}")
+    base: JsonDict = {"_id": "raced", "_rev": f"1-{parent}"}
+    for writer in ["higher", "lower"] if first == "higher" else ["lower", "higher"]:
+        if writer == "higher":
+            await store._yield_if_contested(db, dict(base), f"2-{high}")
+        else:
+            with pytest.raises(Conflict):
+                await store._yield_if_contested(db, dict(base), f"2-{low}")
     stored = await store.get_doc(db, "raced", conflicts=True)
     assert stored["state"] == "high" and "_conflicts" not in stored
 
 
-@pytest.mark.parametrize(("ours", "stays"), [("c" * 32, True), ("0" * 32, False)])
-async def test_a_refused_write_that_a_copy_kept_is_settled_like_a_raced_one(
-    store: CouchStore, account: TestAccount, couch_url: str, ours: str, stays: bool
+async def test_a_202_writer_whose_leaf_no_copy_shows_gives_way_to_a_rival_that_does(
+    store: CouchStore, account: TestAccount, couch_url: str
 ) -> None:
-    """A 409 whose write a copy took anyway (its answer lost, a node dying) keeps that leaf when it is the higher of
-    the race (its rival gives way to it), and deletes it otherwise, before the conflict is raised. The leaves are
-    planted as a cluster would leave them (``new_edits=false``)."""
+    """The copy that took our write went down before we read the leaves: the rival, reading the same copies, sees
+    only itself and keeps its write, so ours must give way, whatever the order of the revisions (here ours is
+    higher), or both would stay once that copy is back."""
     db = account.account.db
-    parent, rival = "a" * 32, "b" * 32
-    await _plant(couch_url, db, [_leaf("refused", [parent], 1, holder="base")])
-    await _plant(couch_url, db, [_leaf("refused", [rival, parent], 2, holder="rival")])
-    await _plant(couch_url, db, [_leaf("refused", [ours, parent], 2, holder="ours")])
-    await store._drop_strays(db, {"_id": "refused", "_rev": f"1-{parent}", "holder": "ours"}, 1)
-    leaves = [leaf for leaf in await store._leaves(db, "refused") if not leaf.get("_deleted")]
-    assert sorted(leaf["holder"] for leaf in leaves) == (["ours", "rival"] if stays else ["rival"])
+    parent, rival, ours = "a" * 32, "b" * 32, "f" * 32
+    await _plant(couch_url, db, [_leaf("unseen", [parent], 1, holder="base")])
+    await _plant(couch_url, db, [_leaf("unseen", [rival, parent], 2, holder="rival")])
+    with pytest.raises(Conflict):
+        await store._yield_if_contested(db, {"_id": "unseen", "_rev": f"1-{parent}"}, f"2-{ours}")
+    await _plant(couch_url, db, [_leaf("unseen", [ours, parent], 2, holder="ours")])  # the copy is back
+    stored = await store.get_doc(db, "unseen", conflicts=True)
+    assert stored["holder"] == "rival" and "_conflicts" not in stored

@@ -232,7 +232,7 @@ class CouchStore:
         self._seen_databases: set[str] = set()
         self._missing_databases: dict[str, float] = {}  # name -> when found missing (monotonic seconds)
         self._missing_db_recheck_s = missing_db_recheck_s
-        self._copies_by_db: dict[str, int] = {}  # database name -> its cluster n (see _copies)
+        self._copies_known: int | None = None  # the cluster's n (see _copies)
         self._clock = clock
         self._couch = aiocouch.CouchDB(
             base,
@@ -388,37 +388,30 @@ class CouchStore:
     async def put_doc(self, db: str, doc: Document) -> str:
         """Save ``doc`` (create when it has no ``_rev``); sets and returns the new ``_rev``.
 
-        On a cluster the write waits for every copy (``w`` = the database's ``n``), so that 201 means no racing
-        write of the same revision was taken anywhere, and 409 that ours was taken nowhere. A 202 (some copies took
-        it, not all: a race, or a copy down) is settled by :meth:`_yield_if_contested`, which raises
-        :class:`Conflict` when this write loses."""
+        On a cluster the write waits for every copy (``w`` = the database's ``n``): CouchDB counts only copies that
+        took a write towards ``w``, so 201 then means that no copy took a racing write of the same revision, and
+        409 that no copy answered that it took ours. A 202 (some copies took it, not all: a race, or a copy down)
+        is settled by :meth:`_yield_if_contested`, which raises :class:`Conflict` when this write loses."""
         url = self.base_url + doc_path(db, doc["_id"])
         copies = await self._copies(db)
         params = {"w": str(copies)} if copies > 1 else None
-        try:
-            with self._call("PUT", doc_path(db, doc["_id"])):
-                try:
-                    async with self._session.put(url, json=doc, params=params) as response:
-                        result = await response.json(content_type=None)
-                        if response.status == 412:
-                            # "Invalid attachment stub": the revision the stubs refer to is not (or no longer) on
-                            # the copies, e.g. a conflicting leaf removed meanwhile: a stale revision, like a 409.
-                            raise Conflict(
-                                f"CouchDB answered 412 ({result.get('reason')}) for PUT {doc['_id']}", status=412
-                            )
-                        if response.status >= 400:
-                            raise error_for_status(
-                                response.status, result.get("reason"), f"PUT {doc_path(db, doc['_id'])}"
-                            )
-                        accepted_only = response.status == 202
-                except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                    raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
-                except (aiohttp.ClientError, ValueError) as exc:
-                    raise StorageError(f"CouchDB request PUT {doc['_id']} failed: {exc!r}") from exc
-        except Conflict as refused:
-            if refused.status == 409 and copies > 1:
-                await self._drop_strays(db, doc, copies)
-            raise
+        with self._call("PUT", doc_path(db, doc["_id"])):
+            try:
+                async with self._session.put(url, json=doc, params=params) as response:
+                    result = await response.json(content_type=None)
+                    if response.status == 412:
+                        # "Invalid attachment stub": the revision the stubs refer to is not (or no longer) on the
+                        # copies, e.g. a conflicting leaf removed meanwhile: a stale revision, like a 409.
+                        raise Conflict(
+                            f"CouchDB answered 412 ({result.get('reason')}) for PUT {doc['_id']}", status=412
+                        )
+                    if response.status >= 400:
+                        raise error_for_status(response.status, result.get("reason"), f"PUT {doc_path(db, doc['_id'])}")
+                    accepted_only = response.status == 202
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                raise StorageUnreachable(f"CouchDB at {self.base_url} is unreachable: {exc!r}") from exc
+            except (aiohttp.ClientError, ValueError) as exc:
+                raise StorageError(f"CouchDB request PUT {doc['_id']} failed: {exc!r}") from exc
         rev = str(result["rev"])
         if accepted_only:
             await self._yield_if_contested(db, doc, rev)
@@ -426,15 +419,17 @@ class CouchStore:
         return rev
 
     async def _copies(self, db: str) -> int:
-        """How many copies database ``db`` keeps of each document: its cluster ``n``, 1 on a server without
-        shards. Read once per database (it is fixed when the database is made)."""
-        copies = self._copies_by_db.get(db)
-        if copies is None:
-            copies = int((await self._cluster(db)).get("n") or 1)
-            if len(self._copies_by_db) > _MAX_SEEN_DATABASES:
-                self._copies_by_db.clear()
-            self._copies_by_db[db] = copies
-        return copies
+        """How many copies the server keeps of each document: the cluster ``n`` CouchDB reports for ``db`` (1 on a
+        server without shards), read once per store. kazoo_vm makes every database with the cluster's defaults, so
+        one database answers for all of them."""
+        if self._copies_known is None:
+            self._copies_known = int((await self._cluster(db)).get("n") or 1)
+        return self._copies_known
+
+    async def get_doc_from_every_copy(self, db: str, doc_id: str, **params: Any) -> JsonDict:
+        """:meth:`get_doc` reading every copy (``r`` = ``n``), for a caller settling a race: a quorum read may miss
+        a racing revision that sits on one copy only."""
+        return await self.get_doc(db, doc_id, r=await self._copies(db), **params)
 
     async def _leaves(self, db: str, doc_id: str, **params: Any) -> list[JsonDict]:
         """Every leaf revision of ``doc_id`` (deleted ones too), each with its branch's history (``revs=true``)."""
@@ -446,52 +441,34 @@ class CouchStore:
         )
         return [leaf["ok"] for leaf in leaves if isinstance(leaf, dict) and isinstance(leaf.get("ok"), dict)]
 
-    async def _drop_strays(self, db: str, doc: Document, copies: int) -> None:
-        """After a 409: settle the revision our refused write left behind on a copy of the document, if any.
-
-        Writing to every copy, a 409 means no copy answered that it took the write, yet a copy whose answer was
-        lost (a node dying) may hold it as a leaf; internal replication then spreads it, and it comes back whenever
-        the other leaves are deleted (a message moved away reappearing in its old box). Such a leaf is one with
-        exactly the content we sent, based on the revision we sent, beside a rival branch from that same revision;
-        it is settled by the rule every racing writer applies (:meth:`_contest`), before the caller re-reads. A
-        lone leaf with our content is an earlier identical write, never ours to delete."""
-        sent = _content(doc)
-        branches = await self._leaves(db, doc["_id"], r=copies)
-        base = doc.get("_rev")
-        for stray in branches:
-            if stray.get("_deleted") or stray.get(GAVE_WAY) or _content(stray) != sent:
-                continue
-            generation = str(stray["_rev"]).partition("-")[0]
-            parent = _revision_at(stray, int(generation) - 1)
-            if isinstance(base, str) and parent != base.partition("-")[2]:
-                continue  # not a child of the revision we wrote on
-            await self._contest(db, doc["_id"], stray, branches, parent)
-
     async def _yield_if_contested(self, db: str, doc: Document, rev: str) -> None:
         """After a 202: give way to a rival revision of the same document when :meth:`_contest` says so, raising
         :class:`Conflict` (callers re-read and retry as after a 409). A 202 with no rival (a copy down, nobody
         racing) is a success."""
         # Every copy is read: a rival may sit on one copy alone.
         branches = await self._leaves(db, doc["_id"], r=await self._copies(db))
-        ours = next((branch for branch in branches if branch.get("_rev") == rev), {"_rev": rev})
+        ours = next((branch for branch in branches if branch.get("_rev") == rev), None)
         parent = _parent_digest(doc.get("_rev"), branches, rev)
-        if await self._contest(db, doc["_id"], ours, branches, parent):
+        if await self._contest(db, doc["_id"], rev, ours, branches, parent):
             raise Conflict(f"{doc['_id']} {rev} was taken by some copies only, beside a rival that wins", status=409)
 
     async def _contest(
-        self, db: str, doc_id: str, ours: JsonDict, branches: list[JsonDict], parent: str | None
+        self, db: str, doc_id: str, rev: str, ours: JsonDict | None, branches: list[JsonDict], parent: str | None
     ) -> bool:
-        """Settle our leaf ``ours`` against its rivals; True when it gave way (deleted: the rival's state stays).
+        """Settle our leaf ``rev`` (``ours``: as read, None when no copy that answered holds it) against its rivals;
+        True when it gave way (deleted: the rival's state stays).
 
         Two writers racing from one revision (or creating one id) through different nodes each reach some copies,
         each copy taking whichever came first, and the document ends up with conflicting leaves. A rival is a
         branch that forks beside ours, from the revision our write was based on (``parent``). As every write waits
-        for all copies, no racing writer got a 201: all of them got a 202 (or, an answer lost, a 409), and all of
-        them read the same rivals (each rival was on its copy before the other write reached it). So one rule,
-        applied by each, leaves exactly one: CouchDB's own choice of winner, the highest revision, unless a rival
-        went on since (its branch is longer, or ends in a deletion: a moved message removed, a released claim),
-        which it did only as the winner."""
-        rev = str(ours["_rev"])
+        for all copies, no racing writer got a 201: each got a 202, and each read the same rivals from every copy
+        (each rival was on its copy before the other write reached it). So one rule, applied by each, leaves one:
+        CouchDB's own choice of winner, the highest revision, unless a rival went on since (its branch is longer,
+        or ends in a deletion: a moved message removed, a released claim). When no copy that answered holds our
+        leaf (the copy that took it went down meanwhile) while a rival shows, ours gives way: its rival, reading
+        the same copies, cannot see it either and keeps its own. A third writer may still have written on top of a
+        leaf that gives way a moment later: for moves, :func:`kazoo_vm.domain.messages.transit` confirms a plan
+        from every copy before acting on it."""
         generation, _, digest = rev.partition("-")
         rivals = [
             other
@@ -503,11 +480,14 @@ class CouchStore:
         if not rivals:
             return False
         names = [str(other["_rev"]) for other in rivals]
-        if not any(other.get("_deleted") or _rev_order(str(other["_rev"])) > _rev_order(rev) for other in rivals):
+        beaten = ours is None or any(
+            other.get("_deleted") or _rev_order(str(other["_rev"])) > _rev_order(rev) for other in rivals
+        )
+        if not beaten:
             log.warning("write of %s/%s contested by %s: keeping it (it wins)", db, doc_id, names)
             return False
         log.warning("write of %s/%s contested by %s: giving way", db, doc_id, names)
-        await self._give_way(db, doc_id, rev, _ancestry(ours, digest, parent))
+        await self._give_way(db, doc_id, rev, _ancestry(ours or {}, digest, parent))
         return True
 
     async def _cluster(self, db: str) -> JsonDict:
@@ -698,15 +678,6 @@ class CouchStore:
     async def view_cleanup(self, db: str) -> None:
         """``_view_cleanup``: remove the index files of design documents the database no longer has."""
         await self._json("POST", f"/{quote_name(db)}/_view_cleanup", body={})
-
-
-# What a stored revision says beside its content: left out when comparing a leaf with the write that made it.
-_NOT_CONTENT = frozenset({"_rev", "_revisions", "_attachments", "_conflicts", "_deleted_conflicts", "_revs_info"})
-
-
-def _content(doc: Mapping[str, Any]) -> Any:
-    """A document's content as CouchDB stores it (JSON round trip), without revision data and attachments."""
-    return json.loads(json.dumps({key: value for key, value in doc.items() if key not in _NOT_CONTENT}))
 
 
 def _revision_at(leaf: JsonDict, generation: int) -> str | None:

@@ -128,7 +128,8 @@ async def _confirm_plan(scope: Scope, source: MessageDoc, plan: MovePlan) -> Non
     db = scope.db(source["_id"])
     for pause in (*_CONFLICT_PAUSES_S, None):
         try:
-            current = await scope.store.get_doc(db, source["_id"], conflicts=True)
+            # Every copy: a rival plan may sit on one copy only until its writer gives way.
+            current = await scope.store.get_doc_from_every_copy(db, source["_id"], conflicts=True)
         except NotFound:
             return
         if stored_messages.is_moved_away(current):
