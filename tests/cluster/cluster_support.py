@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,9 @@ import aiohttp
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
 
+# The service processes' KAZOO_VM_COUCH_TIMEOUT_S: how long they wait on a silent CouchDB before answering 503.
+COUCH_TIMEOUT_S = 5.0
+
 
 @dataclass(frozen=True)
 class Cluster:
@@ -29,6 +33,17 @@ class Cluster:
 
     def kill_node(self, node: int) -> None:
         subprocess.run([self.kit, "kill-node", "--data", str(self.data), "--node", str(node)], check=True, timeout=60)
+
+    def pause_node(self, node: int) -> None:
+        """Stop node ``node`` without closing its connections (SIGSTOP to the pid in the kit's ``node-K.pid``): to
+        the others it is a node that no longer answers, not one that is gone."""
+        os.kill(self._pid(node), signal.SIGSTOP)
+
+    def resume_node(self, node: int) -> None:
+        os.kill(self._pid(node), signal.SIGCONT)
+
+    def _pid(self, node: int) -> int:
+        return int((self.data / f"node-{node}.pid").read_text().split()[0])
 
     def start_node(self, node: int) -> None:
         subprocess.run(

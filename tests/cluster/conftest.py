@@ -25,7 +25,7 @@ import aiohttp
 import pytest
 from couchdb_kit import KIT_VARIABLE, free_base_port
 
-from cluster.cluster_support import Cluster, Service, TestAccount
+from cluster.cluster_support import COUCH_TIMEOUT_S, Cluster, Service, TestAccount
 from kazoo_vm.domain import accounts
 from kazoo_vm.storage.couch import CouchStore
 
@@ -82,6 +82,7 @@ def _start_service(name: str, couch_url: str, data_dir: Path) -> tuple[subproces
         "KAZOO_VM_PORT": str(port),
         "KAZOO_VM_DATA_DIR": str(data_dir / name),
         "KAZOO_VM_NODE_NAME": f"kazoo_vm_{name}@cluster-test",
+        "KAZOO_VM_COUCH_TIMEOUT_S": str(COUCH_TIMEOUT_S),
     }
     with log.open("wb") as output:
         process = subprocess.Popen(

@@ -1,7 +1,7 @@
 """Read-your-writes across two service processes over two different nodes of a CouchDB cluster.
 
-What CouchDB guarantees (docs/deployment.md): a document written with the default write quorum (w=2 of n=3) is
-read back by id with the default read quorum (r=2) through any node, because the two quorums overlap. Views
+What CouchDB guarantees (docs/deployment.md): a document written by kazoo_vm (to every copy, w=n=3) is read back by
+id with the default read quorum (r=2) through any node, because the two quorums overlap. Views
 (listings, counts) read one copy per shard range and so are only eventually consistent: they are polled here.
 """
 
