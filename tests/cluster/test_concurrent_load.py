@@ -145,9 +145,9 @@ async def check_invariants(
         while True:
             for box in [*load.inboxes, load.archive]:
                 assert (await a.call("GET", f"/vmboxes/{box}/messages?paginate=false")).status == 200
-            # `_all_docs` reads one copy of each shard range, and the copy a write's quorum left out receives it
-            # by internal replication seconds later (a node that was down, longer): a source read from an up to
-            # date copy beside its target read from a lagging one would look lost, or twice. The documents are
+            # `_all_docs` reads one copy of each shard range, and a copy that missed a write (its node down or
+            # dying) receives it by internal replication later: a source read from an up to date copy beside its
+            # target read from a lagging one would look lost, or twice. The documents are
             # read once every node holds the same ones.
             await wait_for_agreement(http, cluster.urls, dbs, timeout_s=90)
             docs = await message_docs(store, a.account.id)
