@@ -154,6 +154,20 @@ async def test_up_endpoint_reports_ok(couch: Couch) -> None:
     assert body["status"] == "ok"
 
 
+@pytest.mark.parametrize(
+    ("sent", "echoed"),
+    [("0123456789abcdef0123456789abcdef", True), ("a-b_C9", True), ("a" * 37, False), ("a b,c", False)],
+)
+async def test_a_well_formed_request_id_is_echoed_and_any_other_replaced(couch: Couch, sent: str, echoed: bool) -> None:
+    # kazoo_vm.storage.request_ids matches every answer to its request by this header.
+    for url in (couch.root("/_up"), couch.url(plain_db_name())):  # an answer and an error
+        async with couch.session.get(url, headers={"X-Couch-Request-ID": sent}) as resp:
+            await resp.read()
+            answered = resp.headers.get("X-Couch-Request-ID", "")
+        assert (answered == sent) is echoed, answered
+        assert answered, "every answer carries a request id"
+
+
 @pytest.mark.parametrize("accept", [None, "text/plain", "text/html", "*/*"])
 async def test_json_replies_are_application_json_whatever_the_accept_header(couch: Couch, accept: str | None) -> None:
     db = await couch.create_db(plain_db_name())

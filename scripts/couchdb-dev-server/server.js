@@ -191,6 +191,16 @@ function serverUuid() {
   return crypto.randomBytes(16).toString('hex');
 }
 
+// chttpd echoes a well-formed X-Couch-Request-ID (letters, digits, "-" and "_", at most 36), which lets a client
+// match each answer to its request, and makes up a 10-hex-digit one otherwise.
+function requestId(req) {
+  const sent = req.headers['x-couch-request-id'];
+  if (typeof sent === 'string' && /^[A-Za-z0-9_-]{1,36}$/.test(sent)) {
+    return sent;
+  }
+  return crypto.randomBytes(5).toString('hex');
+}
+
 function isStreamingRequest(req) {
   const url = req.url || '';
   if (/^\/[^/?]+\/_changes(\?|$)/.test(url)) {
@@ -242,6 +252,7 @@ async function main() {
   const timeoutMs = args.requestTimeout * 1000;
   const server = http.createServer((req, res) => {
     res.setHeader('Server', 'CouchDB/' + COUCHDB_VERSION + ' (kazoo_vm dev server; PouchDB 7.3.1)');
+    res.setHeader('X-Couch-Request-ID', requestId(req));
     const ctx = {req, res};
     requestContext.run(ctx, () => {
       if (!isStreamingRequest(req)) {
