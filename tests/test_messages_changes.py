@@ -4,7 +4,9 @@ kvm_message:change_folder)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
+import pytest
 from helpers import Api, create_box
 from message_support import (
     DAY,
@@ -15,9 +17,10 @@ from message_support import (
     raw,
 )
 
-from kazoo_vm.model import JsonDict
+from kazoo_vm.model import Document, JsonDict
 from kazoo_vm.storage import naming
 from kazoo_vm.storage.couch import CouchStore
+from kazoo_vm.storage.errors import Conflict
 
 
 async def test_post_changes_the_folder_and_defaults_to_saved(api: Api, store: CouchStore) -> None:
@@ -182,3 +185,63 @@ async def test_parallel_folder_changes_lose_nothing(api: Api, store: CouchStore)
         assert len(doc["_attachments"]) == 1
     db = naming.message_db(api.account.id, ids[0])
     assert (await store.get_doc(db, ids[0]))["metadata"]["media_id"] == ids[0]
+
+
+class RefusedYetTaken:
+    """Writes of soft deletes go through, then answer as CouchDB can while a node fails: refused (409), although
+    a copy took the write."""
+
+    def __init__(self, store: CouchStore) -> None:
+        self.store = store
+        self.put_doc, self.bulk_docs = store.put_doc, store.bulk_docs
+        self.refused = 0
+
+    async def put(self, db: str, doc: Document) -> str:
+        rev = await self.put_doc(db, doc)
+        if doc.get("pvt_deleted") and not self.refused:
+            self.refused += 1
+            doc["_rev"] = rev  # the caller re-reads anyway
+            raise Conflict("Document update conflict.", status=409)
+        return rev
+
+    async def bulk(self, db: str, docs: Sequence[Document]) -> list[JsonDict]:
+        answers = await self.bulk_docs(db, docs)
+        if any(doc.get("pvt_deleted") for doc in docs) and not self.refused:
+            self.refused += 1
+            return [
+                {"id": answer["id"], "error": "conflict", "reason": "Document update conflict."} for answer in answers
+            ]
+        return answers
+
+
+async def test_a_delete_refused_by_couchdb_although_a_copy_took_it_answers_200(
+    api: Api, store: CouchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = await create_box(api)
+    message = await new_message(api, box["id"])
+    path = f"/vmboxes/{box['id']}/messages/{message['media_id']}"
+    couch = RefusedYetTaken(store)
+    monkeypatch.setattr(store, "put_doc", couch.put)
+
+    status, body = await api.delete(path)
+    assert couch.refused == 1
+    assert status == 200 and body["data"] == {**message, "folder": "deleted"}
+    doc = await message_doc(store, api.account.id, message["media_id"])
+    assert doc["pvt_deleted"] is True and doc["_rev"].startswith("2-")  # written once
+    assert (await api.delete(path))[0] == 404
+
+
+async def test_a_bulk_delete_refused_by_couchdb_although_a_copy_took_it_reports_the_messages_deleted(
+    api: Api, store: CouchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = await create_box(api)
+    ids = [(await new_message(api, box["id"]))["media_id"] for _ in range(2)]
+    couch = RefusedYetTaken(store)
+    monkeypatch.setattr(store, "bulk_docs", couch.bulk)
+
+    status, body = await api.delete(f"/vmboxes/{box['id']}/messages", {"messages": ids})
+    assert couch.refused == 1
+    assert status == 200 and sorted(body["data"]["succeeded"]) == sorted(ids) and "failed" not in body["data"]
+    for message_id in ids:
+        doc = await message_doc(store, api.account.id, message_id)
+        assert doc["pvt_deleted"] is True and doc["_rev"].startswith("2-")

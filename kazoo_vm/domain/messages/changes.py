@@ -19,7 +19,7 @@ from kazoo_vm.domain.context import Scope
 from kazoo_vm.domain.inputs import UploadedFile
 from kazoo_vm.domain.legacy import ids as legacy_ids
 from kazoo_vm.domain.messages import audio, retention
-from kazoo_vm.domain.messages.announcements import carry, new_token, record
+from kazoo_vm.domain.messages.announcements import carries, carry, new_token, record
 from kazoo_vm.domain.messages.bulk import (
     SKIP,
     WRITE,
@@ -119,10 +119,24 @@ def _folder_change(folder: str, *, soft_delete: bool, token: str | None = None) 
     return lambda doc: _set_folder(doc, folder, soft_delete=soft_delete, token=token)
 
 
-async def _update(scope: Scope, box_id: str, raw_id: str, doc: MessageDoc, change: MessageEdit) -> MessageDoc:
-    """Save ``change`` to this box's message ``doc``; 404 when it stopped being the box's message meanwhile."""
+def _carries_own(doc: MessageDoc, token: str | None) -> bool:
+    """Whether ``doc`` already carries the token of the change being made: CouchDB refused that change's write (409)
+    while a node failed, yet a copy took it, and the re-read shows it."""
+    return token is not None and carries(doc, token)
+
+
+async def _update(
+    scope: Scope, box_id: str, raw_id: str, doc: MessageDoc, change: MessageEdit, token: str | None = None
+) -> MessageDoc:
+    """Save ``change`` (carrying ``token``) to this box's message ``doc``; 404 when it stopped being the box's
+    message meanwhile. A re-read that shows the change already saved (it carries ``token``) ends the update."""
+    guarded = box_change(box_id, change)
+
+    def once(current: MessageDoc) -> bool:
+        return False if _carries_own(current, token) else guarded(current)
+
     try:
-        return await update_message(scope, doc["_id"], box_change(box_id, change), doc)
+        return await update_message(scope, doc["_id"], once, doc)
     except MessageGone:
         raise BadIdentifier(raw_id) from None
 
@@ -138,7 +152,8 @@ async def _change_one(
     token = None
     if _changes_folder(doc, folder, soft_delete=soft_delete):
         token = (await record(scope, [event])).get(event.message_id)
-    changed = await _update(scope, box_id, raw_id, doc, _folder_change(folder, soft_delete=soft_delete, token=token))
+    change = _folder_change(folder, soft_delete=soft_delete, token=token)
+    changed = await _update(scope, box_id, raw_id, doc, change, token)
     await scope.events.announce(event)
     return public_metadata(changed)
 
@@ -215,6 +230,8 @@ def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool, t
     oldest = scope.oldest()
 
     def change(doc: MessageDoc | None) -> Decision:
+        if doc is not None and _carries_own(doc, tokens.get(doc["_id"])):
+            return SKIP  # decided again after a refused write that a copy took after all: it is done
         # Kazoo's bulk path also changes soft-deleted documents (all_docs returns them); they count as missing here.
         if doc is None or not is_box_message(doc, box_id):
             return failed(NOT_FOUND)
