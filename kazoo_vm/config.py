@@ -400,7 +400,8 @@ class Settings:
         metadata=doc(
             SERVICE,
             "Seconds the token signing key is used before CouchDB is asked whether it changed; a new key is used by "
-            "every process within this bound (0: never asked again).",
+            "every process within this bound, and at once by a process shown a token signed with it (0: never "
+            "asked again on a timer).",
             _float_range(0, 3600),
         ),
     )

@@ -15,6 +15,7 @@ from helpers import TestAccount, make_account
 
 from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
+from kazoo_vm.auth.tokens import SigningKey, TokenService, _new_key_doc
 from kazoo_vm.config import Settings
 from kazoo_vm.domain import accounts
 from kazoo_vm.storage.naming import account_db
@@ -252,3 +253,33 @@ async def test_only_users_marked_enabled_can_log_in(client: TestClient[Any, Any]
             doc["enabled"] = enabled
         await store.put_doc(account.account.db, doc)
         assert (await put_json(client, "/v2/user_auth", request))[0] == 401, enabled
+
+
+async def test_a_process_with_an_older_key_accepts_at_once_a_token_signed_with_the_key_couchdb_holds(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
+    tokens = client.app[appkeys.TOKENS]
+    current = tokens.key
+    doc = _new_key_doc()
+    tokens.use(SigningKey(doc["pvt_private_key_pem"].encode(), doc["pvt_identity_secret"].encode()))  # out of date
+    status, _ = await list_boxes(client, account.id, **account.headers)  # issued with the key CouchDB holds
+    assert status == 200
+    assert tokens.key == current
+
+
+async def test_tokens_signed_with_an_unknown_key_make_at_most_one_key_read_a_second(
+    client: TestClient[Any, Any], account: TestAccount
+) -> None:
+    store = client.app[appkeys.STORE]
+    foreign = _new_key_doc()
+    forged = TokenService(
+        SigningKey(foreign["pvt_private_key_pem"].encode(), foreign["pvt_identity_secret"].encode()), 3600
+    ).issue(account.id, None, "cb_api_auth")
+    assert (await list_boxes(client, account.id, **account.headers))[0] == 200  # the account is known from now on
+    sent: list[int] = []
+    for _ in range(3):
+        before = store.requests_sent
+        status, body = await list_boxes(client, account.id, **{"X-Auth-Token": forged})
+        assert status == 401 and body["message"] == "invalid_credentials"
+        sent.append(store.requests_sent - before)
+    assert sent == [1, 0, 0]  # the first looked for a newer key; the others, within the second, did not

@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Mapping
 
 from kazoo_vm.auth.context import AuthContext
-from kazoo_vm.auth.tokens import TokenService
+from kazoo_vm.auth.tokens import SignedWithAnotherKey, TokenService
 from kazoo_vm.domain import accounts
 from kazoo_vm.domain.accounts import Account, AccountCache
 from kazoo_vm.domain.inputs import RequestValues
@@ -49,7 +49,13 @@ async def authenticate(
 ) -> AuthContext:
     token = token_of(headers, parsed)
     if token is not None:
-        auth = tokens.verify(token)
+        try:
+            auth = tokens.verify(token)
+        except SignedWithAnotherKey:
+            # Perhaps signed with the key CouchDB holds now, and this process still has an older one.
+            if not await tokens.catch_up(store):
+                raise
+            auth = tokens.verify(token)
         expected_account = headers.get("X-Auth-Account-Id")
         if expected_account and expected_account != auth.account_id:
             raise InvalidCredentials()

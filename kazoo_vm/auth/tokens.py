@@ -3,13 +3,16 @@
 The RSA signing key is generated on first start and kept in CouchDB (``system_auth`` database, as Kazoo keeps
 its keys there), so restarts and every service process over the same CouchDB accept the same tokens. Two
 processes starting at once race on one deterministic document id; CouchDB lets one win (409 for the other,
-which then reads the winner's key).
+which then reads the winner's key), and the winner reads its key back, so that both use what CouchDB keeps. A
+process also re-reads the key when a token's signature does not match its own (at most once a second): a token
+signed with the key CouchDB holds is accepted at once by a process that still has an older one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -38,6 +41,13 @@ ISSUER = "kazoo"
 ALGORITHM = "RS256"
 # Verified tokens remembered per process, at most (emptied beyond it).
 _MAX_VERIFIED = 10_000
+# The least time between two reads of the key prompted by tokens signed with another key: forged tokens must not
+# make a CouchDB request each.
+_CATCH_UP_EVERY_S = 1.0
+
+
+class SignedWithAnotherKey(InvalidCredentials):
+    """A well-formed token whose signature does not match the key in use (a forgery, or a newer key)."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +110,10 @@ async def load_or_create_signing_key(store: CouchStore, key_file: Path | None = 
         doc = await store.get_doc(naming.SYSTEM_AUTH_DB, KEY_DOC_ID)
     except DocumentNotFound:
         doc = _new_key_doc()
-        try:
+        with contextlib.suppress(Conflict):
             await store.put_doc(naming.SYSTEM_AUTH_DB, doc)
-        except Conflict:
-            doc = await store.get_doc(naming.SYSTEM_AUTH_DB, KEY_DOC_ID)
+        # Whoever wrote it, the key is the one CouchDB keeps: read from every copy, as a rival may sit on one.
+        doc = await store.get_doc_from_every_copy(naming.SYSTEM_AUTH_DB, KEY_DOC_ID)
     return _key_of(doc)
 
 
@@ -128,13 +138,18 @@ async def follow_signing_key(store: CouchStore, tokens: TokenService, every_s: f
     failed read keeps the key in use (CouchDB being away must not stop tokens being checked)."""
     while True:
         await asyncio.sleep(every_s)
-        try:
-            key = await current_signing_key(store)
-        except StorageError:
-            log.warning("could not re-read the token signing key; the key in use is kept", exc_info=True)
-            continue
+        key = await _reread_key(store)
         if key is not None:
             tokens.use(key)
+
+
+async def _reread_key(store: CouchStore) -> SigningKey | None:
+    """:func:`current_signing_key`, None (logged) when it cannot be read: the key in use is then kept."""
+    try:
+        return await current_signing_key(store)
+    except StorageError:
+        log.warning("could not re-read the token signing key; the key in use is kept", exc_info=True)
+        return None
 
 
 class TokenService:
@@ -150,6 +165,7 @@ class TokenService:
         # RSA signature check costs more CPU than the rest of a small request. A token stays valid until its
         # ``exp`` whoever checks it, so keeping the answer adds no staleness; a new key empties it.
         self._verified: dict[str, tuple[float, AuthContext]] = {}
+        self._caught_up_at = -_CATCH_UP_EVERY_S  # when the key was last re-read for a token (monotonic seconds)
 
     @property
     def key(self) -> SigningKey:
@@ -193,14 +209,16 @@ class TokenService:
                 issuer=ISSUER,
                 options={"require": ["exp", "account_id"]},
             )
+        except jwt.InvalidSignatureError as exc:
+            raise SignedWithAnotherKey() from exc
         except jwt.PyJWTError as exc:
             raise InvalidCredentials() from exc
         account_id = claims.get("account_id")
         owner_id = claims.get("owner_id")
-        if not isinstance(account_id, str) or not hmac.compare_digest(
-            str(claims.get("identity_sig", "")), self._identity_sig(account_id, owner_id)
-        ):
+        if not isinstance(account_id, str):
             raise InvalidCredentials()
+        if not hmac.compare_digest(str(claims.get("identity_sig", "")), self._identity_sig(account_id, owner_id)):
+            raise SignedWithAnotherKey()
         auth = AuthContext(
             token=token,
             account_id=account_id,
@@ -210,3 +228,16 @@ class TokenService:
             self._verified.clear()
         self._verified[token] = (float(claims["exp"]), auth)
         return auth
+
+    async def catch_up(self, store: CouchStore) -> bool:
+        """Re-read the signing key from CouchDB, at most once every :data:`_CATCH_UP_EVERY_S`; True when it
+        differed from the one in use (now replaced). A failed read keeps the key in use."""
+        now = time.monotonic()
+        if now - self._caught_up_at < _CATCH_UP_EVERY_S:
+            return False
+        self._caught_up_at = now
+        key = await _reread_key(store)
+        if key is None or key == self._key:
+            return False
+        self.use(key)
+        return True
