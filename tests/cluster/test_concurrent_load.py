@@ -189,8 +189,11 @@ async def check_documents(
         if doc["source_id"] in load.inboxes:
             in_inboxes[key] += 1
             live[key] += 0 if doc.get("pvt_deleted") else 1
-        else:
-            assert doc["source_id"] == load.archive, doc["source_id"]
+        elif doc["source_id"] != load.archive:
+            db = naming.message_db(account_id, doc["_id"])
+            tree = await store.get_doc(db, doc["_id"], revs_info=True, deleted_conflicts=True, conflicts=True)
+            print("in a box no message was moved to:", {k: v for k, v in doc.items() if k != "_attachments"}, tree)
+            raise AssertionError(f"{doc['_id']} is in box {doc['source_id']}, not an inbox or the archive")
     # Exactly once: each recording is one document across the inboxes (moved or not); deleted ones are in the trash.
     twice = {key for key, count in in_inboxes.items() if count > 1}
     for doc in docs:
@@ -272,7 +275,12 @@ async def test_a_node_killed_under_load_and_restarted_loses_nothing_and_catches_
         during = [moment for moment in load.succeeded_at[name] if killed + 1 < moment < restarting]
         assert len(during) >= 5, f"process {name}: {len(during)} successes while node 3 was down; {load.answers}"
 
-    # A delete refused around the kill may have been taken by node 3's copy before it died.
-    load.maybe_deleted |= {key for key, at in load.refused_deletes if killing - 1 < at < killed + 5}
+    # A delete refused around the kill may have been taken by node 3's copy before it died, and one refused while
+    # node 3 came back by the copies that were up (docs/deployment.md); one whose re-read shows it answers 200.
+    load.maybe_deleted |= {
+        key
+        for key, at in load.refused_deletes
+        if killing - 1 < at < killed + 5 or restarting - 1 < at < restarting + 10
+    }
     # Also checks that once node 3 is back every node holds the same revision of every document.
     await check_invariants(a, load, http, cluster, conflicts_allowed=True)
