@@ -95,7 +95,9 @@ def create_app(
             await prepare_couch(store)
             app[appkeys.STORE] = store
             tokens = TokenService(
-                await load_or_create_signing_key(store, key_file=settings.token_key_file), settings.token_expiry_s
+                await load_or_create_signing_key(store, key_file=settings.token_key_file),
+                settings.token_expiry_s,
+                key_in_couch=settings.token_key_file is None,
             )
             app[appkeys.TOKENS] = tokens
             following = (

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from typing import Any
 
 import jwt
+import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -15,9 +17,11 @@ from helpers import TestAccount, make_account
 
 from kazoo_vm import appkeys
 from kazoo_vm.app import create_app
+from kazoo_vm.auth import tokens as tokens_module
 from kazoo_vm.auth.tokens import SigningKey, TokenService, _new_key_doc
 from kazoo_vm.config import Settings
 from kazoo_vm.domain import accounts
+from kazoo_vm.storage.couch import CouchStore
 from kazoo_vm.storage.naming import account_db
 
 
@@ -255,26 +259,36 @@ async def test_only_users_marked_enabled_can_log_in(client: TestClient[Any, Any]
         assert (await put_json(client, "/v2/user_auth", request))[0] == 401, enabled
 
 
+def stale_key() -> SigningKey:
+    doc = _new_key_doc()
+    return SigningKey(doc["pvt_private_key_pem"].encode(), doc["pvt_identity_secret"].encode())
+
+
 async def test_a_process_with_an_older_key_accepts_at_once_a_token_signed_with_the_key_couchdb_holds(
     client: TestClient[Any, Any], account: TestAccount
 ) -> None:
     tokens = client.app[appkeys.TOKENS]
     current = tokens.key
-    doc = _new_key_doc()
-    tokens.use(SigningKey(doc["pvt_private_key_pem"].encode(), doc["pvt_identity_secret"].encode()))  # out of date
+    tokens.use(stale_key())  # this process is out of date
     status, _ = await list_boxes(client, account.id, **account.headers)  # issued with the key CouchDB holds
     assert status == 200
     assert tokens.key == current
 
 
-async def test_tokens_signed_with_an_unknown_key_make_at_most_one_key_read_a_second(
+async def test_requests_arriving_together_with_tokens_of_a_newer_key_are_all_accepted(
     client: TestClient[Any, Any], account: TestAccount
 ) -> None:
+    client.app[appkeys.TOKENS].use(stale_key())
+    answers = await asyncio.gather(*(list_boxes(client, account.id, **account.headers) for _ in range(5)))
+    assert [status for status, _ in answers] == [200] * 5
+
+
+async def test_tokens_signed_with_an_unknown_key_make_one_key_read_per_interval(
+    client: TestClient[Any, Any], account: TestAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokens_module, "CATCH_UP_EVERY_S", 3600.0)
     store = client.app[appkeys.STORE]
-    foreign = _new_key_doc()
-    forged = TokenService(
-        SigningKey(foreign["pvt_private_key_pem"].encode(), foreign["pvt_identity_secret"].encode()), 3600
-    ).issue(account.id, None, "cb_api_auth")
+    forged = TokenService(stale_key(), 3600).issue(account.id, None, "cb_api_auth")
     assert (await list_boxes(client, account.id, **account.headers))[0] == 200  # the account is known from now on
     sent: list[int] = []
     for _ in range(3):
@@ -282,4 +296,12 @@ async def test_tokens_signed_with_an_unknown_key_make_at_most_one_key_read_a_sec
         status, body = await list_boxes(client, account.id, **{"X-Auth-Token": forged})
         assert status == 401 and body["message"] == "invalid_credentials"
         sent.append(store.requests_sent - before)
-    assert sent == [1, 0, 0]  # the first looked for a newer key; the others, within the second, did not
+    assert sent == [1, 0, 0]  # the first asked CouchDB for a newer key; the others, within the interval, did not
+
+
+async def test_a_key_from_a_file_is_never_replaced_by_the_one_in_couchdb(store: CouchStore) -> None:
+    from_file = stale_key()
+    tokens = TokenService(from_file, 3600, key_in_couch=False)
+    before = store.requests_sent
+    assert await tokens.catch_up(store, from_file) is False
+    assert tokens.key == from_file and store.requests_sent == before

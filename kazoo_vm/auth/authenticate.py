@@ -49,11 +49,12 @@ async def authenticate(
 ) -> AuthContext:
     token = token_of(headers, parsed)
     if token is not None:
+        key = tokens.key
         try:
             auth = tokens.verify(token)
         except SignedWithAnotherKey:
             # Perhaps signed with the key CouchDB holds now, and this process still has an older one.
-            if not await tokens.catch_up(store):
+            if not await tokens.catch_up(store, key):
                 raise
             auth = tokens.verify(token)
         expected_account = headers.get("X-Auth-Account-Id")

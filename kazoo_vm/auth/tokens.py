@@ -4,8 +4,8 @@ The RSA signing key is generated on first start and kept in CouchDB (``system_au
 its keys there), so restarts and every service process over the same CouchDB accept the same tokens. Two
 processes starting at once race on one deterministic document id; CouchDB lets one win (409 for the other,
 which then reads the winner's key), and the winner reads its key back, so that both use what CouchDB keeps. A
-process also re-reads the key when a token's signature does not match its own (at most once a second): a token
-signed with the key CouchDB holds is accepted at once by a process that still has an older one.
+process also asks CouchDB for the key when a token's signature does not match its own (at most once a second): a
+token signed with the key CouchDB holds is accepted at once by a process that still has an older one.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -43,7 +44,7 @@ ALGORITHM = "RS256"
 _MAX_VERIFIED = 10_000
 # The least time between two reads of the key prompted by tokens signed with another key: forged tokens must not
 # make a CouchDB request each.
-_CATCH_UP_EVERY_S = 1.0
+CATCH_UP_EVERY_S = 1.0
 
 
 class SignedWithAnotherKey(InvalidCredentials):
@@ -157,15 +158,27 @@ class TokenService:
     app re-reads the key document every ``Settings.signing_key_check_s`` seconds, so a key changed in CouchDB
     is used by every process within that bound)."""
 
-    def __init__(self, key: SigningKey, lifetime_s: int) -> None:
+    def __init__(
+        self,
+        key: SigningKey,
+        lifetime_s: int,
+        *,
+        key_in_couch: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``key_in_couch``: the key is the one CouchDB keeps (not one from a file), so :meth:`catch_up` may look
+        for a newer one there. ``clock`` times those looks."""
         self.lifetime_s = lifetime_s
         self._key = key
+        self._key_in_couch = key_in_couch
+        self._clock = clock
+        self._reread: asyncio.Task[SigningKey | None] | None = None  # the latest look, shared by its waiters
+        self._reread_at = 0.0
         self._public_key = key.public_key
         # Tokens this key has verified, with their expiry: a client sends the same token again and again, and an
         # RSA signature check costs more CPU than the rest of a small request. A token stays valid until its
         # ``exp`` whoever checks it, so keeping the answer adds no staleness; a new key empties it.
         self._verified: dict[str, tuple[float, AuthContext]] = {}
-        self._caught_up_at = -_CATCH_UP_EVERY_S  # when the key was last re-read for a token (monotonic seconds)
 
     @property
     def key(self) -> SigningKey:
@@ -229,15 +242,19 @@ class TokenService:
         self._verified[token] = (float(claims["exp"]), auth)
         return auth
 
-    async def catch_up(self, store: CouchStore) -> bool:
-        """Re-read the signing key from CouchDB, at most once every :data:`_CATCH_UP_EVERY_S`; True when it
-        differed from the one in use (now replaced). A failed read keeps the key in use."""
-        now = time.monotonic()
-        if now - self._caught_up_at < _CATCH_UP_EVERY_S:
+    async def catch_up(self, store: CouchStore, failed_with: SigningKey) -> bool:
+        """After a token's signature did not match ``failed_with`` (the key in use then): True when another key is
+        in use now, to check the token with. CouchDB is asked for the key at most once every
+        :data:`CATCH_UP_EVERY_S`; requests that come meanwhile share that answer. A key from a file never changes."""
+        if self._key != failed_with:
+            return True  # a newer key arrived meanwhile
+        if not self._key_in_couch:
             return False
-        self._caught_up_at = now
-        key = await _reread_key(store)
-        if key is None or key == self._key:
-            return False
-        self.use(key)
-        return True
+        reread = self._reread
+        if reread is None or (reread.done() and self._clock() - self._reread_at >= CATCH_UP_EVERY_S):
+            self._reread_at = self._clock()
+            reread = self._reread = asyncio.ensure_future(_reread_key(store))
+        key = await asyncio.shield(reread)
+        if key is not None:
+            self.use(key)
+        return self._key != failed_with

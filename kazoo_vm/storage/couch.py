@@ -48,7 +48,7 @@ from kazoo_vm.storage.errors import (
     error_for_status,
 )
 from kazoo_vm.storage.instrument import CouchCall, audio_sent, couch_call
-from kazoo_vm.storage.request_ids import RequestIds
+from kazoo_vm.storage.request_ids import check_request_ids
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class CouchStore:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s),
             auto_decompress=True,
             # Each answer is checked to be its own request's (see request_ids).
-            middlewares=(RequestIds(),),
+            middlewares=(check_request_ids,),
         )
         self._remote = self._couch._server
 

@@ -120,8 +120,8 @@ def _folder_change(folder: str, *, soft_delete: bool, token: str | None = None) 
 
 
 def _carries_own(doc: MessageDoc, token: str | None) -> bool:
-    """Whether ``doc`` already carries the token of the change being made: CouchDB refused that change's write (409)
-    while a node failed, yet a copy took it, and the re-read shows it."""
+    """Whether ``doc`` already carries the token of the change being made, i.e. holds that change: CouchDB can
+    refuse a write (409, 412) that a copy took all the same while a node fails or catches up."""
     return token is not None and carries(doc, token)
 
 
