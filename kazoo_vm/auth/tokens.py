@@ -18,7 +18,6 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -158,20 +157,12 @@ class TokenService:
     app re-reads the key document every ``Settings.signing_key_check_s`` seconds, so a key changed in CouchDB
     is used by every process within that bound)."""
 
-    def __init__(
-        self,
-        key: SigningKey,
-        lifetime_s: int,
-        *,
-        key_in_couch: bool = True,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, key: SigningKey, lifetime_s: int, *, key_in_couch: bool = True) -> None:
         """``key_in_couch``: the key is the one CouchDB keeps (not one from a file), so :meth:`catch_up` may look
-        for a newer one there. ``clock`` times those looks."""
+        for a newer one there."""
         self.lifetime_s = lifetime_s
         self._key = key
         self._key_in_couch = key_in_couch
-        self._clock = clock
         self._reread: asyncio.Task[SigningKey | None] | None = None  # the latest look, shared by its waiters
         self._reread_at = 0.0
         self._public_key = key.public_key
@@ -251,8 +242,8 @@ class TokenService:
         if not self._key_in_couch:
             return False
         reread = self._reread
-        if reread is None or (reread.done() and self._clock() - self._reread_at >= CATCH_UP_EVERY_S):
-            self._reread_at = self._clock()
+        if reread is None or (reread.done() and time.monotonic() - self._reread_at >= CATCH_UP_EVERY_S):
+            self._reread_at = time.monotonic()
             reread = self._reread = asyncio.ensure_future(_reread_key(store))
         key = await asyncio.shield(reread)
         if key is not None:

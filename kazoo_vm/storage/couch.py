@@ -426,7 +426,8 @@ class CouchStore:
         server without shards), read once per store. kazoo_vm makes every database with the cluster's defaults, so
         one database answers for all of them."""
         if self._copies_known is None:
-            self._copies_known = int((await self._cluster(db)).get("n") or 1)
+            cluster = (await self._json("GET", f"/{quote_name(db)}")).get("cluster")
+            self._copies_known = int(cluster.get("n") or 1) if isinstance(cluster, dict) else 1
         return self._copies_known
 
     async def get_doc_from_every_copy(self, db: str, doc_id: str, **params: Any) -> JsonDict:
@@ -492,12 +493,6 @@ class CouchStore:
         log.warning("write of %s/%s contested by %s: giving way", db, doc_id, names)
         await self._give_way(db, doc_id, rev, _ancestry(ours or {}, digest, parent))
         return True
-
-    async def _cluster(self, db: str) -> JsonDict:
-        """The database's cluster settings (``n``, ``q``, ``w``, ``r``; empty on a server without them)."""
-        info = await self._json("GET", f"/{quote_name(db)}")
-        cluster = info.get("cluster")
-        return cluster if isinstance(cluster, dict) else {}
 
     async def _give_way(self, db: str, doc_id: str, rev: str, ancestry: Sequence[str]) -> None:
         """Delete our leaf ``rev`` of a lost race, marked as such so that no other writer takes the tombstone

@@ -46,8 +46,9 @@ def carry(doc: MessageDoc, tokens: Iterable[str], *, now: float | None = None) -
     return doc
 
 
-def carries(doc: Mapping[str, Any] | None, token: str) -> bool:
-    held = doc.get(TOKENS) if doc is not None else None
+def carries(doc: Mapping[str, Any] | None, token: str | None) -> bool:
+    """Whether ``doc`` holds the change that carries ``token`` (no token: no change to find)."""
+    held = doc.get(TOKENS) if doc is not None and token is not None else None
     return isinstance(held, dict) and token in held
 
 

@@ -119,21 +119,16 @@ def _folder_change(folder: str, *, soft_delete: bool, token: str | None = None) 
     return lambda doc: _set_folder(doc, folder, soft_delete=soft_delete, token=token)
 
 
-def _carries_own(doc: MessageDoc, token: str | None) -> bool:
-    """Whether ``doc`` already carries the token of the change being made, i.e. holds that change: CouchDB can
-    refuse a write (409, 412) that a copy took all the same while a node fails or catches up."""
-    return token is not None and carries(doc, token)
-
-
 async def _update(
     scope: Scope, box_id: str, raw_id: str, doc: MessageDoc, change: MessageEdit, token: str | None = None
 ) -> MessageDoc:
     """Save ``change`` (carrying ``token``) to this box's message ``doc``; 404 when it stopped being the box's
-    message meanwhile. A re-read that shows the change already saved (it carries ``token``) ends the update."""
+    message meanwhile. A re-read that shows the change already saved (it carries ``token``) ends the update: CouchDB
+    can refuse a write (409, 412) that a copy took all the same while a node fails or catches up."""
     guarded = box_change(box_id, change)
 
     def once(current: MessageDoc) -> bool:
-        return False if _carries_own(current, token) else guarded(current)
+        return False if carries(current, token) else guarded(current)
 
     try:
         return await update_message(scope, doc["_id"], once, doc)
@@ -230,7 +225,7 @@ def _bulk_change(scope: Scope, box_id: str, folder: str, *, soft_delete: bool, t
     oldest = scope.oldest()
 
     def change(doc: MessageDoc | None) -> Decision:
-        if doc is not None and _carries_own(doc, tokens.get(doc["_id"])):
+        if doc is not None and carries(doc, tokens.get(doc["_id"])):
             return SKIP  # decided again after a refused write that a copy took after all: it is done
         # Kazoo's bulk path also changes soft-deleted documents (all_docs returns them); they count as missing here.
         if doc is None or not is_box_message(doc, box_id):
