@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from yarl import URL
@@ -34,9 +35,15 @@ class Relay:
     later_on_that_connection: int = 0
     connections: int = 0
     spoil_request_ids: bool = False  # the server then answers with ids of its own, as older CouchDB releases do
+    streams: list[asyncio.StreamWriter] = field(default_factory=list)
+    serving: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def serve(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.serving.add(task)
         server_in, server_out = await asyncio.open_connection(self.upstream.host, self.upstream.port)
+        self.streams += [client_out, server_out]
         carried_stray = False
 
         async def requests() -> None:
@@ -65,6 +72,15 @@ class Relay:
         with contextlib.suppress(ConnectionError):
             await asyncio.gather(requests(), answers())
 
+    async def close(self) -> None:
+        """Close every connection and wait for them (none may be left for the closed event loop)."""
+        for stream in self.streams:
+            stream.close()
+        await asyncio.gather(*self.serving, return_exceptions=True)
+        for stream in self.streams:
+            with contextlib.suppress(ConnectionError):
+                await stream.wait_closed()
+
 
 def stray_answer(body: dict[str, object], request_id: str | None) -> bytes:
     payload = json.dumps(body).encode()
@@ -86,6 +102,8 @@ async def relay(couch_url: str) -> AsyncIterator[tuple[Relay, CouchStore]]:
     finally:
         await store.close()
         server.close()
+        await relay.close()
+        await server.wait_closed()
 
 
 @pytest.fixture
